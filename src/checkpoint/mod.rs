@@ -1,0 +1,316 @@
+//! A checkpoint is the model config plus the weights, as safetensors bytes.
+//!
+//! Tensor names are the module paths, spelled as diffusers' `UNet2DModel` state dict
+//! (`down_blocks.0.resnets.0.conv1.weight`): GroupNorm's γ/β are `weight`/`bias`, and 2-D
+//! (linear) weights are stored `[out, in]` as PyTorch does. The metadata carries the
+//! `UNetConfig` as JSON and a model card. The same bytes are written by the tab and the CLI.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{UNet, UNetConfig};
+
+/// The value of the `format` metadata key.
+pub const FORMAT: &str = "tabdiffusion-unet/1";
+
+/// What the model has been through, shown beside the weights.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Dataset trained on (`mnist`, …).
+    #[serde(default)]
+    pub dataset: String,
+    /// Training steps taken.
+    #[serde(default)]
+    pub steps: u64,
+    /// Training images seen (steps × batch size).
+    #[serde(default)]
+    pub images_seen: u64,
+}
+
+/// Why a weights file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not a readable .safetensors file (is it truncated?): {0}")]
+    Unreadable(String),
+    #[error("the file has no model config in its metadata: it was not exported by this tool")]
+    MissingConfig,
+    #[error("the model config in the file is not valid: {0}")]
+    BadConfig(String),
+    #[error("tensor {name} is {dtype}; only F32 weights are supported")]
+    Dtype { name: String, dtype: String },
+    #[error("the weights do not match the model config: {0}")]
+    Mismatch(String),
+    #[error("could not read the weights from the device: {0}")]
+    Device(String),
+}
+
+/// A decoded weights file: config, card and named `f32` tensors (PyTorch layout).
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub config: UNetConfig,
+    pub card: ModelCard,
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// The state-dict name of a parameter path.
+fn state_dict_name(path: &[String]) -> String {
+    let mut parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    if let Some(last) = parts.last_mut() {
+        *last = match *last {
+            "gamma" => "weight",
+            "beta" => "bias",
+            other => other,
+        };
+    }
+    parts.join(".")
+}
+
+/// Tracks the module path during a visit or a map.
+#[derive(Default)]
+struct Path(Vec<String>);
+
+impl Path {
+    fn enter(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+    fn name(&self) -> String {
+        state_dict_name(&self.0)
+    }
+}
+
+/// Every float parameter: its name, its PyTorch-layout shape and its values as a flat tensor.
+struct Collect {
+    path: Path,
+    out: Vec<(String, Vec<usize>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        // burn's Linear stores [in, out]; PyTorch stores [out, in].
+        let value = if D == 2 { value.transpose() } else { value };
+        let shape = value.dims().to_vec();
+        self.out.push((self.path.name(), shape, value.flatten(0, D - 1)));
+    }
+}
+
+/// Serialises the model's weights and config. Reads the device asynchronously, so the same
+/// code runs in the browser (where sync reads panic) and natively (under a `block_on`).
+pub async fn to_bytes(model: &UNet, config: &UNetConfig, card: &ModelCard) -> Result<Vec<u8>, CheckpointError> {
+    let mut collect = Collect { path: Path::default(), out: Vec::new() };
+    model.visit(&mut collect);
+    let mut tensors = Vec::with_capacity(collect.out.len());
+    for (name, shape, flat) in collect.out {
+        let data = flat.into_data_async().await.map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
+        let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
+        tensors.push((name, shape, values));
+    }
+    Ok(encode(config, card, &tensors))
+}
+
+/// Builds safetensors bytes from named `f32` tensors (PyTorch layout).
+pub fn encode(config: &UNetConfig, card: &ModelCard, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let bytes: Vec<(&str, &[usize], Vec<u8>)> = tensors
+        .iter()
+        .map(|(name, shape, values)| {
+            (name.as_str(), shape.as_slice(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect();
+    let views = bytes.iter().map(|(name, shape, data)| {
+        let view = TensorView::new(Dtype::F32, shape.to_vec(), data).expect("shape matches data length");
+        (*name, view)
+    });
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), serde_json::to_string(config).expect("config serialises")),
+        ("model_card".to_string(), serde_json::to_string(card).expect("card serialises")),
+    ]);
+    safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise")
+}
+
+/// Parses a weights file; checks that it is safetensors, carries a valid config, holds F32 tensors.
+pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
+    let file = SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    let info = metadata.metadata().clone().unwrap_or_default();
+    let config_json = info.get("config").ok_or(CheckpointError::MissingConfig)?;
+    let config: UNetConfig =
+        serde_json::from_str(config_json).map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
+    config.validate().map_err(CheckpointError::BadConfig)?;
+    let card = info
+        .get("model_card")
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(CheckpointError::Dtype { name, dtype: format!("{:?}", view.dtype()) });
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok(Checkpoint { config, card, tensors })
+}
+
+/// Writes a checkpoint's tensors into a freshly built model, keeping its parameter ids.
+struct Load<'a> {
+    path: Path,
+    tensors: &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    device: Device,
+}
+
+impl ModuleMapper for Load<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (shape, values) = &self.tensors[&self.path.name()]; // names checked beforehand
+        let device = self.device.clone();
+        param.map(|_| {
+            let tensor = Tensor::<D>::from_data(TensorData::new(values.clone(), shape.clone()), &device);
+            if D == 2 { tensor.transpose() } else { tensor }
+        })
+    }
+}
+
+const SHOW: usize = 5;
+
+fn list<T: std::fmt::Display>(what: &str, items: &[T]) -> Option<String> {
+    if items.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = items.iter().take(SHOW).map(|i| i.to_string()).collect();
+    let more = if items.len() > SHOW { format!(" and {} more", items.len() - SHOW) } else { String::new() };
+    Some(format!("{what}: {}{more}", shown.join(", ")))
+}
+
+impl Checkpoint {
+    /// Builds the model of the checkpoint's config on `device` and loads the weights, after
+    /// checking that every name and shape matches (the first mismatches are listed).
+    pub fn load(&self, device: &Device) -> Result<UNet, CheckpointError> {
+        let model = self.config.init(device);
+        let mut collect = Collect { path: Path::default(), out: Vec::new() };
+        model.visit(&mut collect);
+
+        let expected: BTreeMap<String, Vec<usize>> =
+            collect.out.into_iter().map(|(name, shape, _)| (name, shape)).collect();
+        let missing: Vec<&String> = expected.keys().filter(|n| !self.tensors.contains_key(*n)).collect();
+        let unexpected: Vec<&String> = self.tensors.keys().filter(|n| !expected.contains_key(*n)).collect();
+        let shapes: Vec<String> = expected
+            .iter()
+            .filter_map(|(name, shape)| {
+                let (found, _) = self.tensors.get(name)?;
+                (found != shape).then(|| format!("{name} is {found:?}, expected {shape:?}"))
+            })
+            .collect();
+        let problems: Vec<String> = [
+            list("missing", &missing),
+            list("unexpected", &unexpected),
+            list("wrong shape", &shapes),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !problems.is_empty() {
+            return Err(CheckpointError::Mismatch(problems.join("; ")));
+        }
+        let mut load = Load { path: Path::default(), tensors: &self.tensors, device: device.clone() };
+        Ok(model.map(&mut load))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    use burn::tensor::Tolerance;
+
+    fn tiny_bytes() -> (UNet, Vec<u8>) {
+        let device = Device::flex();
+        let config = Preset::Tiny.config();
+        let model = config.init(&device);
+        let card = ModelCard { dataset: "mnist".into(), steps: 12, images_seen: 96 };
+        let bytes = pollster::block_on(to_bytes(&model, &config, &card)).unwrap();
+        (model, bytes)
+    }
+
+    #[test]
+    fn save_then_load_gives_the_same_outputs() {
+        let device = Device::flex();
+        let (model, bytes) = tiny_bytes();
+        let checkpoint = decode(&bytes).unwrap();
+        assert_eq!(checkpoint.config, Preset::Tiny.config());
+        assert_eq!(checkpoint.card.steps, 12);
+        let loaded = checkpoint.load(&device).unwrap();
+        let x = Tensor::<4>::ones([1, 1, 28, 28], &device);
+        let (a, b) = (model.forward(x.clone(), &[3]), loaded.forward(x, &[3]));
+        a.into_data().assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-7));
+    }
+
+    #[test]
+    fn names_follow_the_diffusers_state_dict() {
+        let (_, bytes) = tiny_bytes();
+        let checkpoint = decode(&bytes).unwrap();
+        let names: Vec<&str> = checkpoint.tensors.keys().map(String::as_str).collect();
+        for expected in [
+            "conv_in.weight",
+            "time_embedding.linear_1.weight",
+            "down_blocks.0.resnets.0.norm1.weight",
+            "down_blocks.0.downsamplers.0.conv.weight",
+            "down_blocks.1.attentions.0.to_out.0.bias",
+            "mid_block.attentions.0.group_norm.bias",
+            "up_blocks.1.resnets.1.conv_shortcut.weight",
+            "conv_norm_out.weight",
+        ] {
+            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        }
+        // Linear weights in PyTorch's [out, in] order: linear_1 maps 8 -> 32.
+        assert_eq!(checkpoint.tensors["time_embedding.linear_1.weight"].0, vec![32, 8]);
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_get_clear_errors() {
+        let (_, bytes) = tiny_bytes();
+        let truncated = decode(&bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(matches!(truncated, CheckpointError::Unreadable(_)), "{truncated}");
+        let garbage = decode(b"PK\x03\x04 this is a zip, not weights").unwrap_err();
+        assert!(matches!(garbage, CheckpointError::Unreadable(_)), "{garbage}");
+        // Safetensors without our config: e.g. an unrelated model's file.
+        let view = TensorView::new(Dtype::F32, vec![1], &[0, 0, 0, 0]).unwrap();
+        let foreign = safetensors::serialize([("w", view)], None).unwrap();
+        assert!(matches!(decode(&foreign).unwrap_err(), CheckpointError::MissingConfig));
+    }
+
+    #[test]
+    fn weights_of_another_architecture_list_the_mismatches() {
+        let (_, bytes) = tiny_bytes();
+        let mut checkpoint = decode(&bytes).unwrap();
+        // The file claims mnist-small but holds tiny's tensors.
+        checkpoint.config = Preset::MnistSmall.config();
+        let message = checkpoint.load(&Device::flex()).unwrap_err().to_string();
+        assert!(message.contains("missing: "), "{message}");
+        assert!(message.contains("wrong shape: conv_in.weight is [8, 1, 3, 3], expected [32, 1, 3, 3]"), "{message}");
+    }
+}

@@ -1,0 +1,78 @@
+//! `bench`: training and DDIM-50 sampling throughput for one model on one backend.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use clap::Args;
+
+use super::sample::load_model;
+use super::{Backend, CliResult, model_source};
+use crate::data::ImageSet;
+use crate::diffusion::{Noise, SamplerKind, Schedule};
+use crate::pipeline::SampleRun;
+use crate::train::{TrainConfig, Trainer};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A preset or a weights file.
+    #[arg(long, default_value = "mnist-small")]
+    pub model: String,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Timed training steps (after one untimed warm-up step).
+    #[arg(long, default_value_t = 5)]
+    pub train_steps: usize,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: BenchArgs) -> CliResult {
+    if args.batch == 0 || args.train_steps == 0 {
+        return Err("--batch and --train-steps must be at least 1".into());
+    }
+    let device = args.backend.device();
+    let (model, config) = load_model(model_source(&args.model)?, &device)?;
+    let params = model.num_params();
+
+    // Training: random images stand in for data; the cost does not depend on the pixels.
+    let (c, s) = (config.in_channels, config.sample_size);
+    let pixels = Noise::new(1).indices(args.batch * c * s * s, 256).into_iter().map(|p| p as u8).collect();
+    let set = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
+    let mut trainer = Trainer::from_model(model.clone(), config.clone(), TrainConfig::new().with_batch_size(args.batch), &device);
+    let all: Vec<usize> = (0..args.batch).collect();
+    let read = |loss: burn::tensor::Tensor<1>| loss.into_data().try_to_vec::<f32>().expect("f32")[0];
+    read(trainer.step(set.batch(&all, &device))); // warm-up: kernels compiled, memory pooled
+    let start = Instant::now();
+    for _ in 0..args.train_steps {
+        read(trainer.step(set.batch(&all, &device)));
+    }
+    let train_images_per_s = (args.train_steps * args.batch) as f64 / start.elapsed().as_secs_f64();
+
+    // DDIM-50: one warm-up step, then a full run.
+    let kind = SamplerKind::Ddim { steps: 50, eta: 0.0 };
+    let mut warm = SampleRun::new(&config, kind, &Schedule::ddpm(), args.batch, 0, &device);
+    warm.step(&model);
+    let _ = warm.sample.into_data();
+    let start = Instant::now();
+    let mut run = SampleRun::new(&config, kind, &Schedule::ddpm(), args.batch, 0, &device);
+    while run.step(&model).is_some() {}
+    let _ = run.sample.into_data();
+    let ddim50_images_per_s = args.batch as f64 / start.elapsed().as_secs_f64();
+
+    if args.json {
+        println!(
+            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"params\": {params}, \"train_images_per_s\": {train_images_per_s:.3}, \"ddim50_images_per_s\": {ddim50_images_per_s:.3}}}",
+            args.model,
+            args.backend.name(),
+            args.batch
+        );
+    } else {
+        println!("{} on {} (batch {}, {params} parameters):", args.model, args.backend.name(), args.batch);
+        println!("  training      {train_images_per_s:.2} images/s");
+        println!("  DDIM-50       {ddim50_images_per_s:.2} images/s");
+    }
+    Ok(())
+}

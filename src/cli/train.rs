@@ -1,0 +1,135 @@
+//! `train`: DDPM training on a tiled dataset, with a progress bar; writes the EMA weights and a
+//! grid of DDIM samples.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::sample::sample_values;
+use super::{Backend, CliResult, ModelSource, load_split, model_source, write_atomic};
+use crate::checkpoint::{ModelCard, to_bytes};
+use crate::data::samples_png;
+use crate::diffusion::SamplerKind;
+use crate::train::{TrainConfig, Trainer};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// A preset (`tiny`, `mnist-small`, `ddpm-cifar10`) or a weights file to continue from.
+    #[arg(long, default_value = "mnist-small")]
+    pub model: String,
+    /// Tiled dataset folder (written by `data`).
+    #[arg(long, default_value = "www/data/mnist")]
+    pub data: PathBuf,
+    /// Use only the first N training images (default: all).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Training steps.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Adam learning rate (the DDPM paper used 2e-4 for its 35.7M model).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// EMA decay of the sampling weights.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema_decay: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Checkpoint to write (config + EMA weights).
+    #[arg(long, default_value = "model.safetensors")]
+    pub out: PathBuf,
+    /// PNG grid of 16 DDIM-50 samples from the trained model.
+    #[arg(long, default_value = "samples.png")]
+    pub grid: PathBuf,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: Backend,
+    /// Print the loss every N steps as JSON lines instead of a progress bar.
+    #[arg(long)]
+    pub log_every: Option<usize>,
+}
+
+pub fn run(args: TrainArgs) -> CliResult {
+    if args.steps == 0 || args.batch == 0 {
+        return Err("--steps and --batch must be at least 1".into());
+    }
+    let device = args.backend.device();
+    let (manifest, mut set) = load_split(&args.data, true)?;
+    if let Some(limit) = args.limit {
+        set = set.take(limit);
+    }
+    if set.is_empty() {
+        return Err(format!("{}: the dataset has no images", args.data.display()));
+    }
+    let config = TrainConfig::new()
+        .with_batch_size(args.batch)
+        .with_learning_rate(args.lr)
+        .with_ema_decay(args.ema_decay)
+        .with_seed(args.seed);
+    let mut trainer = match model_source(&args.model)? {
+        ModelSource::Preset(model_config) => Trainer::new(model_config, config, &device),
+        ModelSource::File(checkpoint) => {
+            let model = checkpoint.load(&device).map_err(|e| e.to_string())?;
+            Trainer::from_model(model, checkpoint.config, config, &device)
+        }
+    };
+    let mc = &trainer.model_config;
+    if (mc.in_channels, mc.sample_size) != (set.channels, set.height) || set.height != set.width {
+        return Err(format!(
+            "the model takes {}×{}×{} images but {} has {}×{}×{}",
+            mc.sample_size, mc.sample_size, mc.in_channels, manifest.name, set.height, set.width, set.channels
+        ));
+    }
+
+    let bar = if args.log_every.is_some() { ProgressBar::hidden() } else { ProgressBar::new(args.steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+            .expect("valid template"),
+    );
+    let start = Instant::now();
+    let mut smoothed = None;
+    for step in 0..args.steps {
+        let indices = trainer.next_indices(set.len());
+        let loss = trainer.step(set.batch(&indices, &device));
+        let loss = loss.into_data().try_to_vec::<f32>().expect("f32 loss")[0];
+        if !loss.is_finite() {
+            return Err(format!("the loss became {loss} at step {step}; try a smaller --lr"));
+        }
+        let s = smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss);
+        smoothed = Some(s);
+        let rate = ((step + 1) * args.batch) as f64 / start.elapsed().as_secs_f64();
+        bar.set_message(format!("loss {s:.4}  {rate:.1} images/s"));
+        bar.inc(1);
+        if let Some(every) = args.log_every
+            && (step + 1) % every == 0
+        {
+            println!("{{\"step\": {}, \"loss\": {loss}, \"smoothed_loss\": {s}, \"images_per_s\": {rate:.2}}}", step + 1);
+        }
+    }
+    bar.finish();
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "trained {} steps ({} images) in {elapsed:.0} s on {}",
+        args.steps,
+        args.steps * args.batch,
+        args.backend.name()
+    );
+
+    let card = ModelCard {
+        dataset: manifest.name.clone(),
+        steps: trainer.step as u64,
+        images_seen: (trainer.step * args.batch) as u64,
+    };
+    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &card)).map_err(|e| e.to_string())?;
+    write_atomic(&args.out, &bytes)?;
+    println!("wrote {}", args.out.display());
+
+    let kind = SamplerKind::Ddim { steps: 50, eta: 0.0 };
+    let values = sample_values(&trainer.ema, &trainer.model_config, kind, 16, 0, &device);
+    let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
+    write_atomic(&args.grid, &samples_png(&values, 16, c, s, 4))?;
+    println!("wrote {}", args.grid.display());
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! A set of same-sized 8-bit images in memory, and minibatches of it as tensors.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::DataError;
+
+/// Images stored `[N, H, W, C]` as bytes, with optional class labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageSet {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl ImageSet {
+    pub fn new(height: usize, width: usize, channels: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Result<Self, DataError> {
+        let size = height * width * channels;
+        if size == 0 || pixels.len() % size != 0 {
+            return Err(DataError::Format(format!(
+                "{} bytes is not a whole number of {height}×{width}×{channels} images",
+                pixels.len()
+            )));
+        }
+        if !labels.is_empty() && labels.len() != pixels.len() / size {
+            return Err(DataError::Format(format!(
+                "{} labels for {} images",
+                labels.len(),
+                pixels.len() / size
+            )));
+        }
+        Ok(Self { height, width, channels, pixels, labels })
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    pub fn len(&self) -> usize {
+        self.pixels.len() / self.image_size()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pixels.is_empty()
+    }
+
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_size();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// The first `n` images (or all).
+    pub fn take(&self, n: usize) -> Self {
+        let n = n.min(self.len());
+        Self {
+            pixels: self.pixels[..n * self.image_size()].to_vec(),
+            labels: self.labels.iter().take(n).copied().collect(),
+            ..*self
+        }
+    }
+
+    /// Appends another set of the same image size.
+    pub fn extend(&mut self, other: &ImageSet) {
+        self.pixels.extend_from_slice(&other.pixels);
+        self.labels.extend_from_slice(&other.labels);
+    }
+
+    /// The images at `indices` as a `[B, C, H, W]` tensor scaled to [−1, 1] (DDPM §3.3).
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Tensor<4> {
+        let (h, w, c) = (self.height, self.width, self.channels);
+        let mut values = Vec::with_capacity(indices.len() * self.image_size());
+        for &i in indices {
+            let image = self.image(i);
+            for ch in 0..c {
+                for p in 0..h * w {
+                    values.push(image[p * c + ch] as f32 / 127.5 - 1.0);
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(values, [indices.len(), c, h, w]), device)
+    }
+}
+
+/// Converts `[B, C, H, W]` values in [−1, 1] to bytes `[B, H, W, C]` (clamped, rounded).
+pub fn to_pixels(values: &[f32], batch: usize, channels: usize, height: usize, width: usize) -> Vec<u8> {
+    let mut out = vec![0u8; values.len()];
+    for b in 0..batch {
+        for c in 0..channels {
+            for p in 0..height * width {
+                let v = values[((b * channels + c) * height * width) + p];
+                let byte = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
+                out[(b * height * width + p) * channels + c] = byte;
+            }
+        }
+    }
+    out
+}

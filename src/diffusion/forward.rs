@@ -1,0 +1,24 @@
+//! The forward process q(x_t | x_0) in closed form (DDPM eq. 4) and the training loss.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::Schedule;
+
+/// Per-image coefficients as a `[B, 1, 1, 1]` tensor, looked up on the host.
+fn per_image(values: Vec<f32>, device: &Device) -> Tensor<4> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n, 1, 1, 1]), device)
+}
+
+/// x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε, one timestep per image (DDPM eq. 4 reparameterised).
+pub fn q_sample(schedule: &Schedule, x0: Tensor<4>, noise: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+    let device = x0.device();
+    let signal = timesteps.iter().map(|&t| schedule.alphas_cumprod[t].sqrt() as f32).collect();
+    let sigma = timesteps.iter().map(|&t| (1.0 - schedule.alphas_cumprod[t]).sqrt() as f32).collect();
+    x0 * per_image(signal, &device) + noise * per_image(sigma, &device)
+}
+
+/// The simplified objective L_simple = ‖ε − ε_θ(x_t, t)‖², averaged (DDPM eq. 14).
+pub fn noise_prediction_loss(predicted: Tensor<4>, noise: Tensor<4>) -> Tensor<1> {
+    (predicted - noise).powi_scalar(2).mean()
+}

@@ -1,0 +1,18 @@
+//! Train and sample a diffusion model in a browser tab (WebGPU through burn), and natively.
+//!
+//! The pipeline, inward-pointing: `data` (bytes -> images) -> `model` (the U-Net) ->
+//! `diffusion` (schedule, forward process, samplers) -> `train` (Algorithm 1, Adam, EMA) ->
+//! `checkpoint` (config + weights <-> safetensors bytes). These do no I/O and take a
+//! `burn::tensor::Device` from the shell: `web` (wasm32, Leptos) or `cli` (native, clap).
+
+pub mod checkpoint;
+pub mod data;
+pub mod diffusion;
+pub mod model;
+pub mod pipeline;
+pub mod train;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

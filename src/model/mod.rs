@@ -1,0 +1,11 @@
+//! The ε-prediction U-Net and its parts.
+
+mod blocks;
+mod embedding;
+mod presets;
+mod unet;
+
+pub use blocks::{AttentionBlock, Downsample, ResnetBlock, Upsample};
+pub use embedding::{TimestepEmbedding, timestep_embedding};
+pub use presets::{Preset, preset_names};
+pub use unet::{DownBlock, MidBlock, UNet, UNetConfig, UpBlock};

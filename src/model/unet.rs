@@ -1,0 +1,314 @@
+//! The U-Net ε-predictor of DDPM (Ho et al. 2020, Appendix B), laid out as diffusers'
+//! `UNet2DModel` with `DownBlock2D` / `AttnDownBlock2D`, `UNetMidBlock2D` and
+//! `UpBlock2D` / `AttnUpBlock2D`.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
+use burn::tensor::activation::silu;
+use burn::tensor::{Device, Tensor};
+
+use super::blocks::{
+    AttentionBlock, AttentionBlockConfig, Downsample, ResnetBlock, ResnetBlockConfig, Upsample,
+};
+use super::embedding::{TimestepEmbedding, TimestepEmbeddingConfig, timestep_embedding_tensor};
+
+/// Sizes of a U-Net. Travels with the weights in every checkpoint.
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Image height and width.
+    pub sample_size: usize,
+    /// Image channels in (1 for MNIST, 3 for CIFAR-10).
+    pub in_channels: usize,
+    /// Channels out (= in_channels for ε-prediction).
+    pub out_channels: usize,
+    /// Channels at each resolution, highest resolution first; the resolution halves between levels.
+    pub block_out_channels: Vec<usize>,
+    /// Whether each level (same order) has self-attention after its ResNet blocks.
+    pub attention: Vec<bool>,
+    /// ResNet blocks per level on the way down (one more on the way up).
+    pub layers_per_block: usize,
+    /// Channels per attention head (`None`: one head over all channels).
+    #[config(default = "None")]
+    pub attention_head_dim: Option<usize>,
+    /// GroupNorm groups.
+    #[config(default = 32)]
+    pub norm_num_groups: usize,
+    /// GroupNorm epsilon.
+    #[config(default = 1e-5)]
+    pub norm_eps: f64,
+    /// Dropout in the ResNet blocks.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// `[cos, sin]` instead of `[sin, cos]` in the time embedding.
+    #[config(default = true)]
+    pub flip_sin_to_cos: bool,
+    /// Frequency shift of the time embedding.
+    #[config(default = 0.0)]
+    pub freq_shift: f64,
+}
+
+/// One resolution level on the way down.
+#[derive(Module, Debug)]
+pub struct DownBlock {
+    pub resnets: Vec<ResnetBlock>,
+    pub attentions: Vec<AttentionBlock>,
+    pub downsamplers: Vec<Downsample>,
+}
+
+/// The bottleneck: ResNet, attention, ResNet.
+#[derive(Module, Debug)]
+pub struct MidBlock {
+    pub resnets: Vec<ResnetBlock>,
+    pub attentions: Vec<AttentionBlock>,
+}
+
+/// One resolution level on the way up; each ResNet block takes a skip connection.
+#[derive(Module, Debug)]
+pub struct UpBlock {
+    pub resnets: Vec<ResnetBlock>,
+    pub attentions: Vec<AttentionBlock>,
+    pub upsamplers: Vec<Upsample>,
+}
+
+/// The ε-prediction network `ε_θ(x_t, t)`.
+#[derive(Module, Debug)]
+pub struct UNet {
+    pub conv_in: Conv2d,
+    pub time_embedding: TimestepEmbedding,
+    pub down_blocks: Vec<DownBlock>,
+    pub mid_block: MidBlock,
+    pub up_blocks: Vec<UpBlock>,
+    pub conv_norm_out: GroupNorm,
+    pub conv_out: Conv2d,
+    pub time_proj_dim: usize,
+    pub flip_sin_to_cos: bool,
+    pub freq_shift: f64,
+}
+
+impl UNetConfig {
+    /// Checks what `init` would otherwise panic on, in words.
+    pub fn validate(&self) -> Result<(), String> {
+        let levels = self.block_out_channels.len();
+        if levels == 0 {
+            return Err("block_out_channels is empty".into());
+        }
+        if self.attention.len() != levels {
+            return Err(format!(
+                "attention has {} entries for {levels} levels",
+                self.attention.len()
+            ));
+        }
+        if self.in_channels == 0 || self.out_channels == 0 || self.layers_per_block == 0 {
+            return Err("in_channels, out_channels and layers_per_block must be positive".into());
+        }
+        for &c in &self.block_out_channels {
+            if self.norm_num_groups == 0 || c % self.norm_num_groups != 0 {
+                return Err(format!(
+                    "{c} channels are not divisible by norm_num_groups = {}",
+                    self.norm_num_groups
+                ));
+            }
+            if let Some(d) = self.attention_head_dim
+                && (d == 0 || c % d != 0)
+            {
+                return Err(format!("{c} channels are not divisible by attention_head_dim = {d}"));
+            }
+        }
+        if self.sample_size % (1 << (levels - 1)) != 0 {
+            return Err(format!(
+                "sample_size {} is not divisible by 2^{} (one halving between levels)",
+                self.sample_size,
+                levels - 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the network with fresh weights. Panics on a config `validate` rejects.
+    pub fn init(&self, device: &Device) -> UNet {
+        if let Err(message) = self.validate() {
+            panic!("invalid U-Net config: {message}");
+        }
+        let channels = &self.block_out_channels;
+        let levels = channels.len();
+        let time_proj_dim = channels[0];
+        let temb = channels[0] * 4;
+        let resnet = |cin: usize, cout: usize| {
+            ResnetBlockConfig::new(cin, cout, temb, self.norm_num_groups)
+                .with_eps(self.norm_eps)
+                .with_dropout(self.dropout)
+                .init(device)
+        };
+        let attention = |c: usize| {
+            AttentionBlockConfig::new(c, self.attention_head_dim.unwrap_or(c), self.norm_num_groups)
+                .with_eps(self.norm_eps)
+                .init(device)
+        };
+
+        // Down: level i maps channels[i-1] -> channels[i], halving after every level but the last.
+        let mut down_blocks = Vec::with_capacity(levels);
+        let mut cin = channels[0];
+        for (i, &cout) in channels.iter().enumerate() {
+            let resnets = (0..self.layers_per_block)
+                .map(|j| resnet(if j == 0 { cin } else { cout }, cout))
+                .collect();
+            let attentions = if self.attention[i] {
+                (0..self.layers_per_block).map(|_| attention(cout)).collect()
+            } else {
+                Vec::new()
+            };
+            let downsamplers =
+                if i + 1 < levels { vec![Downsample::new(cout, device)] } else { Vec::new() };
+            down_blocks.push(DownBlock { resnets, attentions, downsamplers });
+            cin = cout;
+        }
+
+        let last = channels[levels - 1];
+        let mid_block = MidBlock {
+            resnets: vec![resnet(last, last), resnet(last, last)],
+            attentions: vec![attention(last)],
+        };
+
+        // Up: mirror of the down path; each ResNet block eats one skip connection
+        // (diffusers' `prev_output_channel` / `res_skip_channels` bookkeeping).
+        let mut up_blocks = Vec::with_capacity(levels);
+        let mut prev_out = last;
+        for i in 0..levels {
+            let level = levels - 1 - i;
+            let cout = channels[level];
+            let cskip_last = channels[level.saturating_sub(1)];
+            let layers = self.layers_per_block + 1;
+            let resnets = (0..layers)
+                .map(|j| {
+                    let skip = if j + 1 == layers { cskip_last } else { cout };
+                    let input = if j == 0 { prev_out } else { cout };
+                    resnet(input + skip, cout)
+                })
+                .collect();
+            let attentions = if self.attention[level] {
+                (0..layers).map(|_| attention(cout)).collect()
+            } else {
+                Vec::new()
+            };
+            let upsamplers = if level > 0 { vec![Upsample::new(cout, device)] } else { Vec::new() };
+            up_blocks.push(UpBlock { resnets, attentions, upsamplers });
+            prev_out = cout;
+        }
+
+        let conv = |cin: usize, cout: usize| {
+            Conv2dConfig::new([cin, cout], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        UNet {
+            conv_in: conv(self.in_channels, channels[0]),
+            time_embedding: TimestepEmbeddingConfig::new(time_proj_dim, temb).init(device),
+            down_blocks,
+            mid_block,
+            up_blocks,
+            conv_norm_out: GroupNormConfig::new(self.norm_num_groups, channels[0])
+                .with_epsilon(self.norm_eps)
+                .init(device),
+            conv_out: conv(channels[0], self.out_channels),
+            time_proj_dim,
+            flip_sin_to_cos: self.flip_sin_to_cos,
+            freq_shift: self.freq_shift,
+        }
+    }
+}
+
+impl UNet {
+    /// Predicts the noise: `x: [B, C, H, W]`, one timestep per image -> `[B, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+        let device = x.device();
+        // 1. time embedding: sinusoid (host) -> MLP
+        let sinusoid = timestep_embedding_tensor(
+            timesteps,
+            self.time_proj_dim,
+            self.flip_sin_to_cos,
+            self.freq_shift,
+            &device,
+        );
+        let temb = self.time_embedding.forward(sinusoid); // [B, 4C]
+
+        // 2. down: keep every intermediate as a skip connection
+        let mut h = self.conv_in.forward(x); // [B, C0, H, W]
+        let mut skips = vec![h.clone()];
+        for block in &self.down_blocks {
+            for (j, resnet) in block.resnets.iter().enumerate() {
+                h = resnet.forward(h, &temb);
+                if let Some(attention) = block.attentions.get(j) {
+                    h = attention.forward(h);
+                }
+                skips.push(h.clone());
+            }
+            for down in &block.downsamplers {
+                h = down.forward(h); // [B, Ci, H/2, W/2]
+                skips.push(h.clone());
+            }
+        }
+
+        // 3. middle at the lowest resolution
+        h = self.mid_block.resnets[0].forward(h, &temb);
+        h = self.mid_block.attentions[0].forward(h);
+        h = self.mid_block.resnets[1].forward(h, &temb);
+
+        // 4. up: concatenate the matching skip before every ResNet block
+        for block in &self.up_blocks {
+            for (j, resnet) in block.resnets.iter().enumerate() {
+                let skip = skips.pop().expect("one skip per up-path ResNet block");
+                h = resnet.forward(Tensor::cat(vec![h, skip], 1), &temb);
+                if let Some(attention) = block.attentions.get(j) {
+                    h = attention.forward(h);
+                }
+            }
+            for up in &block.upsamplers {
+                h = up.forward(h); // [B, Ci, 2H, 2W]
+            }
+        }
+
+        // 5. out: GroupNorm, SiLU, 3×3 conv back to image channels
+        self.conv_out.forward(silu(self.conv_norm_out.forward(h)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+    use burn::module::Module;
+
+    #[test]
+    fn unet_output_shape_equals_input_shape() {
+        let device = Device::flex();
+        for config in [Preset::Tiny.config(), Preset::MnistSmall.config()] {
+            let model = config.init(&device);
+            let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+            assert_eq!(model.forward(x, &[0, 999]).dims(), [2, 1, 28, 28]);
+        }
+        // Three channels, three levels with attention in the middle, two heads.
+        let config = UNetConfig::new(16, 3, 3, vec![8, 16, 16], vec![false, true, false], 2)
+            .with_norm_num_groups(4)
+            .with_attention_head_dim(Some(8));
+        let x = Tensor::<4>::zeros([1, 3, 16, 16], &device);
+        assert_eq!(config.init(&device).forward(x, &[5]).dims(), [1, 3, 16, 16]);
+    }
+
+    #[test]
+    fn ddpm_cifar10_preset_has_the_papers_parameter_count() {
+        // 35,746,307 parameters: Ho et al. 2020 report 35.7M; diffusers' UNet2DModel with the
+        // google/ddpm-cifar10-32 config counts exactly this many.
+        let model = Preset::DdpmCifar10.config().init(&Device::flex());
+        assert_eq!(model.num_params(), 35_746_307);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected_in_words() {
+        let bad = UNetConfig::new(28, 1, 1, vec![8, 16], vec![false], 1).with_norm_num_groups(4);
+        assert!(bad.validate().unwrap_err().contains("attention has 1 entries"));
+        let bad = UNetConfig::new(28, 1, 1, vec![10], vec![false], 1).with_norm_num_groups(4);
+        assert!(bad.validate().unwrap_err().contains("not divisible by norm_num_groups"));
+    }
+}

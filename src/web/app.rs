@@ -1,0 +1,102 @@
+//! The page: controls, training numbers, the loss chart and the sample grid.
+
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use web_sys::HtmlInputElement;
+
+use super::browser::{draw_rgba, query_param, read_file};
+use super::session::{self, Command, Settings, View, send};
+
+/// SVG polyline points for the loss chart: log-scaled loss over a 300×100 box.
+pub fn chart_points(history: &[f32]) -> String {
+    let logs: Vec<f32> = history.iter().map(|l| l.max(1e-6).log10()).collect();
+    let (lo, hi) = logs.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let span = (hi - lo).max(1e-3);
+    let n = logs.len().max(2) - 1;
+    logs.iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", 300.0 * i as f32 / n as f32, 95.0 - 90.0 * (v - lo) / span))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The whole app.
+#[component]
+pub fn App() -> impl IntoView {
+    let view = View::new();
+    match Settings::from_query(query_param) {
+        Ok(settings) => spawn_local(session::run(settings, view)),
+        Err(message) => view.error.set(message),
+    }
+    let canvas = NodeRef::<Canvas>::new();
+    Effect::new(move |_| {
+        if let (Some(grid), Some(canvas)) = (view.grid.get(), canvas.get()) {
+            if let Err(message) = draw_rgba(&canvas, &grid.rgba, grid.width, grid.height) {
+                view.error.set(message);
+            }
+        }
+    });
+    let on_import = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        let Some(file) = input.files().and_then(|files| files.get(0)) else { return };
+        input.set_value("");
+        spawn_local(async move {
+            match read_file(&file).await {
+                Ok(bytes) => send(Command::Import { name: file.name(), bytes }),
+                Err(message) => view.error.set(format!("{}: {message}", file.name())),
+            }
+        });
+    };
+    let fmt_loss = move || view.loss.get().map_or("–".to_string(), |l| format!("{l:.4}"));
+
+    view! {
+        <main>
+            <h1>"Diffusion in a tab"</h1>
+            <p class="lede">
+                "A U-Net learns to predict the noise added to MNIST digits (DDPM, Algorithm 1), on this page's GPU. "
+                "Sampling runs DDIM from fixed noise."
+            </p>
+            <p class="banner" data-testid="banner" hidden=move || view.banner.get().is_empty()>{move || view.banner.get()}</p>
+            <div class="controls">
+                <button data-testid="train" on:click=move |_| send(Command::Train)
+                    disabled=move || !view.ready.get() || view.running.get()>"Train"</button>
+                <button data-testid="pause" on:click=move |_| send(Command::Pause)
+                    disabled=move || !view.running.get()>"Pause"</button>
+                <button data-testid="sample" on:click=move |_| send(Command::Sample)
+                    disabled=move || !view.ready.get()>"Sample"</button>
+                <button data-testid="export" on:click=move |_| send(Command::Export)
+                    disabled=move || !view.ready.get()>"Export weights"</button>
+                <label class="file">"Import weights "
+                    <input type="file" accept=".safetensors" data-testid="import" on:change=on_import
+                        disabled=move || !view.ready.get() />
+                </label>
+                <button data-testid="download-samples" on:click=move |_| send(Command::DownloadSamples)
+                    disabled=move || !view.has_samples.get()>"Download samples (.npy)"</button>
+            </div>
+            <p class="status" data-testid="status">{move || view.status.get()}</p>
+            <p class="error" data-testid="error" hidden=move || view.error.get().is_empty()>{move || view.error.get()}</p>
+            <table class="stats">
+                <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
+                <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
+                <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>
+                <tr><th>"loss (mean of last 20)"</th><td data-testid="loss">{fmt_loss}</td></tr>
+                <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
+                <tr><th>"model"</th><td data-testid="model-card">{move || view.model_card.get()}</td></tr>
+            </table>
+            <div class="panels">
+                <figure>
+                    <svg data-testid="loss-chart" viewBox="0 0 300 100" width="300" height="100">
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5"
+                            points=move || chart_points(&view.loss_history.get()) />
+                    </svg>
+                    <figcaption>"loss, log scale (mean of every 10 steps)"</figcaption>
+                </figure>
+                <figure>
+                    <canvas node_ref=canvas data-testid="samples" class="grid"></canvas>
+                    <figcaption>"samples from the EMA weights (DDIM, η = 0, fixed seed)"</figcaption>
+                </figure>
+            </div>
+        </main>
+    }
+}

