@@ -59,7 +59,8 @@ impl Trainer {
 
     /// Continues from given weights (a loaded checkpoint). The EMA starts as a copy.
     pub fn from_model(model: UNet, model_config: UNetConfig, config: TrainConfig, device: &Device) -> Self {
-        let model = model.to_device(&device.clone().autodiff());
+        // `train` turns weights loaded on a plain device into trainable autodiff leaves.
+        let model = model.to_device(device).train();
         let ema = model.valid();
         let optimizer = AdamConfig::new()
             .with_epsilon(1e-8)

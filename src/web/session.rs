@@ -403,11 +403,12 @@ impl Session {
             self.view.status.set(format!("{what}: step {}/{}…", run.index, run.len()));
             yield_now(0).await;
         }
+        let steps = run.len();
         let values = run.sample.into_data_async().await.map_err(|e| format!("reading samples failed: {e:?}"))?;
         let values = values.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         self.view.grid.set(Some(to_grid(&values, count, c, s)));
         self.view.has_samples.set(true);
-        self.view.status.set(format!("{what}: {} DDIM steps in {:.1} s.", run.len(), (now_ms() - start) / 1000.0));
+        self.view.status.set(format!("{what}: {} DDIM steps in {:.1} s.", steps, (now_ms() - start) / 1000.0));
         self.last_samples = Some((vec![count, c, s, s], values));
         Ok(())
     }
