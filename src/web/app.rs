@@ -80,7 +80,7 @@ pub fn App() -> impl IntoView {
                 <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
                 <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
                 <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>
-                <tr><th>"loss (mean of last 20)"</th><td data-testid="loss">{fmt_loss}</td></tr>
+                <tr><th>"loss (mean of last 10 steps)"</th><td data-testid="loss">{fmt_loss}</td></tr>
                 <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
                 <tr><th>"model"</th><td data-testid="model-card">{move || view.model_card.get()}</td></tr>
             </table>

@@ -112,7 +112,7 @@ pub struct View {
     pub running: RwSignal<bool>,
     pub step: RwSignal<usize>,
     pub images_per_s: RwSignal<f64>,
-    /// Mean loss of the last 20 steps.
+    /// Mean loss of the last 10 steps.
     pub loss: RwSignal<Option<f32>>,
     /// Mean loss of every 10 steps, for the chart.
     pub loss_history: RwSignal<Vec<f32>>,
@@ -376,7 +376,7 @@ impl Session {
         self.train_ms += now_ms() - start;
         self.train_images += self.settings.batch;
         self.losses.push(loss);
-        let recent = &self.losses[self.losses.len().saturating_sub(20)..];
+        let recent = &self.losses[self.losses.len().saturating_sub(10)..];
         self.view.loss.set(Some(recent.iter().sum::<f32>() / recent.len() as f32));
         if self.losses.len() % 10 == 0 {
             let last10 = &self.losses[self.losses.len() - 10..];
