@@ -75,6 +75,7 @@ pub fn App() -> impl IntoView {
                     disabled=move || !view.has_samples.get()>"Download samples (.npy)"</button>
             </div>
             <p class="status" data-testid="status">{move || view.status.get()}</p>
+            <pre class="bench" data-testid="bench" hidden=move || view.bench.get().is_empty()>{move || view.bench.get()}</pre>
             <p class="error" data-testid="error" hidden=move || view.error.get().is_empty()>{move || view.error.get()}</p>
             <table class="stats">
                 <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>

@@ -64,6 +64,9 @@ pub struct Settings {
     pub count: usize,
     /// Load at most this many data tiles (10,000 images each).
     pub max_tiles: usize,
+    /// Measure instead of waiting for Train: this many timed training steps, then DDIM-50
+    /// (`?bench=5`; the numbers appear as JSON in the `bench` element).
+    pub bench: Option<usize>,
 }
 
 impl Settings {
@@ -89,6 +92,7 @@ impl Settings {
             seed: parse(&get, "seed", 0)?,
             count: parse(&get, "count", 16)?.clamp(1, 64),
             max_tiles: parse(&get, "tiles", usize::MAX)?.max(1),
+            bench: get("bench").map(|v| v.parse().map_err(|_| format!("?bench={v} is not a number"))).transpose()?,
         })
     }
 }
@@ -120,6 +124,8 @@ pub struct View {
     pub model_card: RwSignal<String>,
     pub grid: RwSignal<Option<Grid>>,
     pub has_samples: RwSignal<bool>,
+    /// The JSON line of a `?bench=N` run.
+    pub bench: RwSignal<String>,
 }
 
 impl View {
@@ -139,6 +145,7 @@ impl View {
             model_card: RwSignal::new(String::new()),
             grid: RwSignal::new(None),
             has_samples: RwSignal::new(false),
+            bench: RwSignal::new(String::new()),
         }
     }
 }
@@ -186,6 +193,12 @@ pub async fn run(settings: Settings, view: View) {
             return;
         }
     };
+    if let Some(steps) = session.settings.bench {
+        match session.bench(steps).await {
+            Ok(json) => view.bench.set(json),
+            Err(message) => view.error.set(message),
+        }
+    }
     loop {
         while let Some(command) = next_command() {
             if let Err(message) = session.handle(command).await {
@@ -391,6 +404,47 @@ impl Session {
             self.show_card();
         }
         Ok(())
+    }
+
+    /// One training step, its loss read back (the read waits for the GPU).
+    async fn timed_step(&mut self) -> Result<(), String> {
+        let indices = self.trainer.next_indices(self.data.len());
+        let loss = self.trainer.step(self.data.batch(&indices, &self.device));
+        loss.into_scalar_async::<f32>().await.map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Training and DDIM-50 throughput, measured as `tabdiffusion bench` does natively.
+    async fn bench(&mut self, steps: usize) -> Result<String, String> {
+        let batch = self.settings.batch;
+        self.view.status.set("Benchmark: warming up…".into());
+        self.timed_step().await?;
+        let start = now_ms();
+        for i in 0..steps {
+            self.view.status.set(format!("Benchmark: training step {}/{steps}…", i + 1));
+            self.timed_step().await?;
+        }
+        let train = (steps * batch) as f64 / ((now_ms() - start) / 1000.0);
+
+        let config = self.trainer.model_config.clone();
+        let kind = SamplerKind::Ddim { steps: 50, eta: 0.0 };
+        let mut warm = SampleRun::new(&config, kind, &Schedule::ddpm(), batch, 0, &self.device);
+        warm.step(&self.trainer.ema);
+        warm.sample.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        let start = now_ms();
+        let mut run = SampleRun::new(&config, kind, &Schedule::ddpm(), batch, 0, &self.device);
+        while run.step(&self.trainer.ema).is_some() {
+            self.view.status.set(format!("Benchmark: DDIM step {}/50…", run.index));
+            yield_now(0).await;
+        }
+        run.sample.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        let ddim = batch as f64 / ((now_ms() - start) / 1000.0);
+        self.view.status.set("Benchmark done.".into());
+        Ok(format!(
+            "{{\"model\": \"{}\", \"backend\": \"browser-{}\", \"batch\": {batch}, \"params\": {}, \"train_images_per_s\": {train:.3}, \"ddim50_images_per_s\": {ddim:.3}}}",
+            self.settings.preset.name(),
+            self.view.backend.get_untracked().to_lowercase(),
+            self.trainer.model.num_params()
+        ))
     }
 
     /// Samples a grid from the EMA weights with the fixed seed, yielding between steps.

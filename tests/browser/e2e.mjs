@@ -3,39 +3,16 @@
 // and must give the same image as the tab. Bad weights get a message and change nothing.
 //
 //   node tests/browser/e2e.mjs   (after `trunk build --release`; TABDIFFUSION_BIN = native CLI)
-import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { launch, log, root, serve } from './harness.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const dist = path.join(root, 'dist');
 const out = path.join(root, 'tests/browser/out');
 const bin = process.env.TABDIFFUSION_BIN;
 assert.ok(bin && fs.existsSync(bin), 'set TABDIFFUSION_BIN to the native tabdiffusion binary');
 fs.mkdirSync(out, { recursive: true });
-
-const TYPES = {
-  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
-  '.png': 'image/png', '.json': 'application/json', '.bin': 'application/octet-stream',
-};
-
-function serve() {
-  const server = http.createServer((req, res) => {
-    let p = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
-    if (p.endsWith('/')) p += 'index.html';
-    const file = path.join(dist, path.normalize(p));
-    if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
-    fs.readFile(file, (err, data) => {
-      if (err) { res.writeHead(404).end(); return; }
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(data);
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 function readNpy(file) {
   const bytes = fs.readFileSync(file);
@@ -46,26 +23,18 @@ function readNpy(file) {
   return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
 }
 
-const t0 = Date.now();
-const log = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${msg}`);
-
-const server = await serve();
-const origin = `http://127.0.0.1:${server.address().port}`;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
-  ],
-});
+const { server, origin } = await serve();
+const browser = await launch();
 let failed = false;
 try {
   const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+  // Software WebGPU keeps the page busy for long stretches; every action may wait that long.
+  page.setDefaultTimeout(600_000);
   const foreign = [];
   page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log(`console: ${m.text()}`); });
-  const text = (id) => page.locator(`[data-testid=${id}]`).innerText({ timeout: 600_000 });
+  const text = (id) => page.locator(`[data-testid=${id}]`).innerText();
   const number = async (id) => Number(await text(id));
   const waitFor = (fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout, polling: 250 });
   // Waits for the step counter, logging progress (software WebGPU is slow; this shows how slow).
@@ -88,22 +57,22 @@ try {
 
   // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4;
-  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=20&preview_steps=4&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1`);
+  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
 
   // 1. Train: the loss falls, images/s shows, a preview appears at step 20.
   await page.click('[data-testid=train]');
-  await untilStep(10, 300_000);
+  await untilStep(4, 300_000);
   const early = Number(await text('loss'));
   log(`step ${await text('step')}: loss (mean of last 10 steps) ${early}, ${await text('images-per-s')} images/s`);
-  await untilStep(25, 900_000);
+  await untilStep(12, 900_000);
   await page.click('[data-testid=pause]');
   await waitFor(() => /Paused/.test(document.querySelector('[data-testid=status]').innerText), null, 120_000);
   const late = Number(await text('loss'));
   log(`paused at step ${await text('step')}: loss ${late}, ${await text('images-per-s')} images/s`);
-  assert.ok(late < early, `loss must fall: ${early} at step 10, ${late} at the end`);
+  assert.ok(late < early, `loss must fall: ${early} over steps 1-4, ${late} over the last 10`);
   assert.ok(Number(await text('images-per-s')) > 0);
   assert.ok(await page.locator('[data-testid=samples]').evaluate((c) => c.width > 0), 'a preview grid was drawn');
 
