@@ -5,9 +5,9 @@ use super::UNetConfig;
 /// A named U-Net size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
-    /// ~25k parameters, 28×28×1: fast enough for software GPUs and tests.
+    /// ~45k parameters, 28×28×1: fast enough for software GPUs and tests.
     Tiny,
-    /// ~1.9M parameters, 28×28×1: the default model in the tab (MNIST).
+    /// ~1.1M parameters, 28×28×1: the default model in the tab (MNIST).
     MnistSmall,
     /// The DDPM paper's CIFAR-10 U-Net (35.7M parameters, 32×32×3).
     DdpmCifar10,

@@ -8,9 +8,14 @@ use web_sys::HtmlInputElement;
 use super::browser::{draw_rgba, query_param, read_file};
 use super::session::{self, Command, Settings, View, send};
 
-/// SVG polyline points for the loss chart: log-scaled loss over a 300×100 box.
-pub fn chart_points(history: &[f32]) -> String {
-    let logs: Vec<f32> = history.iter().map(|l| l.max(1e-6).log10()).collect();
+/// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets,
+/// log-scaled over a 300×100 box.
+pub fn chart_points(losses: &[f32]) -> String {
+    let bucket = losses.len().div_ceil(300).max(1);
+    let logs: Vec<f32> = losses
+        .chunks(bucket)
+        .map(|c| (c.iter().sum::<f32>() / c.len() as f32).max(1e-6).log10())
+        .collect();
     let (lo, hi) = logs.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let span = (hi - lo).max(1e-3);
     let n = logs.len().max(2) - 1;
@@ -91,7 +96,7 @@ pub fn App() -> impl IntoView {
                         <polyline fill="none" stroke="currentColor" stroke-width="1.5"
                             points=move || chart_points(&view.loss_history.get()) />
                     </svg>
-                    <figcaption>"loss, log scale (mean of every 10 steps)"</figcaption>
+                    <figcaption>"loss per step, log scale"</figcaption>
                 </figure>
                 <figure>
                     <canvas node_ref=canvas data-testid="samples" class="grid"></canvas>

@@ -118,7 +118,7 @@ pub struct View {
     pub images_per_s: RwSignal<f64>,
     /// Mean loss of the last 10 steps.
     pub loss: RwSignal<Option<f32>>,
-    /// Mean loss of every 10 steps, for the chart.
+    /// Every step's loss, for the chart.
     pub loss_history: RwSignal<Vec<f32>>,
     pub images_loaded: RwSignal<usize>,
     pub model_card: RwSignal<String>,
@@ -326,6 +326,7 @@ impl Session {
             }
             Command::Pause => {
                 self.view.running.set(false);
+                self.show_card();
                 self.view.status.set(format!("Paused at step {}.", self.trainer.step));
             }
             Command::Sample => {
@@ -391,10 +392,7 @@ impl Session {
         self.losses.push(loss);
         let recent = &self.losses[self.losses.len().saturating_sub(10)..];
         self.view.loss.set(Some(recent.iter().sum::<f32>() / recent.len() as f32));
-        if self.losses.len() % 10 == 0 {
-            let last10 = &self.losses[self.losses.len() - 10..];
-            self.view.loss_history.update(|h| h.push(last10.iter().sum::<f32>() / 10.0));
-        }
+        self.view.loss_history.update(|h| h.push(loss));
         self.view.step.set(self.trainer.step);
         self.view.images_per_s.set(self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9));
         if self.trainer.step % self.settings.preview_every == 0 {
