@@ -86,8 +86,7 @@ pub fn run(args: SampleArgs) -> CliResult {
     let (model, config) = load_model(model_source(&args.model)?, &device)?;
     let values = sample_values(&model, &config, args.kind(), args.count, args.seed, &device);
     let (c, s) = (config.in_channels, config.sample_size);
-    let columns = (args.count as f64).sqrt().ceil() as usize;
-    write_atomic(&args.out, &samples_png(&values, args.count, c, s, columns))?;
+    write_atomic(&args.out, &samples_png(&values, args.count, c, s))?;
     println!("wrote {}", args.out.display());
     if let Some(path) = &args.out_npy {
         write_atomic(path, &encode_npy(&[args.count, c, s, s], &values))?;

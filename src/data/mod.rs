@@ -75,13 +75,19 @@ pub fn tile_count(count: usize, k: usize) -> usize {
     count.saturating_sub(k * PER_TILE).min(PER_TILE)
 }
 
-/// Encodes `[B, C, H, W]` values in [−1, 1] as a PNG grid with `columns` images per row.
-pub fn samples_png(values: &[f32], batch: usize, channels: usize, size: usize, columns: usize) -> Vec<u8> {
+/// `[B, C, H, W]` values in [−1, 1] as one image: a grid with ⌈√B⌉ images per row.
+pub fn samples_grid(values: &[f32], batch: usize, channels: usize, size: usize) -> image::DynamicImage {
     let pixels = to_pixels(values, batch, channels, size, size);
     let set = ImageSet { height: size, width: size, channels, pixels, labels: Vec::new() };
     let indices: Vec<usize> = (0..batch).collect();
-    let mut bytes = Vec::new();
+    let columns = (batch as f64).sqrt().ceil() as usize;
     grid(&set, &indices, columns.max(1))
+}
+
+/// [`samples_grid`] encoded as PNG.
+pub fn samples_png(values: &[f32], batch: usize, channels: usize, size: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    samples_grid(values, batch, channels, size)
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
         .expect("PNG encoding to memory");
     bytes

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 
 use super::browser::{download, fetch_bytes, has_webgpu, now_ms, yield_now};
 use crate::checkpoint::{self, ModelCard};
-use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, grid, tile_count, to_pixels};
+use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, samples_grid, tile_count};
 use crate::diffusion::{SamplerKind, Schedule};
 use crate::model::{Preset, UNetConfig};
 use crate::pipeline::SampleRun;
@@ -156,13 +156,9 @@ impl Default for View {
     }
 }
 
-/// Values `[B, C, S, S]` in [−1, 1] as an RGBA grid, `columns` images per row.
+/// Values `[B, C, S, S]` in [−1, 1] as an RGBA grid for the canvas.
 fn to_grid(values: &[f32], count: usize, channels: usize, size: usize) -> Grid {
-    let columns = (count as f64).sqrt().ceil() as usize;
-    let pixels = to_pixels(values, count, channels, size, size);
-    let set = ImageSet { height: size, width: size, channels, pixels, labels: Vec::new() };
-    let indices: Vec<usize> = (0..count).collect();
-    let image = grid(&set, &indices, columns).to_rgba8();
+    let image = samples_grid(values, count, channels, size).to_rgba8();
     Grid { width: image.width(), height: image.height(), rgba: image.into_raw() }
 }
 
