@@ -255,6 +255,19 @@ impl Session {
         };
 
         let model_config = settings.preset.config();
+        if (model_config.sample_size, model_config.in_channels) != (manifest.height, manifest.channels) {
+            return Err(format!(
+                "?model={} takes {}×{}×{} images, but {} has {}×{}×{}; pick another model.",
+                settings.preset.name(),
+                model_config.sample_size,
+                model_config.sample_size,
+                model_config.in_channels,
+                manifest.name,
+                manifest.height,
+                manifest.width,
+                manifest.channels
+            ));
+        }
         let train_config = TrainConfig::new()
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
