@@ -109,8 +109,8 @@ fn model_source(model: &str) -> CliResult<ModelSource> {
     checkpoint::decode(&bytes).map(ModelSource::File).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Reads one split of a tiled dataset folder (written by `data`).
-fn load_split(dir: &Path, train: bool) -> CliResult<(Manifest, ImageSet)> {
+/// Reads the training split of a tiled dataset folder (written by `data`).
+fn load_train_split(dir: &Path) -> CliResult<(Manifest, ImageSet)> {
     let manifest_path = dir.join("manifest.json");
     let manifest: Manifest = match std::fs::read(&manifest_path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -123,7 +123,7 @@ fn load_split(dir: &Path, train: bool) -> CliResult<(Manifest, ImageSet)> {
             ));
         }
     };
-    let split = if train { &manifest.train } else { &manifest.test };
+    let split = &manifest.train;
     let (h, w, c) = (manifest.height, manifest.width, manifest.channels);
     let mut set = ImageSet { height: h, width: w, channels: c, pixels: Vec::new(), labels: Vec::new() };
     for (k, tile) in split.tiles.iter().enumerate() {

@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample::sample_values;
-use super::{Backend, CliResult, ModelSource, load_split, model_source, write_atomic};
+use super::{Backend, CliResult, ModelSource, load_train_split, model_source, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
 use crate::diffusion::SamplerKind;
@@ -56,7 +56,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         return Err("--steps and --batch must be at least 1".into());
     }
     let device = args.backend.device();
-    let (manifest, mut set) = load_split(&args.data, true)?;
+    let (manifest, mut set) = load_train_split(&args.data)?;
     if let Some(limit) = args.limit {
         set = set.take(limit);
     }
