@@ -22,7 +22,7 @@ pub fn mnist_first_tile() -> ImageSet {
 }
 
 fn samples(model: &UNet, config: &UNetConfig, device: &Device) -> Vec<f32> {
-    let kind = SamplerKind::Ddim { steps: 10, eta: 0.0 };
+    let kind = SamplerKind::ddim(10);
     let mut run = SampleRun::new(config, kind, &Schedule::ddpm(), 2, 11, device);
     while run.step(model).is_some() {}
     run.sample.into_data().try_to_vec::<f32>().unwrap()

@@ -52,7 +52,7 @@ pub fn run(args: BenchArgs) -> CliResult {
     let train_images_per_s = (args.train_steps * args.batch) as f64 / start.elapsed().as_secs_f64();
 
     // DDIM-50: one warm-up step, then a full run.
-    let kind = SamplerKind::Ddim { steps: 50, eta: 0.0 };
+    let kind = SamplerKind::ddim(50);
     let mut warm = SampleRun::new(&config, kind, &Schedule::ddpm(), args.batch, 0, &device);
     warm.step(&model);
     let _ = warm.sample.into_data();

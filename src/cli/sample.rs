@@ -51,8 +51,8 @@ pub struct SampleArgs {
 impl SampleArgs {
     pub fn kind(&self) -> SamplerKind {
         match self.sampler {
-            SamplerName::Ddpm => SamplerKind::Ddpm,
-            SamplerName::Ddim => SamplerKind::Ddim { steps: self.steps, eta: self.eta },
+            SamplerName::Ddpm => SamplerKind::Ddpm { variance: crate::diffusion::Variance::FixedSmall },
+            SamplerName::Ddim => SamplerKind::Ddim { steps: self.steps, eta: self.eta, spacing: Default::default() },
         }
     }
 }

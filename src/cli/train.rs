@@ -126,7 +126,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     write_atomic(&args.out, &bytes)?;
     println!("wrote {}", args.out.display());
 
-    let kind = SamplerKind::Ddim { steps: 50, eta: 0.0 };
+    let kind = SamplerKind::ddim(50);
     let values = sample_values(&trainer.ema, &trainer.model_config, kind, 16, 0, &device);
     let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
     write_atomic(&args.grid, &samples_png(&values, 16, c, s))?;

@@ -1,26 +1,48 @@
-//! DDIM (Song et al. 2021): deterministic at η = 0, DDPM-like at η = 1.
+//! DDIM (Song et al. 2021, eq. 12): deterministic at η = 0, DDPM-like at η = 1.
 
 use burn::tensor::Tensor;
 
-use super::{Schedule, StepOutput, predict_x0};
+use super::{Schedule, Spacing, StepOutput, split_prediction};
 
-/// A DDIM sampler over `steps` of the schedule's timesteps ("leading" spacing, as diffusers'
-/// default: t = (S−1)·k, …, k, 0 with k = T / S).
+/// A DDIM sampler over `steps` of the schedule's timesteps.
+///
+/// The timesteps are those of diffusers' `DDIMScheduler.set_timesteps` for each spacing. Each
+/// step goes to the next timestep of that list, τ_{i−1} in the paper's notation (and to the
+/// clean image, ᾱ = 1, after the last, as diffusers' `set_alpha_to_one`). diffusers instead
+/// always steps to t − T/S, which is the same for `leading` and for `trailing` when S divides T,
+/// but not for `linspace`.
 #[derive(Clone, Debug)]
 pub struct Ddim {
-    alphas_cumprod: Vec<f64>,
+    schedule: Schedule,
     timesteps: Vec<usize>,
     eta: f64,
     clip_sample: bool,
 }
 
+/// diffusers' `DDIMScheduler` timesteps (`steps_offset` = 0), descending.
+pub fn ddim_timesteps(spacing: Spacing, total: usize, steps: usize) -> Vec<usize> {
+    let steps = steps.clamp(1, total);
+    match spacing {
+        // (0..S) · ⌊T/S⌋, reversed
+        Spacing::Leading => (0..steps).rev().map(|i| i * (total / steps)).collect(),
+        // round(T, T − T/S, …) − 1
+        Spacing::Trailing => {
+            let ratio = total as f64 / steps as f64;
+            (0..steps).map(|i| (total as f64 - i as f64 * ratio).round_ties_even() as usize - 1).collect()
+        }
+        // round(linspace(0, T − 1, S)), reversed
+        Spacing::Linspace => {
+            let last = (total - 1) as f64;
+            let step = if steps > 1 { last / (steps - 1) as f64 } else { 0.0 };
+            (0..steps).rev().map(|i| (i as f64 * step).round_ties_even() as usize).collect()
+        }
+    }
+}
+
 impl Ddim {
-    pub fn new(schedule: &Schedule, steps: usize, eta: f64, clip_sample: bool) -> Self {
-        let total = schedule.len();
-        let steps = steps.clamp(1, total);
-        let ratio = total / steps;
-        let timesteps = (0..steps).rev().map(|i| i * ratio).collect();
-        Self { alphas_cumprod: schedule.alphas_cumprod.clone(), timesteps, eta, clip_sample }
+    pub fn new(schedule: &Schedule, steps: usize, eta: f64, spacing: Spacing, clip_sample: bool) -> Self {
+        let timesteps = ddim_timesteps(spacing, schedule.len(), steps);
+        Self { schedule: schedule.clone(), timesteps, eta, clip_sample }
     }
 
     /// Timesteps in the order they are visited (descending).
@@ -33,18 +55,18 @@ impl Ddim {
         self.eta > 0.0
     }
 
-    /// One update x_t -> x_{t_prev} (DDIM eq. 12), given ε_θ(x_t, t).
-    pub fn step(&self, i: usize, eps: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepOutput {
+    /// One update x_t → x_{t_prev} (DDIM eq. 12), given the network's output at x_t.
+    pub fn step(&self, i: usize, output: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepOutput {
         let t = self.timesteps[i];
-        let alpha_bar = self.alphas_cumprod[t];
-        // ᾱ_{t_prev}; past the last step the clean image, ᾱ = 1 (diffusers' set_alpha_to_one).
-        let alpha_bar_prev = self.timesteps.get(i + 1).map_or(1.0, |&p| self.alphas_cumprod[p]);
+        let alpha_bar = self.schedule.alphas_cumprod[t];
+        let alpha_bar_prev = self.schedule.alpha_bar(self.timesteps.get(i + 1).copied());
 
-        let pred_x0 = predict_x0(sample, eps.clone(), alpha_bar, self.clip_sample);
+        let (pred_x0, eps) = split_prediction(self.schedule.prediction(), output, sample, alpha_bar);
+        let pred_x0 = if self.clip_sample { pred_x0.clamp(-1.0, 1.0) } else { pred_x0 };
         // σ_t(η) = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)   (DDIM eq. 16)
         let variance = (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev);
         let sigma = self.eta * variance.max(0.0).sqrt();
-        // x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε_θ + σ z   (DDIM eq. 12)
+        // x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε̂ + σ z   (DDIM eq. 12)
         let direction = eps.mul_scalar((1.0 - alpha_bar_prev - sigma * sigma).max(0.0).sqrt());
         let mut prev = pred_x0.clone().mul_scalar(alpha_bar_prev.sqrt()) + direction;
         if sigma > 0.0 {

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::Schedule;
+use super::{Prediction, Schedule};
 
 /// Per-image coefficients as a `[B, 1, 1, 1]` tensor, looked up on the host.
 fn per_image(values: Vec<f32>, device: &Device) -> Tensor<4> {
@@ -18,7 +18,22 @@ pub fn q_sample(schedule: &Schedule, x0: Tensor<4>, noise: Tensor<4>, timesteps:
     x0 * per_image(signal, &device) + noise * per_image(sigma, &device)
 }
 
-/// The simplified objective L_simple = ‖ε − ε_θ(x_t, t)‖², averaged (DDPM eq. 14).
-pub fn noise_prediction_loss(predicted: Tensor<4>, noise: Tensor<4>) -> Tensor<1> {
-    (predicted - noise).powi_scalar(2).mean()
+/// What the network is trained to output at x_t: ε (DDPM), x_0, or
+/// v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022, §4).
+pub fn training_target(schedule: &Schedule, x0: Tensor<4>, noise: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+    match schedule.prediction() {
+        Prediction::Epsilon => noise,
+        Prediction::Sample => x0,
+        Prediction::V => {
+            let device = x0.device();
+            let signal = timesteps.iter().map(|&t| schedule.alphas_cumprod[t].sqrt() as f32).collect();
+            let sigma = timesteps.iter().map(|&t| (1.0 - schedule.alphas_cumprod[t]).sqrt() as f32).collect();
+            noise * per_image(signal, &device) - x0 * per_image(sigma, &device)
+        }
+    }
+}
+
+/// The simplified objective ‖target − output‖², averaged (DDPM eq. 14 for ε).
+pub fn prediction_loss(output: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    (output - target).powi_scalar(2).mean()
 }

@@ -2,15 +2,17 @@
 
 mod ddim;
 mod ddpm;
+mod dpm_solver;
 mod forward;
 mod noise;
 mod schedule;
 
-pub use ddim::Ddim;
-pub use ddpm::{Ddpm, Posterior};
-pub use forward::{noise_prediction_loss, q_sample};
+pub use ddim::{Ddim, ddim_timesteps};
+pub use ddpm::{Ddpm, Posterior, Variance};
+pub use dpm_solver::{DpmSolver, dpm_solver_timesteps};
+pub use forward::{prediction_loss, q_sample, training_target};
 pub use noise::Noise;
-pub use schedule::Schedule;
+pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};
 
 use burn::tensor::Tensor;
 
@@ -21,20 +23,59 @@ pub struct StepOutput {
     pub pred_x0: Tensor<4>,
 }
 
-/// x̂_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t (DDPM eq. 15, DDIM eq. 12's "predicted x_0"),
-/// optionally clipped to the data range [−1, 1].
-pub fn predict_x0(sample: Tensor<4>, eps: Tensor<4>, alpha_bar: f64, clip: bool) -> Tensor<4> {
-    let x0 = (sample - eps.mul_scalar((1.0 - alpha_bar).sqrt())).div_scalar(alpha_bar.sqrt());
-    if clip { x0.clamp(-1.0, 1.0) } else { x0 }
+/// (x̂_0, ε̂) from the network's output at x_t, whatever it predicts (the conversions of
+/// diffusers' schedulers):
+/// - ε:   x̂_0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t   (DDPM eq. 15)
+/// - x_0: ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t)
+/// - v:   x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂,  ε̂ = √ᾱ_t v̂ + √(1 − ᾱ_t) x_t   (Salimans & Ho 2022)
+pub fn split_prediction(
+    prediction: Prediction,
+    output: Tensor<4>,
+    sample: Tensor<4>,
+    alpha_bar: f64,
+) -> (Tensor<4>, Tensor<4>) {
+    let (a, s) = (alpha_bar.sqrt(), (1.0 - alpha_bar).sqrt());
+    match prediction {
+        Prediction::Epsilon => ((sample - output.clone().mul_scalar(s)).div_scalar(a), output),
+        Prediction::Sample => {
+            let eps = (sample - output.clone().mul_scalar(a)).div_scalar(s);
+            (output, eps)
+        }
+        Prediction::V => (
+            sample.clone().mul_scalar(a) - output.clone().mul_scalar(s),
+            output.mul_scalar(a) + sample.mul_scalar(s),
+        ),
+    }
+}
+
+/// Which of the schedule's timesteps a few-step sampler visits (diffusers' `timestep_spacing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Spacing {
+    /// Multiples of ⌊T/S⌋ from 0 (the DDIM paper's; diffusers' DDIM default).
+    #[default]
+    Leading,
+    /// Counted back from T − 1 (reaches the noisiest step; Lin et al. 2024).
+    Trailing,
+    /// Evenly from T − 1 to 0 (diffusers' DPM-Solver default).
+    Linspace,
 }
 
 /// Which sampler, and how.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SamplerKind {
     /// Ancestral sampling over all T steps (DDPM Algorithm 2).
-    Ddpm,
+    Ddpm { variance: Variance },
     /// DDIM over `steps` steps with stochasticity `eta`.
-    Ddim { steps: usize, eta: f64 },
+    Ddim { steps: usize, eta: f64, spacing: Spacing },
+    /// DPM-Solver++(2M) over `steps` steps.
+    DpmSolver { steps: usize, spacing: Spacing },
+}
+
+impl SamplerKind {
+    /// DDIM, η = 0, leading spacing: the deterministic default.
+    pub fn ddim(steps: usize) -> Self {
+        Self::Ddim { steps, eta: 0.0, spacing: Spacing::Leading }
+    }
 }
 
 /// A sampler built complete for one schedule: its timesteps are fixed at construction.
@@ -42,14 +83,17 @@ pub enum SamplerKind {
 pub enum Sampler {
     Ddpm(Ddpm),
     Ddim(Ddim),
+    DpmSolver(DpmSolver),
 }
 
 impl Sampler {
-    /// Builds the sampler; `x_0` predictions are clipped to [−1, 1] as diffusers does by default.
+    /// Builds the sampler. DDPM and DDIM clip x̂_0 to [−1, 1] and DPM-Solver++ does not, as
+    /// diffusers' schedulers do by default.
     pub fn new(kind: SamplerKind, schedule: &Schedule) -> Self {
         match kind {
-            SamplerKind::Ddpm => Self::Ddpm(Ddpm::new(schedule, true)),
-            SamplerKind::Ddim { steps, eta } => Self::Ddim(Ddim::new(schedule, steps, eta, true)),
+            SamplerKind::Ddpm { variance } => Self::Ddpm(Ddpm::new(schedule, variance, true)),
+            SamplerKind::Ddim { steps, eta, spacing } => Self::Ddim(Ddim::new(schedule, steps, eta, spacing, true)),
+            SamplerKind::DpmSolver { steps, spacing } => Self::DpmSolver(DpmSolver::new(schedule, steps, spacing)),
         }
     }
 
@@ -57,6 +101,7 @@ impl Sampler {
         match self {
             Self::Ddpm(s) => s.timesteps(),
             Self::Ddim(s) => s.timesteps(),
+            Self::DpmSolver(s) => s.timesteps(),
         }
     }
 
@@ -64,21 +109,24 @@ impl Sampler {
         match self {
             Self::Ddpm(s) => s.needs_noise(i),
             Self::Ddim(s) => s.needs_noise(i),
+            Self::DpmSolver(_) => false,
         }
     }
 
-    pub fn step(&self, i: usize, eps: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepOutput {
+    /// Step `i`, given the network's output at `sample`. Steps are taken in order.
+    pub fn step(&mut self, i: usize, output: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepOutput {
         match self {
-            Self::Ddpm(s) => s.step(i, eps, sample, noise),
-            Self::Ddim(s) => s.step(i, eps, sample, noise),
+            Self::Ddpm(s) => s.step(i, output, sample, noise),
+            Self::Ddim(s) => s.step(i, output, sample, noise),
+            Self::DpmSolver(s) => s.step(i, output, sample),
         }
     }
 
-    /// Step `i` of a sampling run: ask the denoiser for ε at this timestep, draw the step's noise
-    /// from `rng` if the sampler needs it, and update. The shells drive the loop (`for` natively,
-    /// `await` between steps in the tab).
+    /// Step `i` of a sampling run: ask the denoiser for its output at this timestep, draw the
+    /// step's noise from `rng` if the sampler needs it, and update. The shells drive the loop
+    /// (`for` natively, `await` between steps in the tab).
     pub fn denoise_step(
-        &self,
+        &mut self,
         i: usize,
         denoiser: impl FnOnce(Tensor<4>, &[usize]) -> Tensor<4>,
         sample: Tensor<4>,
@@ -86,14 +134,14 @@ impl Sampler {
     ) -> StepOutput {
         let dims = sample.dims();
         let t = vec![self.timesteps()[i]; dims[0]];
-        let eps = denoiser(sample.clone(), &t);
+        let output = denoiser(sample.clone(), &t);
         let noise = self.needs_noise(i).then(|| rng.normal(dims, &sample.device()));
-        self.step(i, eps, sample, noise)
+        self.step(i, output, sample, noise)
     }
 
     /// Runs every step from `x_t` (pure noise at the first timestep) to x_0.
     pub fn sample(
-        &self,
+        &mut self,
         mut denoiser: impl FnMut(Tensor<4>, &[usize]) -> Tensor<4>,
         x_t: Tensor<4>,
         rng: &mut Noise,
@@ -152,7 +200,7 @@ mod tests {
         let device = Device::flex();
         let s = Schedule::ddpm();
         let (x0, eps) = x0_and_noise(&device);
-        let sampler = Sampler::new(SamplerKind::Ddim { steps: 50, eta: 0.0 }, &s);
+        let mut sampler = Sampler::new(SamplerKind::ddim(50), &s);
         let x_t = q_sample(&s, x0.clone(), eps, &[sampler.timesteps()[0]; 2]);
         let out = sampler.sample(oracle(&s, &x0), x_t, &mut Noise::new(0));
         out.into_data().assert_approx_eq::<f32>(&x0.into_data(), Tolerance::absolute(1e-4));
@@ -164,7 +212,7 @@ mod tests {
         let device = Device::flex();
         let s = Schedule::ddpm();
         let (x0, eps) = x0_and_noise(&device);
-        let sampler = Sampler::new(SamplerKind::Ddpm, &s);
+        let mut sampler = Sampler::new(SamplerKind::Ddpm { variance: Variance::FixedSmall }, &s);
         let x_t = q_sample(&s, x0.clone(), eps, &[999; 2]);
         let out = sampler.sample(oracle(&s, &x0), x_t, &mut Noise::new(0));
         out.into_data().assert_approx_eq::<f32>(&x0.into_data(), Tolerance::absolute(1e-3));
@@ -174,7 +222,7 @@ mod tests {
     fn ddim_with_eta_zero_is_deterministic() {
         let device = Device::flex();
         let s = Schedule::ddpm();
-        let sampler = Sampler::new(SamplerKind::Ddim { steps: 10, eta: 0.0 }, &s);
+        let mut sampler = Sampler::new(SamplerKind::ddim(10), &s);
         let denoiser = |x: Tensor<4>, _t: &[usize]| x.mul_scalar(0.5);
         let x_t = Noise::new(5).normal([1, 1, 4, 4], &device);
         // Different noise streams: η = 0 never draws from them.

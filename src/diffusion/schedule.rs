@@ -1,41 +1,94 @@
-//! The noise schedule: plain `f64` math computed once (DDPM §2, eq. 4).
+//! The noise schedule (DDPM §2, eq. 4), computed exactly as diffusers' schedulers compute it.
 
-/// β_t and everything derived from it, indexed by `t = 0..T` (diffusers' 0-based timesteps).
+use serde::{Deserialize, Serialize};
+
+/// How β_t runs from t = 0 to T − 1. Serialised with diffusers' `beta_schedule` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BetaSchedule {
+    /// β evenly spaced from `beta_start` to `beta_end` (Ho et al. 2020).
+    #[default]
+    #[serde(rename = "linear")]
+    Linear,
+    /// ᾱ_t = cos²((t/T + s)/(1 + s) · π/2) with s = 0.008, β capped at 0.999
+    /// (Nichol & Dhariwal 2021, eq. 17; diffusers' `squaredcos_cap_v2`).
+    #[serde(rename = "squaredcos_cap_v2")]
+    Cosine,
+}
+
+/// What the network predicts. Serialised with diffusers' `prediction_type` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Prediction {
+    /// The noise ε (Ho et al. 2020).
+    #[default]
+    #[serde(rename = "epsilon")]
+    Epsilon,
+    /// The clean image x_0.
+    #[serde(rename = "sample")]
+    Sample,
+    /// v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 (Salimans & Ho 2022, §4).
+    #[serde(rename = "v_prediction")]
+    V,
+}
+
+/// The schedule's settings, named as in a diffusers `scheduler_config.json` (keys it does not
+/// know are ignored, so that file parses as it is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduleConfig {
+    pub num_train_timesteps: usize,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub beta_schedule: BetaSchedule,
+    pub prediction_type: Prediction,
+}
+
+impl Default for ScheduleConfig {
+    /// The DDPM paper's: T = 1000, linear β from 1e-4 to 0.02, ε-prediction.
+    fn default() -> Self {
+        Self {
+            num_train_timesteps: 1000,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            beta_schedule: BetaSchedule::Linear,
+            prediction_type: Prediction::Epsilon,
+        }
+    }
+}
+
+/// β_t and ᾱ_t, indexed by `t = 0..T` (diffusers' 0-based timesteps).
+///
+/// Values are those of diffusers' `DDPMScheduler` in float32: β rounded to f32, α = 1 − β in
+/// f32, the running product accumulated in f64 and each ᾱ_t rounded to f32 (as PyTorch's CPU
+/// `cumprod` does). They are stored widened to f64 for the samplers' coefficient math.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Schedule {
+    pub config: ScheduleConfig,
     pub betas: Vec<f64>,
     /// ᾱ_t = ∏_{s ≤ t} (1 − β_s).
     pub alphas_cumprod: Vec<f64>,
 }
 
 impl Schedule {
-    /// DDPM's linear schedule: β from `beta_start` to `beta_end` in `timesteps` equal steps
-    /// (Ho et al. 2020 use T = 1000, 1e-4 to 0.02).
-    pub fn linear(timesteps: usize, beta_start: f64, beta_end: f64) -> Self {
-        let betas = (0..timesteps)
-            .map(|i| {
-                let frac = if timesteps > 1 { i as f64 / (timesteps - 1) as f64 } else { 0.0 };
-                beta_start + frac * (beta_end - beta_start)
+    pub fn new(config: ScheduleConfig) -> Self {
+        let t = config.num_train_timesteps;
+        let betas: Vec<f32> = match config.beta_schedule {
+            BetaSchedule::Linear => linspace(config.beta_start, config.beta_end, t),
+            BetaSchedule::Cosine => cosine_betas(t),
+        };
+        let mut product = 1.0f64;
+        let alphas_cumprod = betas
+            .iter()
+            .map(|&b| {
+                product *= f64::from(1.0f32 - b);
+                f64::from(product as f32)
             })
             .collect();
-        Self::from_betas(betas)
+        Self { config, betas: betas.into_iter().map(f64::from).collect(), alphas_cumprod }
     }
 
     /// The DDPM paper's schedule: linear, T = 1000, β from 1e-4 to 0.02.
     pub fn ddpm() -> Self {
-        Self::linear(1000, 1e-4, 0.02)
-    }
-
-    pub fn from_betas(betas: Vec<f64>) -> Self {
-        let mut product = 1.0;
-        let alphas_cumprod = betas
-            .iter()
-            .map(|b| {
-                product *= 1.0 - b;
-                product
-            })
-            .collect();
-        Self { betas, alphas_cumprod }
+        Self::new(ScheduleConfig::default())
     }
 
     /// Number of diffusion steps T.
@@ -47,10 +100,32 @@ impl Schedule {
         self.betas.is_empty()
     }
 
+    pub fn prediction(&self) -> Prediction {
+        self.config.prediction_type
+    }
+
     /// ᾱ at `t`, with ᾱ_{−1} = 1 (the clean image) for `t = None`.
     pub fn alpha_bar(&self, t: Option<usize>) -> f64 {
         t.map_or(1.0, |t| self.alphas_cumprod[t])
     }
+}
+
+/// `torch.linspace(start, end, n, dtype=float32)`.
+fn linspace(start: f64, end: f64, n: usize) -> Vec<f32> {
+    let step = if n > 1 { (end - start) / (n - 1) as f64 } else { 0.0 };
+    (0..n).map(|i| (start + step * i as f64) as f32).collect()
+}
+
+/// diffusers' `betas_for_alpha_bar(T, max_beta=0.999)` with the cosine ᾱ: computed in f64,
+/// then stored as f32.
+fn cosine_betas(n: usize) -> Vec<f32> {
+    let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0).cos().powi(2);
+    (0..n)
+        .map(|i| {
+            let (t1, t2) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);
+            (1.0 - alpha_bar(t2) / alpha_bar(t1)).min(0.999) as f32
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -59,24 +134,48 @@ mod tests {
 
     #[test]
     fn linear_schedule_matches_ddpm_endpoints() {
-        // Ho et al. 2020 §4: β_1 = 1e-4, β_T = 0.02, T = 1000.
+        // Ho et al. 2020 §4: β_1 = 1e-4, β_T = 0.02, T = 1000 (as f32).
         let s = Schedule::ddpm();
         assert_eq!(s.len(), 1000);
-        assert!((s.betas[0] - 1e-4).abs() < 1e-15);
-        assert!((s.betas[999] - 0.02).abs() < 1e-15);
+        assert_eq!(s.betas[0], f64::from(1e-4f32));
+        assert_eq!(s.betas[999], f64::from(0.02f32));
     }
 
     #[test]
     fn alphas_cumprod_is_the_closed_form_product() {
-        // Closed form of ᾱ_t = ∏(1 − β_s) for the linear schedule, summed in log space.
+        // Closed form of ᾱ_t = ∏(1 − β_s) for the linear schedule, summed in log space; the
+        // schedule's f32 rounding keeps it within a few f32 ulps.
         let s = Schedule::ddpm();
         for &t in &[0usize, 1, 10, 500, 999] {
             let log: f64 = (0..=t).map(|i| (1.0 - (1e-4 + i as f64 * (0.02 - 1e-4) / 999.0)).ln()).sum();
-            assert!((s.alphas_cumprod[t] - log.exp()).abs() < 1e-12, "t = {t}");
+            assert!((s.alphas_cumprod[t] - log.exp()).abs() < 1e-6 * log.exp(), "t = {t}");
         }
-        // ᾱ_0 = 1 − β_0 and ᾱ_T ≈ 4.04e-5 (the known value for this schedule, cf. diffusers
-        // DDPMScheduler.alphas_cumprod[-1] = 4.0358e-05).
-        assert!((s.alphas_cumprod[0] - 0.9999).abs() < 1e-12);
-        assert!((s.alphas_cumprod[999] - 4.0358e-5).abs() < 1e-8);
+    }
+
+    #[test]
+    fn cosine_schedule_follows_its_closed_form() {
+        // Nichol & Dhariwal eq. 17: ᾱ_t = f(t)/f(0) with f(t) = cos²((t/T + s)/(1 + s) · π/2);
+        // the product of the (uncapped) β telescopes to exactly that.
+        let s = Schedule::new(ScheduleConfig { beta_schedule: BetaSchedule::Cosine, ..Default::default() });
+        let f = |t: f64| ((t / 1000.0 + 0.008) / 1.008 * std::f64::consts::PI / 2.0).cos().powi(2);
+        for &t in &[0usize, 100, 500, 900] {
+            let expected = f(t as f64 + 1.0) / f(0.0);
+            assert!((s.alphas_cumprod[t] - expected).abs() < 1e-5, "t = {t}");
+        }
+        assert_eq!(s.betas[999], f64::from(0.999f32)); // the cap
+    }
+
+    #[test]
+    fn scheduler_config_json_parses_as_diffusers_writes_it() {
+        // The keys of google/ddpm-cifar10-32's scheduler_config.json (extra keys ignored).
+        let json = r#"{"_class_name": "DDPMScheduler", "beta_end": 0.02, "beta_schedule": "linear",
+            "beta_start": 0.0001, "clip_sample": true, "num_train_timesteps": 1000,
+            "variance_type": "fixed_large", "trained_betas": null}"#;
+        let config: ScheduleConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config, ScheduleConfig::default());
+        let cosine: ScheduleConfig =
+            serde_json::from_str(r#"{"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"}"#)
+                .unwrap();
+        assert_eq!((cosine.beta_schedule, cosine.prediction_type), (BetaSchedule::Cosine, Prediction::V));
     }
 }

@@ -10,7 +10,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::tensor::{Device, Tensor};
 
-use crate::diffusion::{Noise, Schedule, noise_prediction_loss, q_sample};
+use crate::diffusion::{Noise, Schedule, ScheduleConfig, prediction_loss, q_sample, training_target};
 use crate::model::{UNet, UNetConfig};
 
 /// Optimisation settings (DDPM §4 unless noted).
@@ -79,6 +79,12 @@ impl Trainer {
         }
     }
 
+    /// Trains with this schedule and prediction target instead of DDPM's.
+    pub fn with_schedule(mut self, schedule: ScheduleConfig) -> Self {
+        self.schedule = Schedule::new(schedule);
+        self
+    }
+
     /// Draws the minibatch indices for the next step from the run's random stream.
     pub fn next_indices(&mut self, dataset_len: usize) -> Vec<usize> {
         self.rng.indices(self.config.batch_size, dataset_len)
@@ -94,9 +100,10 @@ impl Trainer {
         // 1. t ~ U{0..T}, ε ~ N(0, I)   (Algorithm 1, lines 3–4)
         let timesteps = self.rng.timesteps(dims[0], self.schedule.len());
         let noise = self.rng.normal(dims, &autodiff);
-        // 2. x_t in closed form, predict ε, MSE   (line 5)
-        let x_t = q_sample(&self.schedule, x0, noise.clone(), &timesteps);
-        let loss = noise_prediction_loss(self.model.forward(x_t, &timesteps), noise);
+        // 2. x_t in closed form, predict ε (or x_0, or v), MSE   (line 5)
+        let x_t = q_sample(&self.schedule, x0.clone(), noise.clone(), &timesteps);
+        let target = training_target(&self.schedule, x0, noise, &timesteps);
+        let loss = prediction_loss(self.model.forward(x_t, &timesteps), target);
         // 3. gradient step
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);

@@ -339,7 +339,7 @@ impl Session {
                 self.view.status.set(format!("Paused at step {}.", self.trainer.step));
             }
             Command::Sample => {
-                let kind = SamplerKind::Ddim { steps: self.settings.sample_steps, eta: 0.0 };
+                let kind = SamplerKind::ddim(self.settings.sample_steps);
                 self.sample(kind, "Sampling").await?;
             }
             Command::Export => {
@@ -405,7 +405,7 @@ impl Session {
         self.view.step.set(self.trainer.step);
         self.view.images_per_s.set(self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9));
         if self.trainer.step % self.settings.preview_every == 0 {
-            let kind = SamplerKind::Ddim { steps: self.settings.preview_steps, eta: 0.0 };
+            let kind = SamplerKind::ddim(self.settings.preview_steps);
             self.sample(kind, "Preview").await?;
             self.view.status.set("Training…".into());
             self.show_card();
@@ -433,7 +433,7 @@ impl Session {
         let train = (steps * batch) as f64 / ((now_ms() - start) / 1000.0);
 
         let config = self.trainer.model_config.clone();
-        let kind = SamplerKind::Ddim { steps: 50, eta: 0.0 };
+        let kind = SamplerKind::ddim(50);
         let mut warm = SampleRun::new(&config, kind, &Schedule::ddpm(), batch, 0, &self.device);
         warm.step(&self.trainer.ema);
         warm.sample.into_data_async().await.map_err(|e| format!("{e:?}"))?;

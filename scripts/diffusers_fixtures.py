@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Reference numbers from PyTorch + diffusers, kept as small fixtures for the Rust tests.
+
+    python3 -m venv .venv-ref && .venv-ref/bin/pip install torch diffusers safetensors numpy
+    .venv-ref/bin/python scripts/diffusers_fixtures.py make
+    .venv-ref/bin/python scripts/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours
+
+`make` writes tests/fixtures/diffusers/: two tiny random-weight UNet2DModel folders (unet_a: the
+google/ddpm-cifar10-32 layout; unet_b: diffusers' defaults with multi-head attention and no mid
+attention) and reference.json with the schedules, the timestep spacings, single DDPM / DDIM /
+DPM-Solver++ steps for every prediction type, each U-Net's output at given t, and 10-step DDIM
+and DPM-Solver++ runs from fixed noise.
+
+`check-export DIR` is the reverse direction: it loads our export (written by
+`tabdiffusion export`) with `UNet2DModel.from_pretrained`, runs it on fixed input, and records
+what diffusers saw and computed in export_check.json, which tests/diffusers.rs compares with our
+own output. CI does not run Python: rerun this script when the fixtures must change.
+"""
+import json
+import sys
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.utils.torch_utils import randn_tensor
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "diffusers"
+
+UNET_A = dict(  # google/ddpm-cifar10-32's options, at toy size
+    sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    layers_per_block=2, attention_head_dim=None, norm_num_groups=4, norm_eps=1e-6,
+    flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
+)
+UNET_B = dict(  # diffusers' defaults where not given: flip_sin_to_cos, freq_shift 0, padding 1
+    sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16, 16),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+    up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    layers_per_block=1, attention_head_dim=4, norm_num_groups=4, add_attention=False,
+)
+
+
+def flat(t):
+    return [float(v) for v in t.detach().double().flatten().tolist()]
+
+
+def randn(shape, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def make_unet(name, config, seed):
+    torch.manual_seed(seed)
+    model = UNet2DModel(**config).eval()
+    # Random weights everywhere (norms included), so a wrong name or transpose cannot hide.
+    with torch.no_grad():
+        for i, p in enumerate(model.parameters()):
+            p.copy_(randn(p.shape, seed + i) * 0.3)
+    model.save_pretrained(OUT / name)
+    return model
+
+
+def unet_case(model, batch, seed):
+    c, s = model.config.in_channels, model.config.sample_size
+    x = randn((batch, c, s, s), seed)
+    t = torch.tensor([10, 700][:batch])
+    with torch.no_grad():
+        y = model(x, t).sample
+    return {"shape": list(x.shape), "timesteps": t.tolist(), "input": flat(x), "output": flat(y)}
+
+
+def schedules():
+    out = {}
+    for name, beta_schedule in [("linear", "linear"), ("cosine", "squaredcos_cap_v2")]:
+        s = DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule)
+        out[name] = {"betas": flat(s.betas), "alphas_cumprod": flat(s.alphas_cumprod)}
+    return out
+
+
+def spacings():
+    out = {"ddim": {}, "dpm_solver": {}}
+    for spacing in ["leading", "trailing", "linspace"]:
+        out["ddim"][spacing], out["dpm_solver"][spacing] = {}, {}
+        for n in [10, 30, 50]:
+            s = DDIMScheduler(timestep_spacing=spacing)
+            s.set_timesteps(n)
+            out["ddim"][spacing][str(n)] = s.timesteps.tolist()
+            s = DPMSolverMultistepScheduler(timestep_spacing=spacing)
+            s.set_timesteps(n)
+            out["dpm_solver"][spacing][str(n)] = s.timesteps.tolist()
+    return out
+
+
+def single_steps():
+    shape = (1, 1, 4, 4)
+    sample, model_output, noise = randn(shape, 1), randn(shape, 2), randn(shape, 3)
+    ddim, ddpm = [], []
+    for prediction_type in ["epsilon", "sample", "v_prediction"]:
+        for t, eta in [(500, 0.0), (500, 0.5), (900, 1.0), (0, 0.5)]:
+            s = DDIMScheduler(prediction_type=prediction_type)
+            s.set_timesteps(10)
+            out = s.step(model_output, t, sample, eta=eta, variance_noise=noise)
+            ddim.append({"prediction_type": prediction_type, "t": t, "num_inference_steps": 10, "eta": eta,
+                         "prev_sample": flat(out.prev_sample), "pred_x0": flat(out.pred_original_sample)})
+        for variance_type in ["fixed_small", "fixed_large"]:
+            for t in [999, 500, 1, 0]:
+                s = DDPMScheduler(prediction_type=prediction_type, variance_type=variance_type)
+                seed = 1000 + t
+                out = s.step(model_output, t, sample, generator=torch.Generator().manual_seed(seed))
+                # The step drew its noise with randn_tensor from this generator: draw it again.
+                z = randn_tensor(shape, generator=torch.Generator().manual_seed(seed), dtype=sample.dtype)
+                variance = s._get_variance(t).item() if t > 0 else 0.0
+                mean = out.prev_sample.double() - variance ** 0.5 * z.double()
+                ddpm.append({"prediction_type": prediction_type, "variance_type": variance_type, "t": t,
+                             "noise": flat(z), "variance": variance, "posterior_mean": flat(mean),
+                             "prev_sample": flat(out.prev_sample), "pred_x0": flat(out.pred_original_sample)})
+    return {"shape": list(shape), "sample": flat(sample), "model_output": flat(model_output),
+            "noise": flat(noise), "ddim": ddim, "ddpm": ddpm}
+
+
+def dpm_solver_run(steps, prediction_type):
+    """A fixed "model" (a linear function of x and t) so the multistep history matters."""
+    shape = (1, 1, 4, 4)
+    x_t = randn(shape, 7)
+    s = DPMSolverMultistepScheduler(prediction_type=prediction_type)
+    s.set_timesteps(steps)
+    x = x_t
+    for t in s.timesteps:
+        x = s.step(toy_model(x, int(t)), t, x).prev_sample
+    return {"prediction_type": prediction_type, "steps": steps, "x_T": flat(x_t),
+            "timesteps": s.timesteps.tolist(), "result": flat(x)}
+
+
+def toy_model(x, t):
+    return 0.9 * x + 0.05 * (t / 1000.0)
+
+
+def sampling_runs(model):
+    x_t = randn((2, model.config.in_channels, model.config.sample_size, model.config.sample_size), 11)
+    runs = {}
+    for name, scheduler in [("ddim10", DDIMScheduler()), ("dpm_solver10", DPMSolverMultistepScheduler())]:
+        scheduler.set_timesteps(10)
+        x = x_t.clone()
+        with torch.no_grad():
+            for t in scheduler.timesteps:
+                eps = model(x, t).sample
+                x = scheduler.step(eps, t, x).prev_sample
+        runs[name] = {"timesteps": scheduler.timesteps.tolist(), "x_T": flat(x_t), "result": flat(x)}
+    return runs
+
+
+def make():
+    OUT.mkdir(parents=True, exist_ok=True)
+    unet_a, unet_b = make_unet("unet_a", UNET_A, 100), make_unet("unet_b", UNET_B, 200)
+    reference = {
+        "diffusers_version": diffusers.__version__,
+        "torch_version": torch.__version__,
+        "schedules": schedules(),
+        "spacings": spacings(),
+        "steps": single_steps(),
+        "dpm_solver_toy": [dpm_solver_run(10, p) for p in ["epsilon", "sample", "v_prediction"]]
+        + [dpm_solver_run(20, "epsilon")],
+        "unets": {"unet_a": unet_case(unet_a, 2, 20), "unet_b": unet_case(unet_b, 2, 21)},
+        "runs_unet_a": sampling_runs(unet_a),
+    }
+    (OUT / "reference.json").write_text(json.dumps(reference))
+
+
+def check_export(folder):
+    model, info = UNet2DModel.from_pretrained(folder, output_loading_info=True)
+    model.eval()
+    case = unet_case(model, 2, 30)
+    case.update({
+        "diffusers_version": diffusers.__version__,
+        "folder": Path(folder).name,
+        "loading_info": {k: sorted(map(str, v)) for k, v in info.items()},
+        "parameters": sum(p.numel() for p in model.parameters()),
+    })
+    (OUT / "export_check.json").write_text(json.dumps(case))
+    print(json.dumps({k: v for k, v in case.items() if k not in ("input", "output")}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "make":
+        make()
+    elif len(sys.argv) == 3 and sys.argv[1] == "check-export":
+        check_export(sys.argv[2])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,155 @@
+//! The diffusion core against diffusers: every expected value here was computed by PyTorch +
+//! diffusers (the version is recorded in the fixture) with `scripts/diffusers_fixtures.py`, and
+//! is kept in tests/fixtures/diffusers/.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::Value;
+use tabdiffusion::diffusion::{
+    BetaSchedule, Ddim, Ddpm, DpmSolver, Prediction, Schedule, ScheduleConfig, Spacing, Variance, ddim_timesteps,
+    dpm_solver_timesteps,
+};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diffusers")
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(fixtures().join("reference.json")).expect("fixture present");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("integer") as usize).collect()
+}
+
+fn tensor(values: &Value, shape: &Value) -> Tensor<4> {
+    let values: Vec<f32> = floats(values).into_iter().map(|v| v as f32).collect();
+    let shape = usizes(shape);
+    Tensor::from_data(TensorData::new(values, [shape[0], shape[1], shape[2], shape[3]]), &Device::flex())
+}
+
+fn values(t: Tensor<4>) -> Vec<f64> {
+    t.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+}
+
+/// Largest |a − b|, after checking the lengths agree.
+fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+fn prediction(name: &str) -> Prediction {
+    serde_json::from_value(Value::String(name.into())).unwrap()
+}
+
+fn schedule(prediction: Prediction) -> Schedule {
+    Schedule::new(ScheduleConfig { prediction_type: prediction, ..Default::default() })
+}
+
+#[test]
+fn schedules_match_ddpm_scheduler_alphas_cumprod() {
+    // DDPMScheduler(beta_schedule="linear" | "squaredcos_cap_v2").betas / .alphas_cumprod
+    let r = reference();
+    for (name, kind) in [("linear", BetaSchedule::Linear), ("cosine", BetaSchedule::Cosine)] {
+        let s = Schedule::new(ScheduleConfig { beta_schedule: kind, ..Default::default() });
+        let expected = &r["schedules"][name];
+        let betas = max_diff(&s.betas, &floats(&expected["betas"]));
+        let alphas_cumprod = max_diff(&s.alphas_cumprod, &floats(&expected["alphas_cumprod"]));
+        assert!(betas < 1e-6 && alphas_cumprod < 1e-6, "{name}: β off by {betas:e}, ᾱ by {alphas_cumprod:e}");
+    }
+}
+
+#[test]
+fn timestep_spacings_match_set_timesteps() {
+    // DDIMScheduler / DPMSolverMultistepScheduler(timestep_spacing=…).set_timesteps(n).timesteps
+    let r = reference();
+    for (name, spacing) in [("leading", Spacing::Leading), ("trailing", Spacing::Trailing), ("linspace", Spacing::Linspace)] {
+        for n in [10, 30, 50] {
+            let ddim = usizes(&r["spacings"]["ddim"][name][n.to_string()]);
+            assert_eq!(ddim_timesteps(spacing, 1000, n), ddim, "DDIM {name} {n}");
+            let dpm = usizes(&r["spacings"]["dpm_solver"][name][n.to_string()]);
+            assert_eq!(dpm_solver_timesteps(spacing, 1000, n), dpm, "DPM-Solver {name} {n}");
+        }
+    }
+}
+
+#[test]
+fn one_ddim_step_matches_for_every_prediction_type() {
+    // DDIMScheduler(prediction_type=…).step(model_output, t, sample, eta, variance_noise)
+    let r = &reference()["steps"];
+    let (sample, output, noise) =
+        (tensor(&r["sample"], &r["shape"]), tensor(&r["model_output"], &r["shape"]), tensor(&r["noise"], &r["shape"]));
+    for case in r["ddim"].as_array().unwrap() {
+        let s = schedule(prediction(case["prediction_type"].as_str().unwrap()));
+        let eta = case["eta"].as_f64().unwrap();
+        let ddim = Ddim::new(&s, case["num_inference_steps"].as_u64().unwrap() as usize, eta, Spacing::Leading, true);
+        let t = case["t"].as_u64().unwrap() as usize;
+        let i = ddim.timesteps().iter().position(|&x| x == t).unwrap();
+        let out = ddim.step(i, output.clone(), sample.clone(), Some(noise.clone()));
+        let prev = max_diff(&values(out.prev_sample), &floats(&case["prev_sample"]));
+        let x0 = max_diff(&values(out.pred_x0), &floats(&case["pred_x0"]));
+        assert!(prev < 1e-5 && x0 < 1e-5, "{case:.80}: prev off by {prev:e}, x0 by {x0:e}");
+    }
+}
+
+#[test]
+fn one_ddpm_step_has_the_posterior_mean_and_variance() {
+    // DDPMScheduler(prediction_type, variance_type).step(...) with its drawn noise recorded;
+    // the posterior mean μ̃ and variance of Ho et al. eq. 7 (fixed_small) or β_t (fixed_large).
+    let r = &reference()["steps"];
+    let (sample, output) = (tensor(&r["sample"], &r["shape"]), tensor(&r["model_output"], &r["shape"]));
+    for case in r["ddpm"].as_array().unwrap() {
+        let s = schedule(prediction(case["prediction_type"].as_str().unwrap()));
+        let variance = match case["variance_type"].as_str().unwrap() {
+            "fixed_small" => Variance::FixedSmall,
+            _ => Variance::FixedLarge,
+        };
+        let ddpm = Ddpm::new(&s, variance, true);
+        let t = case["t"].as_u64().unwrap() as usize;
+        let i = 999 - t;
+        let what = format!("{} {} t={t}", case["prediction_type"], case["variance_type"]);
+        if t > 0 {
+            let ours = ddpm.posterior(i).step_variance(variance);
+            let theirs = case["variance"].as_f64().unwrap();
+            // Absolute: diffusers forms β_t = 1 − ᾱ_t/ᾱ_{t−1} in float32, good to ~1e-7 here.
+            assert!((ours - theirs).abs() < 1e-6, "{what}: variance {ours} vs {theirs}");
+        }
+        // With zero noise the step is the posterior mean.
+        let zero = Tensor::zeros(sample.dims(), &sample.device());
+        let mean = ddpm.step(i, output.clone(), sample.clone(), Some(zero)).prev_sample;
+        let d = max_diff(&values(mean), &floats(&case["posterior_mean"]));
+        assert!(d < 1e-6, "{what}: posterior mean off by {d:e}");
+        let out = ddpm.step(i, output.clone(), sample.clone(), Some(tensor(&case["noise"], &r["shape"])));
+        let prev = max_diff(&values(out.prev_sample), &floats(&case["prev_sample"]));
+        let x0 = max_diff(&values(out.pred_x0), &floats(&case["pred_x0"]));
+        assert!(prev < 1e-5 && x0 < 1e-5, "{what}: prev off by {prev:e}, x0 by {x0:e}");
+    }
+}
+
+#[test]
+fn dpm_solver_runs_match_with_a_known_model() {
+    // DPMSolverMultistepScheduler(prediction_type=…) driven by the fixed model
+    // m(x, t) = 0.9 x + 0.05 t/1000, 10 and 20 steps, from fixed x_T.
+    let r = reference();
+    for case in r["dpm_solver_toy"].as_array().unwrap() {
+        let s = schedule(prediction(case["prediction_type"].as_str().unwrap()));
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let mut solver = DpmSolver::new(&s, steps, Spacing::Linspace);
+        assert_eq!(solver.timesteps(), usizes(&case["timesteps"]).as_slice());
+        let shape = serde_json::json!([1, 1, 4, 4]);
+        let mut x = tensor(&case["x_T"], &shape);
+        for i in 0..steps {
+            let t = solver.timesteps()[i];
+            let output = x.clone().mul_scalar(0.9).add_scalar(0.05 * t as f64 / 1000.0);
+            x = solver.step(i, output, x).prev_sample;
+        }
+        let d = max_diff(&values(x), &floats(&case["result"]));
+        assert!(d < 1e-4, "{} {steps} steps: off by {d:e}", case["prediction_type"]);
+    }
+}
