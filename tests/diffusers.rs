@@ -153,3 +153,52 @@ fn dpm_solver_runs_match_with_a_known_model() {
         assert!(d < 1e-4, "{} {steps} steps: off by {d:e}", case["prediction_type"]);
     }
 }
+
+/// A committed diffusers model folder, loaded as a user's would be.
+fn load_folder(name: &str) -> (tabdiffusion::model::UNet, tabdiffusion::model::UNetConfig) {
+    use tabdiffusion::checkpoint::DiffusersFolder;
+    let dir = fixtures().join(name);
+    let config = std::fs::read_to_string(dir.join(DiffusersFolder::CONFIG)).unwrap();
+    let weights = std::fs::read(dir.join(DiffusersFolder::WEIGHTS)).unwrap();
+    let (config, _, checkpoint) = DiffusersFolder::read(&config, Some(&weights), None).unwrap();
+    (checkpoint.unwrap().load(&Device::flex()).unwrap(), config)
+}
+
+#[test]
+fn unet2dmodel_folders_load_and_predict_the_same_noise() {
+    // UNet2DModel(x, t).sample for unet_a (google/ddpm-cifar10-32's options: padding-0
+    // downsampling, [sin, cos] with freq_shift 1, one attention head) and unet_b (diffusers'
+    // defaults: [cos, sin], 4-channel heads, no mid-block attention).
+    let r = reference();
+    for name in ["unet_a", "unet_b"] {
+        let (model, _) = load_folder(name);
+        let case = &r["unets"][name];
+        let t = usizes(&case["timesteps"]);
+        let eps = model.forward(tensor(&case["input"], &case["shape"]), &t);
+        let d = max_diff(&values(eps), &floats(&case["output"]));
+        assert!(d < 1e-4, "{name}: ε off by {d:e}");
+    }
+}
+
+#[test]
+fn ten_step_runs_from_fixed_noise_match_the_schedulers() {
+    // DDIMScheduler() and DPMSolverMultistepScheduler() (their defaults), 10 steps with unet_a
+    // from the same x_T.
+    use tabdiffusion::diffusion::{Noise, Sampler, SamplerKind};
+    let r = reference();
+    let (model, config) = load_folder("unet_a");
+    let s = Schedule::ddpm();
+    let kinds = [
+        ("ddim10", SamplerKind::ddim(10)),
+        ("dpm_solver10", SamplerKind::DpmSolver { steps: 10, spacing: Spacing::Linspace }),
+    ];
+    for (name, kind) in kinds {
+        let case = &r["runs_unet_a"][name];
+        let shape = serde_json::json!([2, config.in_channels, config.sample_size, config.sample_size]);
+        let mut sampler = Sampler::new(kind, &s);
+        assert_eq!(sampler.timesteps(), usizes(&case["timesteps"]).as_slice(), "{name}");
+        let x = sampler.sample(|x, t| model.forward(x, t), tensor(&case["x_T"], &shape), &mut Noise::new(0));
+        let d = max_diff(&values(x), &floats(&case["result"]));
+        assert!(d < 1e-3, "{name}: off by {d:e}");
+    }
+}

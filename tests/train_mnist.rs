@@ -49,7 +49,7 @@ fn tiny_unet_on_mnist_has_a_falling_loss_and_round_trips() {
     assert!(last < 0.8 * first, "loss did not fall: {first} -> {last}");
 
     let card = ModelCard { dataset: "mnist".into(), steps: 60, images_seen: 960 };
-    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &card)).unwrap();
+    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &trainer.schedule.config, &card)).unwrap();
     let loaded = decode(&bytes).unwrap().load(&device).unwrap();
     let before = samples(&trainer.ema, &trainer.model_config, &device);
     let after = samples(&loaded, &trainer.model_config, &device);

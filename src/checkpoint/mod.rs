@@ -3,7 +3,10 @@
 //! Tensor names are the module paths, spelled as diffusers' `UNet2DModel` state dict
 //! (`down_blocks.0.resnets.0.conv1.weight`): GroupNorm's γ/β are `weight`/`bias`, and 2-D
 //! (linear) weights are stored `[out, in]` as PyTorch does. The metadata carries the
-//! `UNetConfig` as JSON and a model card. The same bytes are written by the tab and the CLI.
+//! `UNetConfig`, the schedule (as a diffusers `scheduler_config.json`) and a model card, all as
+//! JSON. The same bytes are written by the tab and the CLI, and they are exactly the
+//! `diffusion_pytorch_model.safetensors` of a diffusers model folder: [`DiffusersFolder`] adds
+//! the `config.json` and `scheduler_config.json` beside them, and reads such folders back.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +15,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{UNet, UNetConfig};
+use crate::diffusion::ScheduleConfig;
+use crate::model::{UNet, UNetConfig, from_diffusers_config, to_diffusers_config};
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "tabdiffusion-unet/1";
@@ -36,11 +40,13 @@ pub struct ModelCard {
 pub enum CheckpointError {
     #[error("not a readable .safetensors file (is it truncated?): {0}")]
     Unreadable(String),
-    #[error("the file has no model config in its metadata: it was not exported by this tool")]
+    #[error(
+        "the file has no model config in its metadata: it was not exported by this tool (a diffusers model is loaded as its folder, with config.json)"
+    )]
     MissingConfig,
     #[error("the model config in the file is not valid: {0}")]
     BadConfig(String),
-    #[error("tensor {name} is {dtype}; only F32 weights are supported")]
+    #[error("tensor {name} is {dtype}; only F32, F16 and BF16 weights are supported")]
     Dtype { name: String, dtype: String },
     #[error("the weights do not match the model config: {0}")]
     Mismatch(String),
@@ -52,6 +58,7 @@ pub enum CheckpointError {
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     pub config: UNetConfig,
+    pub schedule: ScheduleConfig,
     pub card: ModelCard,
     pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 }
@@ -109,7 +116,12 @@ impl ModuleVisitor for Collect {
 
 /// Serialises the model's weights and config. Reads the device asynchronously, so the same
 /// code runs in the browser (where sync reads panic) and natively (under a `block_on`).
-pub async fn to_bytes(model: &UNet, config: &UNetConfig, card: &ModelCard) -> Result<Vec<u8>, CheckpointError> {
+pub async fn to_bytes(
+    model: &UNet,
+    config: &UNetConfig,
+    schedule: &ScheduleConfig,
+    card: &ModelCard,
+) -> Result<Vec<u8>, CheckpointError> {
     let mut collect = Collect { path: Path::default(), out: Vec::new() };
     model.visit(&mut collect);
     let mut tensors = Vec::with_capacity(collect.out.len());
@@ -118,11 +130,16 @@ pub async fn to_bytes(model: &UNet, config: &UNetConfig, card: &ModelCard) -> Re
         let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
         tensors.push((name, shape, values));
     }
-    Ok(encode(config, card, &tensors))
+    Ok(encode(config, schedule, card, &tensors))
 }
 
 /// Builds safetensors bytes from named `f32` tensors (PyTorch layout).
-pub fn encode(config: &UNetConfig, card: &ModelCard, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+pub fn encode(
+    config: &UNetConfig,
+    schedule: &ScheduleConfig,
+    card: &ModelCard,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+) -> Vec<u8> {
     let bytes: Vec<(&str, &[usize], Vec<u8>)> = tensors
         .iter()
         .map(|(name, shape, values)| {
@@ -136,39 +153,108 @@ pub fn encode(config: &UNetConfig, card: &ModelCard, tensors: &[(String, Vec<usi
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("config".to_string(), serde_json::to_string(config).expect("config serialises")),
+        ("scheduler".to_string(), serde_json::to_string(schedule).expect("schedule serialises")),
         ("model_card".to_string(), serde_json::to_string(card).expect("card serialises")),
     ]);
     safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise")
 }
 
-/// Parses a weights file; checks that it is safetensors, carries a valid config, holds F32 tensors.
+/// Parses a weights file written by this tool: safetensors carrying a valid config.
 pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
-    let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
-    let file = SafeTensors::deserialize(bytes).map_err(unreadable)?;
-    let info = metadata.metadata().clone().unwrap_or_default();
+    let (file, info) = read(bytes)?;
     let config_json = info.get("config").ok_or(CheckpointError::MissingConfig)?;
     let config: UNetConfig =
         serde_json::from_str(config_json).map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
     config.validate().map_err(CheckpointError::BadConfig)?;
+    let schedule = match info.get("scheduler") {
+        Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::BadConfig(format!("scheduler: {e}")))?,
+        None => ScheduleConfig::default(),
+    };
     let card = info
         .get("model_card")
         .and_then(|json| serde_json::from_str(json).ok())
         .unwrap_or_default();
+    Ok(Checkpoint { config, schedule, card, tensors: tensors(&file)? })
+}
 
+fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
+    let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
+    let file = SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    Ok((file, metadata.metadata().clone().unwrap_or_default()))
+}
+
+/// Every tensor as `f32`. Attention weights under diffusers' deprecated names (`query`, `key`,
+/// `value`, `proj_attn`, as in early Hub uploads such as google/ddpm-cifar10-32) get the
+/// current ones, as `UNet2DModel.from_pretrained` renames them.
+fn tensors(file: &SafeTensors) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+    use burn::tensor::{bf16, f16};
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(CheckpointError::Dtype { name, dtype: format!("{:?}", view.dtype()) });
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        tensors.insert(name, (view.shape().to_vec(), values));
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => return Err(CheckpointError::Dtype { name, dtype: format!("{other:?}") }),
+        };
+        tensors.insert(current_name(&name), (view.shape().to_vec(), values));
     }
-    Ok(Checkpoint { config, card, tensors })
+    Ok(tensors)
+}
+
+fn current_name(name: &str) -> String {
+    const RENAMES: [(&str, &str); 4] =
+        [(".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.")];
+    if name.contains(".attentions.") {
+        for (old, new) in RENAMES {
+            if name.contains(old) {
+                return name.replacen(old, new, 1);
+            }
+        }
+    }
+    name.to_string()
+}
+
+/// The files of a diffusers model folder: `config.json`, `diffusion_pytorch_model.safetensors`
+/// and, for a scheduler, `scheduler_config.json`.
+pub struct DiffusersFolder;
+
+impl DiffusersFolder {
+    pub const CONFIG: &'static str = "config.json";
+    pub const WEIGHTS: &'static str = "diffusion_pytorch_model.safetensors";
+    pub const SCHEDULER: &'static str = "scheduler_config.json";
+
+    /// Reads a folder's contents. Weights are optional: without them the config describes a
+    /// fresh model, so `None` is returned for the checkpoint and the config alone is usable.
+    pub fn read(
+        config_json: &str,
+        weights: Option<&[u8]>,
+        scheduler_json: Option<&str>,
+    ) -> Result<(UNetConfig, ScheduleConfig, Option<Checkpoint>), CheckpointError> {
+        let config = from_diffusers_config(config_json).map_err(CheckpointError::BadConfig)?;
+        let schedule = match scheduler_json {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| CheckpointError::BadConfig(format!("scheduler_config.json: {e}")))?,
+            None => ScheduleConfig::default(),
+        };
+        let checkpoint = match weights {
+            None => None,
+            Some(bytes) => {
+                let (file, info) = read(bytes)?;
+                let card = info.get("model_card").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                Some(Checkpoint { config: config.clone(), schedule: schedule.clone(), card, tensors: tensors(&file)? })
+            }
+        };
+        Ok((config, schedule, checkpoint))
+    }
+
+    /// `config.json` and `scheduler_config.json` for a checkpoint; its weights file is the third.
+    pub fn configs(config: &UNetConfig, schedule: &ScheduleConfig) -> (String, String) {
+        let mut scheduler = serde_json::to_value(schedule).expect("schedule serialises");
+        scheduler["_class_name"] = "DDPMScheduler".into();
+        (to_diffusers_config(config), serde_json::to_string_pretty(&scheduler).expect("JSON serialises"))
+    }
 }
 
 /// Writes a checkpoint's tensors into a freshly built model, keeping its parameter ids.
@@ -257,7 +343,7 @@ mod tests {
         let config = Preset::Tiny.config();
         let model = config.init(&device);
         let card = ModelCard { dataset: "mnist".into(), steps: 12, images_seen: 96 };
-        let bytes = pollster::block_on(to_bytes(&model, &config, &card)).unwrap();
+        let bytes = pollster::block_on(to_bytes(&model, &config, &ScheduleConfig::default(), &card)).unwrap();
         (model, bytes)
     }
 

@@ -122,7 +122,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         steps: trainer.step as u64,
         images_seen: (trainer.step * args.batch) as u64,
     };
-    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &card)).map_err(|e| e.to_string())?;
+    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &trainer.schedule.config, &card)).map_err(|e| e.to_string())?;
     write_atomic(&args.out, &bytes)?;
     println!("wrote {}", args.out.display());
 

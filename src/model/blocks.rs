@@ -158,8 +158,19 @@ pub struct Downsample {
 }
 
 impl Downsample {
-    pub fn new(channels: usize, device: &Device) -> Self {
-        Self { conv: conv3x3(channels, channels, 2, device) }
+    /// `padding` on every side, as diffusers' `downsample_padding`; 0 means one row and column
+    /// of zeros on the bottom and right only (diffusers' `Downsample2D` with `padding=0`, as in
+    /// the original DDPM code and google/ddpm-cifar10-32).
+    pub fn new(channels: usize, padding: usize, device: &Device) -> Self {
+        let padding = match padding {
+            0 => PaddingConfig2d::Explicit(0, 0, 1, 1),
+            p => PaddingConfig2d::Explicit(p, p, p, p),
+        };
+        let conv = Conv2dConfig::new([channels, channels], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(padding)
+            .init(device);
+        Self { conv }
     }
 
     /// `[B, C, H, W] -> [B, C, ⌈H/2⌉, ⌈W/2⌉]`

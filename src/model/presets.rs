@@ -56,7 +56,8 @@ impl Preset {
             .with_norm_eps(1e-6)
             .with_dropout(0.1)
             .with_flip_sin_to_cos(false)
-            .with_freq_shift(1.0),
+            .with_freq_shift(1.0)
+            .with_downsample_padding(0),
         }
     }
 }

@@ -47,6 +47,18 @@ pub struct UNetConfig {
     /// Frequency shift of the time embedding.
     #[config(default = 0.0)]
     pub freq_shift: f64,
+    /// Padding of the downsampling convolutions (0: bottom and right only, as in DDPM).
+    #[config(default = 1)]
+    pub downsample_padding: usize,
+    /// Map inputs from [0, 1] to [−1, 1] first (x ↦ 2x − 1).
+    #[config(default = false)]
+    pub center_input_sample: bool,
+    /// Size of the time embedding (`None`: 4 × block_out_channels[0]).
+    #[config(default = "None")]
+    pub time_embedding_dim: Option<usize>,
+    /// Self-attention in the middle block.
+    #[config(default = true)]
+    pub add_attention: bool,
 }
 
 /// One resolution level on the way down.
@@ -85,6 +97,7 @@ pub struct UNet {
     pub time_proj_dim: usize,
     pub flip_sin_to_cos: bool,
     pub freq_shift: f64,
+    pub center_input_sample: bool,
 }
 
 impl UNetConfig {
@@ -99,6 +112,9 @@ impl UNetConfig {
                 "attention has {} entries for {levels} levels",
                 self.attention.len()
             ));
+        }
+        if self.time_embedding_dim == Some(0) {
+            return Err("time_embedding_dim must be positive".into());
         }
         if self.in_channels == 0 || self.out_channels == 0 || self.layers_per_block == 0 {
             return Err("in_channels, out_channels and layers_per_block must be positive".into());
@@ -134,7 +150,7 @@ impl UNetConfig {
         let channels = &self.block_out_channels;
         let levels = channels.len();
         let time_proj_dim = channels[0];
-        let temb = channels[0] * 4;
+        let temb = self.time_embedding_dim.unwrap_or(channels[0] * 4);
         let resnet = |cin: usize, cout: usize| {
             ResnetBlockConfig::new(cin, cout, temb, self.norm_num_groups)
                 .with_eps(self.norm_eps)
@@ -160,7 +176,7 @@ impl UNetConfig {
                 Vec::new()
             };
             let downsamplers =
-                if i + 1 < levels { vec![Downsample::new(cout, device)] } else { Vec::new() };
+                if i + 1 < levels { vec![Downsample::new(cout, self.downsample_padding, device)] } else { Vec::new() };
             down_blocks.push(DownBlock { resnets, attentions, downsamplers });
             cin = cout;
         }
@@ -168,7 +184,7 @@ impl UNetConfig {
         let last = channels[levels - 1];
         let mid_block = MidBlock {
             resnets: vec![resnet(last, last), resnet(last, last)],
-            attentions: vec![attention(last)],
+            attentions: if self.add_attention { vec![attention(last)] } else { Vec::new() },
         };
 
         // Up: mirror of the down path; each ResNet block eats one skip connection
@@ -215,6 +231,7 @@ impl UNetConfig {
             time_proj_dim,
             flip_sin_to_cos: self.flip_sin_to_cos,
             freq_shift: self.freq_shift,
+            center_input_sample: self.center_input_sample,
         }
     }
 }
@@ -223,6 +240,7 @@ impl UNet {
     /// Predicts the noise: `x: [B, C, H, W]`, one timestep per image -> `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
         let device = x.device();
+        let x = if self.center_input_sample { x.mul_scalar(2.0).sub_scalar(1.0) } else { x };
         // 1. time embedding: sinusoid (host) -> MLP
         let sinusoid = timestep_embedding_tensor(
             timesteps,
@@ -252,7 +270,9 @@ impl UNet {
 
         // 3. middle at the lowest resolution
         h = self.mid_block.resnets[0].forward(h, &temb);
-        h = self.mid_block.attentions[0].forward(h);
+        for attention in &self.mid_block.attentions {
+            h = attention.forward(h);
+        }
         h = self.mid_block.resnets[1].forward(h, &temb);
 
         // 4. up: concatenate the matching skip before every ResNet block

@@ -349,7 +349,7 @@ impl Session {
                     steps: self.trainer.step as u64,
                     images_seen: (self.trainer.step * self.settings.batch) as u64,
                 };
-                let bytes = checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &card)
+                let bytes = checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &self.trainer.schedule.config, &card)
                     .await
                     .map_err(|e| e.to_string())?;
                 let name = format!("tabdiffusion-{}-{}-step{}.safetensors", self.manifest.name, self.settings.preset.name(), self.trainer.step);

@@ -1,0 +1,286 @@
+//! diffusers' `UNet2DModel` `config.json`, read and written.
+//!
+//! Reading follows `UNet2DModel.__init__`: a key that is absent takes diffusers' default. Every
+//! option this U-Net cannot follow is refused by name rather than ignored.
+
+use serde_json::{Map, Value, json};
+
+use super::UNetConfig;
+
+const DOWN: &str = "DownBlock2D";
+const ATTN_DOWN: &str = "AttnDownBlock2D";
+const UP: &str = "UpBlock2D";
+const ATTN_UP: &str = "AttnUpBlock2D";
+
+/// Reads a `config.json` of diffusers' `UNet2DModel`.
+pub fn from_diffusers_config(json: &str) -> Result<UNetConfig, String> {
+    let value: Value = serde_json::from_str(json).map_err(|e| format!("config.json is not JSON: {e}"))?;
+    let map = value.as_object().ok_or("config.json is not a JSON object")?;
+    let config = Reader { map }.config()?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Writes `config` as a `UNet2DModel` `config.json` that `UNet2DModel.from_pretrained` loads.
+pub fn to_diffusers_config(config: &UNetConfig) -> String {
+    let down: Vec<&str> = config.attention.iter().map(|&a| if a { ATTN_DOWN } else { DOWN }).collect();
+    let up: Vec<&str> = config.attention.iter().rev().map(|&a| if a { ATTN_UP } else { UP }).collect();
+    let value = json!({
+        "_class_name": "UNet2DModel",
+        "_diffusers_version": "0.42.1",
+        "act_fn": "silu",
+        "add_attention": config.add_attention,
+        "attention_head_dim": config.attention_head_dim,
+        "attn_norm_num_groups": null,
+        "block_out_channels": config.block_out_channels,
+        "center_input_sample": config.center_input_sample,
+        "class_embed_type": null,
+        "down_block_types": down,
+        "downsample_padding": config.downsample_padding,
+        "downsample_type": "conv",
+        "dropout": config.dropout,
+        "flip_sin_to_cos": config.flip_sin_to_cos,
+        "freq_shift": config.freq_shift,
+        "in_channels": config.in_channels,
+        "layers_per_block": config.layers_per_block,
+        "mid_block_scale_factor": 1,
+        "mid_block_type": "UNetMidBlock2D",
+        "norm_eps": config.norm_eps,
+        "norm_num_groups": config.norm_num_groups,
+        "num_class_embeds": null,
+        "num_train_timesteps": null,
+        "out_channels": config.out_channels,
+        "resnet_time_scale_shift": "default",
+        "sample_size": config.sample_size,
+        "time_embedding_dim": config.time_embedding_dim,
+        "time_embedding_type": "positional",
+        "up_block_types": up,
+        "upsample_type": "conv",
+    });
+    serde_json::to_string_pretty(&value).expect("JSON serialises")
+}
+
+struct Reader<'a> {
+    map: &'a Map<String, Value>,
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn usize(&self, key: &str, default: usize) -> Result<usize, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.as_u64().map(|n| n as usize).ok_or(format!("{key} must be a whole number, not {v}")),
+        }
+    }
+
+    fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.as_f64().ok_or(format!("{key} must be a number, not {v}")),
+        }
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.as_bool().ok_or(format!("{key} must be true or false, not {v}")),
+        }
+    }
+
+    fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>, String> {
+        match self.get(key) {
+            None => Ok(default.iter().map(|s| s.to_string()).collect()),
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
+                .ok_or(format!("{key} must be a list of names, not {v}")),
+        }
+    }
+
+    /// A string option that must have one value (its default, or `null` where that is the default).
+    fn only(&self, key: &str, supported: Option<&str>) -> Result<(), String> {
+        let found = self.get(key);
+        let ok = match (found, supported) {
+            (None, _) => true,
+            (Some(v), Some(s)) => v.as_str() == Some(s),
+            (Some(_), None) => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let want = supported.map_or("null".to_string(), |s| format!("\"{s}\""));
+        Err(format!("{key} = {} is not supported (only {want})", found.unwrap_or(&Value::Null)))
+    }
+
+    fn config(&self) -> Result<UNetConfig, String> {
+        if let Some(class) = self.get("_class_name").and_then(Value::as_str)
+            && class != "UNet2DModel"
+        {
+            return Err(format!("_class_name = {class} is not supported (only UNet2DModel)"));
+        }
+        const KNOWN: &[&str] = &[
+            "sample_size", "in_channels", "out_channels", "center_input_sample", "time_embedding_type",
+            "time_embedding_dim", "freq_shift", "flip_sin_to_cos", "down_block_types", "mid_block_type",
+            "up_block_types", "block_out_channels", "layers_per_block", "mid_block_scale_factor",
+            "downsample_padding", "downsample_type", "upsample_type", "dropout", "act_fn",
+            "attention_head_dim", "norm_num_groups", "attn_norm_num_groups", "norm_eps",
+            "resnet_time_scale_shift", "add_attention", "class_embed_type", "num_class_embeds",
+            "num_train_timesteps",
+        ];
+        if let Some(key) = self.map.keys().find(|k| !k.starts_with('_') && !KNOWN.contains(&k.as_str())) {
+            return Err(format!("option {key} is not supported"));
+        }
+        self.only("time_embedding_type", Some("positional"))?;
+        self.only("mid_block_type", Some("UNetMidBlock2D"))?;
+        self.only("downsample_type", Some("conv"))?;
+        self.only("upsample_type", Some("conv"))?;
+        self.only("act_fn", Some("silu"))?;
+        self.only("resnet_time_scale_shift", Some("default"))?;
+        self.only("class_embed_type", None)?;
+        if self.get("num_class_embeds").is_some() {
+            return Err("num_class_embeds is not supported: class-conditional U-Nets are not implemented".into());
+        }
+        if self.f64("mid_block_scale_factor", 1.0)? != 1.0 {
+            return Err(format!("mid_block_scale_factor = {} is not supported (only 1)", self.map["mid_block_scale_factor"]));
+        }
+
+        let sample_size = match self.get("sample_size") {
+            None => return Err("sample_size is missing: the image size must be known".into()),
+            Some(Value::Array(hw)) if hw.len() == 2 && hw[0] == hw[1] => self.usize_value("sample_size", &hw[0])?,
+            Some(Value::Array(hw)) => return Err(format!("sample_size = {hw:?}: only square images are supported")),
+            Some(v) => self.usize_value("sample_size", v)?,
+        };
+        let block_out_channels = match self.get("block_out_channels") {
+            None => vec![224, 448, 672, 896],
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.iter().map(|c| c.as_u64().map(|c| c as usize)).collect())
+                .ok_or(format!("block_out_channels must be a list of whole numbers, not {v}"))?,
+        };
+        let down = self.strings("down_block_types", &[DOWN, ATTN_DOWN, ATTN_DOWN, ATTN_DOWN])?;
+        let up = self.strings("up_block_types", &[ATTN_UP, ATTN_UP, ATTN_UP, UP])?;
+        if down.len() != block_out_channels.len() || up.len() != down.len() {
+            return Err(format!(
+                "{} block_out_channels, {} down_block_types and {} up_block_types: they must be as many",
+                block_out_channels.len(),
+                down.len(),
+                up.len()
+            ));
+        }
+        let mut attention = Vec::with_capacity(down.len());
+        for (i, name) in down.iter().enumerate() {
+            attention.push(match name.as_str() {
+                DOWN => false,
+                ATTN_DOWN => true,
+                other => {
+                    return Err(format!(
+                        "down_block_types[{i}] = {other} is not supported (only {DOWN} and {ATTN_DOWN})"
+                    ));
+                }
+            });
+        }
+        for (i, name) in up.iter().enumerate() {
+            let mirrored = if attention[down.len() - 1 - i] { ATTN_UP } else { UP };
+            if name != mirrored {
+                return Err(format!(
+                    "up_block_types[{i}] = {name} is not supported here: the up path must mirror the down path ({mirrored})"
+                ));
+            }
+        }
+        let norm_num_groups = self.usize("norm_num_groups", 32)?;
+        if let Some(groups) = self.get("attn_norm_num_groups")
+            && groups.as_u64() != Some(norm_num_groups as u64)
+        {
+            return Err(format!("attn_norm_num_groups = {groups} is not supported (only null or norm_num_groups)"));
+        }
+        let attention_head_dim = match self.map.get("attention_head_dim") {
+            None => Some(8), // diffusers' default when the key is absent
+            Some(Value::Null) => None,
+            Some(v) => Some(self.usize_value("attention_head_dim", v)?),
+        };
+        Ok(UNetConfig {
+            sample_size,
+            in_channels: self.usize("in_channels", 3)?,
+            out_channels: self.usize("out_channels", 3)?,
+            block_out_channels,
+            attention,
+            layers_per_block: self.usize("layers_per_block", 2)?,
+            attention_head_dim,
+            norm_num_groups,
+            norm_eps: self.f64("norm_eps", 1e-5)?,
+            dropout: self.f64("dropout", 0.0)?,
+            flip_sin_to_cos: self.bool("flip_sin_to_cos", true)?,
+            freq_shift: self.f64("freq_shift", 0.0)?,
+            downsample_padding: self.usize("downsample_padding", 1)?,
+            center_input_sample: self.bool("center_input_sample", false)?,
+            time_embedding_dim: match self.get("time_embedding_dim") {
+                None => None,
+                Some(v) => Some(self.usize_value("time_embedding_dim", v)?),
+            },
+            add_attention: self.bool("add_attention", true)?,
+        })
+    }
+
+    fn usize_value(&self, key: &str, v: &Value) -> Result<usize, String> {
+        v.as_u64().map(|n| n as usize).ok_or(format!("{key} must be a whole number, not {v}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+
+    /// google/ddpm-cifar10-32's config.json (the DDPM paper's CIFAR-10 model on the Hub).
+    const DDPM_CIFAR10: &str = r#"{
+        "_class_name": "UNet2DModel", "_diffusers_version": "0.0.4", "act_fn": "silu",
+        "attention_head_dim": null, "block_out_channels": [128, 256, 256, 256],
+        "center_input_sample": false,
+        "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
+        "downsample_padding": 0, "flip_sin_to_cos": false, "freq_shift": 1, "in_channels": 3,
+        "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-06, "norm_num_groups": 32,
+        "out_channels": 3, "sample_size": 32, "time_embedding_type": "positional",
+        "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+    }"#;
+
+    #[test]
+    fn the_ddpm_cifar10_config_is_our_preset() {
+        let mut preset = Preset::DdpmCifar10.config();
+        preset.dropout = 0.0; // a training setting; the Hub config leaves it at its default
+        assert_eq!(from_diffusers_config(DDPM_CIFAR10).unwrap(), preset);
+    }
+
+    #[test]
+    fn written_configs_read_back_unchanged() {
+        for preset in [Preset::Tiny, Preset::MnistSmall, Preset::DdpmCifar10] {
+            let config = preset.config();
+            assert_eq!(from_diffusers_config(&to_diffusers_config(&config)).unwrap(), config);
+        }
+    }
+
+    #[test]
+    fn unsupported_options_are_named() {
+        let with = |key: &str, value: &str| {
+            let mut v: Value = serde_json::from_str(DDPM_CIFAR10).unwrap();
+            v[key] = serde_json::from_str(value).unwrap();
+            from_diffusers_config(&v.to_string()).unwrap_err()
+        };
+        let cases = [
+            ("down_block_types", r#"["DownBlock2D", "SkipDownBlock2D", "DownBlock2D", "DownBlock2D"]"#, "down_block_types[1] = SkipDownBlock2D"),
+            ("time_embedding_type", r#""fourier""#, "time_embedding_type = \"fourier\" is not supported"),
+            ("resnet_time_scale_shift", r#""scale_shift""#, "resnet_time_scale_shift"),
+            ("num_class_embeds", "10", "num_class_embeds"),
+            ("cross_attention_dim", "768", "option cross_attention_dim"),
+            ("_class_name", r#""UNet2DConditionModel""#, "UNet2DConditionModel"),
+            ("up_block_types", r#"["UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"]"#, "must mirror"),
+            ("sample_size", "[32, 64]", "only square"),
+        ];
+        for (key, value, expected) in cases {
+            let message = with(key, value);
+            assert!(message.contains(expected), "{key}: {message}");
+        }
+    }
+}
