@@ -170,7 +170,11 @@ def check_export(folder):
     model, info = UNet2DModel.from_pretrained(folder, output_loading_info=True)
     model.eval()
     case = unet_case(model, 2, 30)
+    scheduler = DDPMScheduler.from_pretrained(folder)
     case.update({
+        "scheduler": {"class": type(scheduler).__name__, "beta_schedule": scheduler.config.beta_schedule,
+                      "prediction_type": scheduler.config.prediction_type,
+                      "alphas_cumprod_last": scheduler.alphas_cumprod[-1].item()},
         "diffusers_version": diffusers.__version__,
         "folder": Path(folder).name,
         "loading_info": {k: sorted(map(str, v)) for k, v in info.items()},

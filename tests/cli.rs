@@ -92,3 +92,97 @@ fn bad_inputs_fail_with_a_message() {
     let msg = fails(&["data", "mnist", "--from", s(&not_tgz), "--out", s(dir.path())]);
     assert!(msg.contains("sha256"), "{msg}");
 }
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/diffusers").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn diffusers_folders_sample_export_and_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    // A diffusers folder samples from given x_T (the values of diffusers' own 10-step DDIM run
+    // are checked in tests/diffusers.rs; here the CLI path: folder in, .npy in and out).
+    let x_t = dir.path().join("x_T.npy");
+    let noise: Vec<f32> = (0..2 * 3 * 8 * 8).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    std::fs::write(&x_t, tabdiffusion::data::encode_npy(&[2, 3, 8, 8], &noise)).unwrap();
+    let (png, a) = (dir.path().join("a.png"), dir.path().join("a.npy"));
+    let unet_a = fixture("unet_a");
+    ok(&["sample", "--model", s(&unet_a), "--steps", "10", "--init-noise", s(&x_t), "--out", s(&png), "--out-npy", s(&a)]);
+    let (shape, _) = tabdiffusion::data::decode_npy(&std::fs::read(&a).unwrap()).unwrap();
+    assert_eq!(shape, vec![2, 3, 8, 8]);
+
+    // Exported as a folder again and sampled from there: the same values.
+    let exported = dir.path().join("exported");
+    ok(&["export", "--model", s(&unet_a), "--out", s(&exported)]);
+    let b = dir.path().join("b.npy");
+    ok(&["sample", "--model", s(&exported), "--steps", "10", "--init-noise", s(&x_t), "--out", s(&png), "--out-npy", s(&b)]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+
+    // Our single file (the weights of the export) samples the same too, with each sampler.
+    let file = exported.join("diffusion_pytorch_model.safetensors");
+    for sampler in ["ddpm", "ddpm-large", "ddim", "dpm-solver"] {
+        ok(&["sample", "--model", s(&file), "--sampler", sampler, "--steps", "4", "--count", "2", "--out", s(&png)]);
+    }
+    let c = dir.path().join("c.npy");
+    ok(&["sample", "--model", s(&file), "--steps", "10", "--init-noise", s(&x_t), "--out", s(&png), "--out-npy", s(&c)]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+
+    // A config alone is a fresh model of that shape.
+    let config_only = dir.path().join("config-only");
+    std::fs::create_dir_all(&config_only).unwrap();
+    std::fs::copy(unet_a.join("config.json"), config_only.join("config.json")).unwrap();
+    ok(&["sample", "--model", s(&config_only), "--steps", "2", "--count", "1", "--out", s(&png)]);
+}
+
+#[test]
+fn schedule_prints_diffusers_values() {
+    // alphas_cumprod of DDPMScheduler(beta_schedule="squaredcos_cap_v2"), from the fixture.
+    let stdout = ok(&["schedule", "--kind", "cosine", "--timesteps", "1000", "--json"]);
+    let ours: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("reference.json")).unwrap()).unwrap();
+    let (a, b) = (ours["alphas_cumprod"].as_array().unwrap(), reference["schedules"]["cosine"]["alphas_cumprod"].as_array().unwrap());
+    assert_eq!(a.len(), 1000);
+    for (x, y) in a.iter().zip(b) {
+        assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn bad_diffusers_folders_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("x.png");
+    let sample = |model: &Path| fails(&["sample", "--model", s(model), "--steps", "1", "--count", "1", "--out", s(&png)]);
+
+    let msg = sample(dir.path());
+    assert!(msg.contains("no config.json"), "{msg}");
+
+    // An unsupported block type is named.
+    let skip = dir.path().join("skip");
+    copy_dir(&fixture("unet_a"), &skip);
+    let config = std::fs::read_to_string(skip.join("config.json")).unwrap().replacen("\"DownBlock2D\"", "\"SkipDownBlock2D\"", 1);
+    std::fs::write(skip.join("config.json"), config).unwrap();
+    let msg = sample(&skip);
+    assert!(msg.contains("down_block_types[0] = SkipDownBlock2D is not supported"), "{msg}");
+
+    // Weights of another config: the first mismatches are listed.
+    let mixed = dir.path().join("mixed");
+    copy_dir(&fixture("unet_a"), &mixed);
+    std::fs::copy(fixture("unet_b").join("diffusion_pytorch_model.safetensors"), mixed.join("diffusion_pytorch_model.safetensors")).unwrap();
+    let msg = sample(&mixed);
+    assert!(msg.contains("missing: ") && msg.contains("wrong shape: conv_in.weight is [8, 1, 3, 3], expected [8, 3, 3, 3]"), "{msg}");
+
+    // x_T of the wrong shape.
+    let x_t = dir.path().join("x.npy");
+    std::fs::write(&x_t, tabdiffusion::data::encode_npy(&[1, 1, 8, 8], &[0.0; 64])).unwrap();
+    let msg = fails(&["sample", "--model", s(&fixture("unet_a")), "--init-noise", s(&x_t), "--out", s(&png)]);
+    assert!(msg.contains("x_T has shape [1, 1, 8, 8]; this model needs [N, 3, 8, 8]"), "{msg}");
+}

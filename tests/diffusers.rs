@@ -202,3 +202,35 @@ fn ten_step_runs_from_fixed_noise_match_the_schedulers() {
         assert!(d < 1e-3, "{name}: off by {d:e}");
     }
 }
+
+#[test]
+fn our_export_loads_in_diffusers_and_gives_the_same_output() {
+    // export_check.json: `scripts/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours`
+    // loaded the folder `tabdiffusion export --model tiny` wrote with
+    // UNet2DModel.from_pretrained and DDPMScheduler.from_pretrained, and ran the U-Net.
+    use tabdiffusion::checkpoint::{DiffusersFolder, decode, to_bytes};
+    let check: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("export_check.json")).unwrap()).unwrap();
+    for key in ["missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"] {
+        assert_eq!(check["loading_info"][key], serde_json::json!([]), "diffusers reported {key}");
+    }
+    assert_eq!(check["scheduler"]["class"], "DDPMScheduler");
+    let (model, config) = load_folder("ours");
+    assert_eq!(burn::module::Module::num_params(&model) as u64, check["parameters"].as_u64().unwrap());
+    let eps = model.forward(tensor(&check["input"], &check["shape"]), &usizes(&check["timesteps"]));
+    let d = max_diff(&values(eps), &floats(&check["output"]));
+    assert!(d < 1e-4, "diffusers and we disagree on our export by {d:e}");
+
+    // The fixture is what the exporter writes today: writing the loaded model again gives the
+    // same tensors and metadata (otherwise rerun the script's check-export).
+    let dir = fixtures().join("ours");
+    let schedule = ScheduleConfig::default();
+    let card = Default::default();
+    let bytes = pollster::block_on(to_bytes(&model, &config, &schedule, &card)).unwrap();
+    let (again, committed) = (decode(&bytes).unwrap(), decode(&std::fs::read(dir.join(DiffusersFolder::WEIGHTS)).unwrap()).unwrap());
+    assert!(again.tensors == committed.tensors, "the exported tensors changed");
+    assert_eq!((again.config, again.schedule, again.card), (committed.config, committed.schedule, committed.card));
+    let (config_json, scheduler_json) = DiffusersFolder::configs(&config, &schedule);
+    assert_eq!(config_json, std::fs::read_to_string(dir.join(DiffusersFolder::CONFIG)).unwrap());
+    assert_eq!(scheduler_json, std::fs::read_to_string(dir.join(DiffusersFolder::SCHEDULER)).unwrap());
+}

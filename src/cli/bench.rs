@@ -5,7 +5,6 @@ use std::time::Instant;
 use burn::module::Module;
 use clap::Args;
 
-use super::sample::load_model;
 use super::{Backend, CliResult, model_source};
 use crate::data::ImageSet;
 use crate::diffusion::{Noise, SamplerKind, Schedule};
@@ -14,7 +13,7 @@ use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// A preset or a weights file.
+    /// A preset, a weights file or a diffusers folder.
     #[arg(long, default_value = "mnist-small")]
     pub model: String,
     #[arg(long, value_enum, default_value = "cpu")]
@@ -34,7 +33,9 @@ pub fn run(args: BenchArgs) -> CliResult {
         return Err("--batch and --train-steps must be at least 1".into());
     }
     let device = args.backend.device();
-    let (model, config) = load_model(model_source(&args.model)?, &device)?;
+    let source = model_source(&args.model)?;
+    let (model, config) = (source.build(&device)?, source.config.clone());
+    let schedule = Schedule::new(source.schedule.clone());
     let params = model.num_params();
 
     // Training: random images stand in for data; the cost does not depend on the pixels.
@@ -53,11 +54,11 @@ pub fn run(args: BenchArgs) -> CliResult {
 
     // DDIM-50: one warm-up step, then a full run.
     let kind = SamplerKind::ddim(50);
-    let mut warm = SampleRun::new(&config, kind, &Schedule::ddpm(), args.batch, 0, &device);
+    let mut warm = SampleRun::new(&config, kind, &schedule, args.batch, 0, &device);
     warm.step(&model);
     let _ = warm.sample.into_data();
     let start = Instant::now();
-    let mut run = SampleRun::new(&config, kind, &Schedule::ddpm(), args.batch, 0, &device);
+    let mut run = SampleRun::new(&config, kind, &schedule, args.batch, 0, &device);
     while run.step(&model).is_some() {}
     let _ = run.sample.into_data();
     let ddim50_images_per_s = args.batch as f64 / start.elapsed().as_secs_f64();

@@ -1,9 +1,11 @@
-//! The native command line: `data`, `train`, `sample`, `bench`. A thin shell: files and devices
+//! The native command line: `data`, `train`, `sample`, `bench`, `export`, `schedule`. A thin shell: files and devices
 //! here, everything else in the core.
 
 mod bench;
 mod data;
+mod export;
 mod sample;
+mod schedule;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -11,9 +13,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, DeviceKind};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, DiffusersFolder};
+use crate::diffusion::ScheduleConfig;
 use crate::data::{ImageSet, Manifest, decode_tile, tile_count};
-use crate::model::{Preset, UNetConfig, preset_names};
+use crate::model::{Preset, UNet, UNetConfig, preset_names};
 
 /// Train and sample diffusion models (the native build of the browser app).
 #[derive(Parser, Debug)]
@@ -33,6 +36,10 @@ pub enum Command {
     Sample(sample::SampleArgs),
     /// Measure training and sampling throughput; prints one JSON line.
     Bench(bench::BenchArgs),
+    /// Write a model as a diffusers folder (config.json + weights + scheduler_config.json).
+    Export(export::ExportArgs),
+    /// Print a noise schedule's β_t and ᾱ_t.
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Where tensors live.
@@ -70,6 +77,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Schedule(args) => schedule::run(args),
     }
 }
 
@@ -87,26 +96,72 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// A model named by a preset or by a checkpoint file.
-pub enum ModelSource {
-    Preset(UNetConfig),
-    File(Checkpoint),
+/// The model `--model` names: its config and schedule, and its weights if it has any.
+pub struct ModelSource {
+    pub config: UNetConfig,
+    pub schedule: ScheduleConfig,
+    /// `None` for a preset or a diffusers config without weights: fresh weights.
+    pub checkpoint: Option<Checkpoint>,
 }
 
-/// `--model`: a preset name or a `.safetensors` file.
+impl ModelSource {
+    /// The model on `device`: the loaded weights, or fresh ones.
+    pub fn build(&self, device: &Device) -> CliResult<UNet> {
+        match &self.checkpoint {
+            Some(checkpoint) => checkpoint.load(device).map_err(|e| e.to_string()),
+            None => Ok(self.config.init(device)),
+        }
+    }
+}
+
+/// `--model`: a preset name, a `.safetensors` file of ours, or a diffusers model folder
+/// (`config.json`, optional weights and `scheduler_config.json`; a pipeline folder with `unet/`
+/// and `scheduler/` works too).
 fn model_source(model: &str) -> CliResult<ModelSource> {
     if let Some(preset) = Preset::from_name(model) {
-        return Ok(ModelSource::Preset(preset.config()));
+        return Ok(ModelSource { config: preset.config(), schedule: ScheduleConfig::default(), checkpoint: None });
     }
     let path = PathBuf::from(model);
+    if path.is_dir() {
+        return diffusers_folder(&path);
+    }
     if !path.exists() {
         return Err(format!(
-            "--model {model}: no such file, and not a preset (presets: {})",
+            "--model {model}: no such file or folder, and not a preset (presets: {})",
             preset_names().join(", ")
         ));
     }
     let bytes = read(&path)?;
-    checkpoint::decode(&bytes).map(ModelSource::File).map_err(|e| format!("{}: {e}", path.display()))
+    let checkpoint = checkpoint::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(ModelSource { config: checkpoint.config.clone(), schedule: checkpoint.schedule.clone(), checkpoint: Some(checkpoint) })
+}
+
+fn diffusers_folder(dir: &Path) -> CliResult<ModelSource> {
+    let unet = if dir.join("unet").join(DiffusersFolder::CONFIG).exists() { dir.join("unet") } else { dir.to_path_buf() };
+    let config_path = unet.join(DiffusersFolder::CONFIG);
+    if !config_path.exists() {
+        return Err(format!("{}: no config.json, so not a diffusers model folder", dir.display()));
+    }
+    let config = String::from_utf8_lossy(&read(&config_path)?).into_owned();
+    let weights_path = unet.join(DiffusersFolder::WEIGHTS);
+    let weights = if weights_path.exists() {
+        Some(read(&weights_path)?)
+    } else if unet.join("diffusion_pytorch_model.bin").exists() {
+        return Err(format!(
+            "{}: only .safetensors weights are read, not diffusion_pytorch_model.bin (diffusers writes safetensors with save_pretrained(folder, safe_serialization=True))",
+            unet.display()
+        ));
+    } else {
+        None
+    };
+    let scheduler = [dir.join(DiffusersFolder::SCHEDULER), dir.join("scheduler").join(DiffusersFolder::SCHEDULER)]
+        .into_iter()
+        .find(|p| p.exists())
+        .map(|p| read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .transpose()?;
+    let (config, schedule, checkpoint) = DiffusersFolder::read(&config, weights.as_deref(), scheduler.as_deref())
+        .map_err(|e| format!("{}: {e}", unet.display()))?;
+    Ok(ModelSource { config, schedule, checkpoint })
 }
 
 /// Reads the training split of a tiled dataset folder (written by `data`).

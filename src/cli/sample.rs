@@ -1,43 +1,61 @@
-//! `sample`: a checkpoint -> a PNG grid (and raw values as .npy).
+//! `sample`: a model -> a PNG grid (and raw values as .npy).
 
 use std::path::PathBuf;
 
+use burn::tensor::{Device, Tensor, TensorData};
 use clap::{Args, ValueEnum};
 
-use super::{Backend, CliResult, ModelSource, model_source, write_atomic};
-use crate::data::{encode_npy, samples_png};
-use crate::diffusion::{SamplerKind, Schedule};
+use super::{Backend, CliResult, model_source, read, write_atomic};
+use crate::data::{decode_npy, encode_npy, samples_png};
+use crate::diffusion::{Noise, SamplerKind, Schedule, Spacing, Variance};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::SampleRun;
-use burn::tensor::Device;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SamplerName {
-    /// Ancestral sampling, all 1000 steps (DDPM Algorithm 2).
+    /// Ancestral sampling over all T steps (DDPM Algorithm 2), variance β̃_t.
     Ddpm,
+    /// Ancestral sampling with variance β_t (diffusers' fixed_large).
+    DdpmLarge,
     /// DDIM with `--steps` and `--eta`.
     Ddim,
+    /// DPM-Solver++(2M) with `--steps`.
+    DpmSolver,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SpacingName {
+    Leading,
+    Trailing,
+    Linspace,
 }
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// A weights file (.safetensors, from the tab or `train`), or a preset (random weights).
+    /// A weights file (.safetensors, from the tab or `train`), a diffusers model folder, or a
+    /// preset (random weights).
     #[arg(long)]
     pub model: String,
     #[arg(long, value_enum, default_value = "ddim")]
     pub sampler: SamplerName,
-    /// DDIM steps.
+    /// Steps of DDIM or DPM-Solver++ (DDPM takes all T).
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
     /// DDIM η (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
     pub eta: f64,
+    /// Timestep spacing (default: leading for DDIM, linspace for DPM-Solver++, as diffusers).
+    #[arg(long, value_enum)]
+    pub spacing: Option<SpacingName>,
     /// Seed of x_T and of the sampler's noise; the tab uses the same stream.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Number of images.
     #[arg(long, default_value_t = 16)]
     pub count: usize,
+    /// Start from this x_T (float32 .npy, `[N, C, H, W]`) instead of seeded noise; N images.
+    #[arg(long)]
+    pub init_noise: Option<PathBuf>,
     /// PNG grid to write.
     #[arg(long, default_value = "samples.png")]
     pub out: PathBuf,
@@ -50,29 +68,36 @@ pub struct SampleArgs {
 
 impl SampleArgs {
     pub fn kind(&self) -> SamplerKind {
+        let spacing = |default| match self.spacing {
+            None => default,
+            Some(SpacingName::Leading) => Spacing::Leading,
+            Some(SpacingName::Trailing) => Spacing::Trailing,
+            Some(SpacingName::Linspace) => Spacing::Linspace,
+        };
         match self.sampler {
-            SamplerName::Ddpm => SamplerKind::Ddpm { variance: crate::diffusion::Variance::FixedSmall },
-            SamplerName::Ddim => SamplerKind::Ddim { steps: self.steps, eta: self.eta, spacing: Default::default() },
-        }
-    }
-}
-
-/// Builds the model of `--model` on `device`.
-pub fn load_model(source: ModelSource, device: &Device) -> CliResult<(UNet, UNetConfig)> {
-    match source {
-        ModelSource::Preset(config) => Ok((config.init(device), config)),
-        ModelSource::File(checkpoint) => {
-            let model = checkpoint.load(device).map_err(|e| e.to_string())?;
-            Ok((model, checkpoint.config))
+            SamplerName::Ddpm => SamplerKind::Ddpm { variance: Variance::FixedSmall },
+            SamplerName::DdpmLarge => SamplerKind::Ddpm { variance: Variance::FixedLarge },
+            SamplerName::Ddim => SamplerKind::Ddim { steps: self.steps, eta: self.eta, spacing: spacing(Spacing::Leading) },
+            SamplerName::DpmSolver => SamplerKind::DpmSolver { steps: self.steps, spacing: spacing(Spacing::Linspace) },
         }
     }
 }
 
 /// Runs a whole sampling run and returns the raw values `[count, C, H, W]`.
-pub fn sample_values(model: &UNet, config: &UNetConfig, kind: SamplerKind, count: usize, seed: u64, device: &Device) -> Vec<f32> {
-    let mut run = SampleRun::new(config, kind, &Schedule::ddpm(), count, seed, device);
+pub fn sample_values(run: SampleRun, model: &UNet) -> Vec<f32> {
+    let mut run = run;
     while run.step(model).is_some() {}
     run.sample.into_data().try_to_vec::<f32>().expect("f32 samples")
+}
+
+/// x_T from an .npy file, checked against the model's image shape.
+fn init_noise(path: &std::path::Path, config: &UNetConfig, device: &Device) -> CliResult<Tensor<4>> {
+    let (shape, values) = decode_npy(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (c, s) = (config.in_channels, config.sample_size);
+    match shape[..] {
+        [n, sc, sh, sw] if n > 0 && (sc, sh, sw) == (c, s, s) => Ok(Tensor::from_data(TensorData::new(values, [n, c, s, s]), device)),
+        _ => Err(format!("{}: x_T has shape {shape:?}; this model needs [N, {c}, {s}, {s}]", path.display())),
+    }
 }
 
 pub fn run(args: SampleArgs) -> CliResult {
@@ -83,13 +108,20 @@ pub fn run(args: SampleArgs) -> CliResult {
         return Err("--eta must be between 0 and 1".into());
     }
     let device = args.backend.device();
-    let (model, config) = load_model(model_source(&args.model)?, &device)?;
-    let values = sample_values(&model, &config, args.kind(), args.count, args.seed, &device);
+    let source = model_source(&args.model)?;
+    let model = source.build(&device)?;
+    let (config, schedule) = (&source.config, Schedule::new(source.schedule.clone()));
+    let run = match &args.init_noise {
+        Some(path) => SampleRun::from_noise(args.kind(), &schedule, init_noise(path, config, &device)?, Noise::new(args.seed)),
+        None => SampleRun::new(config, args.kind(), &schedule, args.count, args.seed, &device),
+    };
+    let count = run.sample.dims()[0];
+    let values = sample_values(run, &model);
     let (c, s) = (config.in_channels, config.sample_size);
-    write_atomic(&args.out, &samples_png(&values, args.count, c, s))?;
+    write_atomic(&args.out, &samples_png(&values, count, c, s))?;
     println!("wrote {}", args.out.display());
     if let Some(path) = &args.out_npy {
-        write_atomic(path, &encode_npy(&[args.count, c, s, s], &values))?;
+        write_atomic(path, &encode_npy(&[count, c, s, s], &values))?;
         println!("wrote {}", path.display());
     }
     Ok(())

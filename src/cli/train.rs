@@ -8,15 +8,17 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample::sample_values;
-use super::{Backend, CliResult, ModelSource, load_train_split, model_source, write_atomic};
+use super::{Backend, CliResult, load_train_split, model_source, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
 use crate::diffusion::SamplerKind;
+use crate::pipeline::SampleRun;
 use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// A preset (`tiny`, `mnist-small`, `ddpm-cifar10`) or a weights file to continue from.
+    /// A preset (`tiny`, `mnist-small`, `ddpm-cifar10`), or a weights file or diffusers folder
+    /// to continue from (a diffusers config without weights starts fresh).
     #[arg(long, default_value = "mnist-small")]
     pub model: String,
     /// Tiled dataset folder (written by `data`).
@@ -68,13 +70,12 @@ pub fn run(args: TrainArgs) -> CliResult {
         .with_learning_rate(args.lr)
         .with_ema_decay(args.ema_decay)
         .with_seed(args.seed);
-    let mut trainer = match model_source(&args.model)? {
-        ModelSource::Preset(model_config) => Trainer::new(model_config, config, &device),
-        ModelSource::File(checkpoint) => {
-            let model = checkpoint.load(&device).map_err(|e| e.to_string())?;
-            Trainer::from_model(model, checkpoint.config, config, &device)
-        }
+    let source = model_source(&args.model)?;
+    let trainer = match source.checkpoint {
+        None => Trainer::new(source.config.clone(), config, &device),
+        Some(_) => Trainer::from_model(source.build(&device)?, source.config.clone(), config, &device),
     };
+    let mut trainer = trainer.with_schedule(source.schedule.clone());
     let mc = &trainer.model_config;
     if (mc.in_channels, mc.sample_size) != (set.channels, set.height) || set.height != set.width {
         return Err(format!(
@@ -126,8 +127,8 @@ pub fn run(args: TrainArgs) -> CliResult {
     write_atomic(&args.out, &bytes)?;
     println!("wrote {}", args.out.display());
 
-    let kind = SamplerKind::ddim(50);
-    let values = sample_values(&trainer.ema, &trainer.model_config, kind, 16, 0, &device);
+    let run = SampleRun::new(&trainer.model_config, SamplerKind::ddim(50), &trainer.schedule, 16, 0, &device);
+    let values = sample_values(run, &trainer.ema);
     let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
     write_atomic(&args.grid, &samples_png(&values, 16, c, s))?;
     println!("wrote {}", args.grid.display());

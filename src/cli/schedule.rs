@@ -1,0 +1,62 @@
+//! `schedule`: β_t and ᾱ_t of a noise schedule, the values the samplers and the tab use.
+
+use clap::{Args, ValueEnum};
+
+use super::CliResult;
+use crate::diffusion::{BetaSchedule, Schedule, ScheduleConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    /// β from --beta-start to --beta-end (DDPM).
+    Linear,
+    /// Nichol & Dhariwal's cosine ᾱ (diffusers' squaredcos_cap_v2).
+    Cosine,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    #[arg(long, value_enum, default_value = "linear")]
+    pub kind: Kind,
+    /// T, the number of diffusion steps.
+    #[arg(long, default_value_t = 1000)]
+    pub timesteps: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub beta_start: f64,
+    #[arg(long, default_value_t = 0.02)]
+    pub beta_end: f64,
+    /// Print `{"betas": [...], "alphas_cumprod": [...]}` instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: ScheduleArgs) -> CliResult {
+    if args.timesteps == 0 {
+        return Err("--timesteps must be at least 1".into());
+    }
+    if args.kind == Kind::Linear && !(0.0 < args.beta_start && args.beta_start <= args.beta_end && args.beta_end < 1.0) {
+        return Err("need 0 < --beta-start ≤ --beta-end < 1".into());
+    }
+    let beta_schedule = match args.kind {
+        Kind::Linear => BetaSchedule::Linear,
+        Kind::Cosine => BetaSchedule::Cosine,
+    };
+    let config = ScheduleConfig {
+        num_train_timesteps: args.timesteps,
+        beta_start: args.beta_start,
+        beta_end: args.beta_end,
+        beta_schedule,
+        ..Default::default()
+    };
+    let s = Schedule::new(config);
+    if args.json {
+        let json = serde_json::json!({ "betas": s.betas, "alphas_cumprod": s.alphas_cumprod });
+        println!("{json}");
+    } else {
+        println!("{:>6} {:>12} {:>12} {:>12}", "t", "beta", "alpha_bar", "SNR");
+        for t in 0..s.len() {
+            let ab = s.alphas_cumprod[t];
+            println!("{t:>6} {:>12.6e} {ab:>12.6e} {:>12.6e}", s.betas[t], ab / (1.0 - ab));
+        }
+    }
+    Ok(())
+}
