@@ -249,6 +249,25 @@ impl DiffusersFolder {
         Ok((config, schedule, checkpoint))
     }
 
+    /// The whole folder as an uncompressed zip (`{folder}/config.json`, …): what the tab
+    /// downloads, since a page can only hand over one file per click.
+    pub fn zip(folder: &str, config: &UNetConfig, schedule: &ScheduleConfig, weights: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        use zip::write::{SimpleFileOptions, ZipWriter};
+        let (config_json, scheduler_json) = Self::configs(config, schedule);
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(weights.len() > u32::MAX as usize / 2);
+        let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, bytes) in
+            [(Self::CONFIG, config_json.as_bytes()), (Self::SCHEDULER, scheduler_json.as_bytes()), (Self::WEIGHTS, weights)]
+        {
+            zip.start_file(format!("{folder}/{name}"), options).expect("in-memory zip");
+            zip.write_all(bytes).expect("in-memory zip");
+        }
+        zip.finish().expect("in-memory zip").into_inner()
+    }
+
     /// `config.json` and `scheduler_config.json` for a checkpoint; its weights file is the third.
     pub fn configs(config: &UNetConfig, schedule: &ScheduleConfig) -> (String, String) {
         let mut scheduler = serde_json::to_value(schedule).expect("schedule serialises");
@@ -379,6 +398,30 @@ mod tests {
         }
         // Linear weights in PyTorch's [out, in] order: linear_1 maps 8 -> 32.
         assert_eq!(checkpoint.tensors["time_embedding.linear_1.weight"].0, vec![32, 8]);
+    }
+
+    #[test]
+    fn the_diffusers_zip_holds_a_folder_that_reads_back() {
+        let (_, bytes) = tiny_bytes();
+        let schedule = ScheduleConfig::default();
+        let zip = DiffusersFolder::zip("m", &Preset::Tiny.config(), &schedule, &bytes);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+        let mut read = |name: &str| {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut archive.by_name(&format!("m/{name}")).unwrap(), &mut out).unwrap();
+            out
+        };
+        let (config, scheduler, weights) =
+            (read(DiffusersFolder::CONFIG), read(DiffusersFolder::SCHEDULER), read(DiffusersFolder::WEIGHTS));
+        assert_eq!(weights, bytes);
+        let (config, read_schedule, checkpoint) = DiffusersFolder::read(
+            std::str::from_utf8(&config).unwrap(),
+            Some(&weights),
+            Some(std::str::from_utf8(&scheduler).unwrap()),
+        )
+        .unwrap();
+        assert_eq!((config, read_schedule), (Preset::Tiny.config(), schedule));
+        assert_eq!(checkpoint.unwrap().card.steps, 12);
     }
 
     #[test]

@@ -7,6 +7,16 @@ use web_sys::HtmlInputElement;
 
 use super::browser::{draw_rgba, query_param, read_file};
 use super::session::{self, Command, Settings, View, send};
+use crate::diffusion::{SamplerKind, Spacing, Variance};
+
+/// The sampler the page's select names, with `steps` where it takes a number of steps.
+pub fn sampler_kind(name: &str, steps: usize) -> SamplerKind {
+    match name {
+        "ddpm" => SamplerKind::Ddpm { variance: Variance::FixedSmall },
+        "dpm-solver" => SamplerKind::DpmSolver { steps, spacing: Spacing::Linspace },
+        _ => SamplerKind::ddim(steps),
+    }
+}
 
 /// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets,
 /// log-scaled over a 300×100 box.
@@ -30,8 +40,13 @@ pub fn chart_points(losses: &[f32]) -> String {
 #[component]
 pub fn App() -> impl IntoView {
     let view = View::new();
+    let sampler = RwSignal::new("ddim".to_string());
+    let steps = RwSignal::new(50usize);
     match Settings::from_query(query_param) {
-        Ok(settings) => spawn_local(session::run(settings, view)),
+        Ok(settings) => {
+            steps.set(settings.sample_steps);
+            spawn_local(session::run(settings, view));
+        }
         Err(message) => view.error.set(message),
     }
     let canvas = NodeRef::<Canvas>::new();
@@ -44,13 +59,21 @@ pub fn App() -> impl IntoView {
     });
     let on_import = move |ev: leptos::ev::Event| {
         let input: HtmlInputElement = event_target(&ev);
-        let Some(file) = input.files().and_then(|files| files.get(0)) else { return };
+        let Some(list) = input.files() else { return };
+        let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
         input.set_value("");
+        if files.is_empty() {
+            return;
+        }
         spawn_local(async move {
-            match read_file(&file).await {
-                Ok(bytes) => send(Command::Import { name: file.name(), bytes }),
-                Err(message) => view.error.set(format!("{}: {message}", file.name())),
+            let mut read = Vec::with_capacity(files.len());
+            for file in files {
+                match read_file(&file).await {
+                    Ok(bytes) => read.push((file.name(), bytes)),
+                    Err(message) => return view.error.set(format!("{}: {message}", file.name())),
+                }
             }
+            send(Command::Import(read));
         });
     };
     let fmt_loss = move || view.loss.get().map_or("–".to_string(), |l| format!("{l:.4}"));
@@ -68,12 +91,26 @@ pub fn App() -> impl IntoView {
                     disabled=move || !view.ready.get() || view.running.get()>"Train"</button>
                 <button data-testid="pause" on:click=move |_| send(Command::Pause)
                     disabled=move || !view.running.get()>"Pause"</button>
-                <button data-testid="sample" on:click=move |_| send(Command::Sample)
+                <button data-testid="sample"
+                    on:click=move |_| send(Command::Sample(sampler_kind(&sampler.get_untracked(), steps.get_untracked())))
                     disabled=move || !view.ready.get()>"Sample"</button>
+                <select data-testid="sampler" prop:value=move || sampler.get()
+                    on:change=move |ev| sampler.set(event_target_value(&ev))>
+                    <option value="ddim">"DDIM (η = 0)"</option>
+                    <option value="dpm-solver">"DPM-Solver++(2M)"</option>
+                    <option value="ddpm">"DDPM (all T steps)"</option>
+                </select>
+                <label>"steps "
+                    <input type="number" min="1" max="1000" data-testid="sample-steps" prop:value=move || steps.get()
+                        disabled=move || sampler.get() == "ddpm"
+                        on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(50).clamp(1, 1000)) />
+                </label>
                 <button data-testid="export" on:click=move |_| send(Command::Export)
                     disabled=move || !view.ready.get()>"Export weights"</button>
-                <label class="file">"Import weights "
-                    <input type="file" accept=".safetensors" data-testid="import" on:change=on_import
+                <button data-testid="export-diffusers" on:click=move |_| send(Command::ExportDiffusers)
+                    disabled=move || !view.ready.get()>"Export for diffusers (.zip)"</button>
+                <label class="file">"Import weights or a diffusers folder's files "
+                    <input type="file" multiple accept=".safetensors,.json" data-testid="import" on:change=on_import
                         disabled=move || !view.ready.get() />
                 </label>
                 <button data-testid="download-samples" on:click=move |_| send(Command::DownloadSamples)
@@ -100,7 +137,7 @@ pub fn App() -> impl IntoView {
                 </figure>
                 <figure>
                     <canvas node_ref=canvas data-testid="samples" class="grid"></canvas>
-                    <figcaption>"samples from the EMA weights (DDIM, η = 0, fixed seed)"</figcaption>
+                    <figcaption>"samples from the EMA weights (fixed seed; previews use DDIM)"</figcaption>
                 </figure>
             </div>
         </main>

@@ -10,10 +10,10 @@ use burn::tensor::Device;
 use leptos::prelude::*;
 
 use super::browser::{download, fetch_bytes, has_webgpu, now_ms, yield_now};
-use crate::checkpoint::{self, ModelCard};
+use crate::checkpoint::{self, DiffusersFolder, ModelCard};
 use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, samples_grid, tile_count};
-use crate::diffusion::{SamplerKind, Schedule};
-use crate::model::{Preset, UNetConfig};
+use crate::diffusion::SamplerKind;
+use crate::model::Preset;
 use crate::pipeline::SampleRun;
 use crate::train::{TrainConfig, Trainer};
 
@@ -22,12 +22,16 @@ use crate::train::{TrainConfig, Trainer};
 pub enum Command {
     Train,
     Pause,
-    /// Sample a grid with DDIM from the fixed seed.
-    Sample,
+    /// Sample a grid from the fixed seed with the chosen sampler.
+    Sample(SamplerKind),
     /// Download the EMA weights as .safetensors.
     Export,
-    /// Replace the model with a weights file (kept unchanged if the file is bad).
-    Import { name: String, bytes: Vec<u8> },
+    /// Download the EMA weights as a zipped diffusers folder.
+    ExportDiffusers,
+    /// Replace the model with a weights file of ours, or with the files of a diffusers folder
+    /// (`config.json`, optional weights and `scheduler_config.json`). The model is kept
+    /// unchanged if the files are bad.
+    Import(Vec<(String, Vec<u8>)>),
     /// Download the last sampled values as .npy.
     DownloadSamples,
 }
@@ -170,6 +174,10 @@ struct Session {
     data: ImageSet,
     tiles_loaded: usize,
     trainer: Trainer,
+    /// What the loaded model is: a preset's name or the imported file's.
+    model_name: String,
+    /// Why the model cannot train on this dataset (its image shape differs), if it cannot.
+    untrainable: Option<String>,
     losses: Vec<f32>,
     /// Training time and images since the last Train press, for images/s.
     train_ms: f64,
@@ -274,6 +282,7 @@ impl Session {
             .with_ema_decay(settings.ema_decay)
             .with_seed(settings.seed);
         let trainer = Trainer::new(model_config, train_config, &device);
+        let settings_name = settings.preset.name().to_string();
         let mut session = Self {
             settings,
             view,
@@ -282,6 +291,8 @@ impl Session {
             data,
             tiles_loaded: 0,
             trainer,
+            model_name: settings_name,
+            untrainable: None,
             losses: Vec::new(),
             train_ms: 0.0,
             train_images: 0,
@@ -311,22 +322,32 @@ impl Session {
 
     fn show_card(&self) {
         let c = &self.trainer.model_config;
+        let schedule = &self.trainer.schedule.config;
         self.view.model_card.set(format!(
-            "{} · {} parameters · {}×{}×{} · channels {:?} · trained {} steps on {}",
-            self.settings.preset.name(),
+            "{} · {} parameters · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · trained {} steps{}",
+            self.model_name,
             self.trainer.model.num_params(),
             c.sample_size,
             c.sample_size,
             c.in_channels,
             c.block_out_channels,
+            schedule.beta_schedule,
+            schedule.num_train_timesteps,
+            schedule.prediction_type,
             self.trainer.step,
-            self.manifest.name
+            match &self.untrainable {
+                None => format!(" on {}", self.manifest.name),
+                Some(why) => format!(" · {why}"),
+            }
         ));
     }
 
     async fn handle(&mut self, command: Command) -> Result<(), String> {
         match command {
             Command::Train => {
+                if let Some(why) = &self.untrainable {
+                    return Err(format!("This model cannot train here: {why}."));
+                }
                 self.view.error.set(String::new());
                 self.train_ms = 0.0;
                 self.train_images = 0;
@@ -338,25 +359,27 @@ impl Session {
                 self.show_card();
                 self.view.status.set(format!("Paused at step {}.", self.trainer.step));
             }
-            Command::Sample => {
-                let kind = SamplerKind::ddim(self.settings.sample_steps);
-                self.sample(kind, "Sampling").await?;
-            }
+            Command::Sample(kind) => self.sample(kind, "Sampling").await?,
             Command::Export => {
                 self.view.status.set("Exporting…".into());
-                let card = ModelCard {
-                    dataset: self.manifest.name.clone(),
-                    steps: self.trainer.step as u64,
-                    images_seen: (self.trainer.step * self.settings.batch) as u64,
-                };
-                let bytes = checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &self.trainer.schedule.config, &card)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let name = format!("tabdiffusion-{}-{}-step{}.safetensors", self.manifest.name, self.settings.preset.name(), self.trainer.step);
+                let bytes = self.weights().await?;
+                let name = format!("{}.safetensors", self.export_name());
                 download(&bytes, &name, "application/octet-stream")?;
                 self.view.status.set(format!("Exported {name} ({} bytes).", bytes.len()));
             }
-            Command::Import { name, bytes } => self.import(&name, &bytes)?,
+            Command::ExportDiffusers => {
+                self.view.status.set("Exporting…".into());
+                let bytes = self.weights().await?;
+                let folder = self.export_name();
+                let zip = DiffusersFolder::zip(&folder, &self.trainer.model_config, &self.trainer.schedule.config, &bytes);
+                let name = format!("{folder}.zip");
+                download(&zip, &name, "application/zip")?;
+                self.view.status.set(format!(
+                    "Exported {name} ({} bytes): unzip it and load the folder with UNet2DModel.from_pretrained(\"{folder}\").",
+                    zip.len()
+                ));
+            }
+            Command::Import(files) => self.import(files)?,
             Command::DownloadSamples => {
                 let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
                 download(&encode_npy(shape, values), "samples.npy", "application/octet-stream")?;
@@ -365,24 +388,64 @@ impl Session {
         Ok(())
     }
 
-    fn import(&mut self, name: &str, bytes: &[u8]) -> Result<(), String> {
-        let checkpoint = checkpoint::decode(bytes).map_err(|e| format!("{name}: {e}"))?;
-        let c = &checkpoint.config;
-        if (c.sample_size, c.in_channels) != (self.manifest.height, self.manifest.channels) {
+    /// The EMA weights as a checkpoint file, with this session's model card.
+    async fn weights(&self) -> Result<Vec<u8>, String> {
+        let card = ModelCard {
+            dataset: self.manifest.name.clone(),
+            steps: self.trainer.step as u64,
+            images_seen: (self.trainer.step * self.settings.batch) as u64,
+        };
+        checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &self.trainer.schedule.config, &card)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn export_name(&self) -> String {
+        let model: String = self.model_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+        format!("tabdiffusion-{}-{model}-step{}", self.manifest.name, self.trainer.step)
+    }
+
+    fn import(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let label = names.join(" + ");
+        let find = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice());
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let (config, schedule, checkpoint) = if let Some(config) = find(DiffusersFolder::CONFIG) {
+            let weights = files.iter().find(|(n, _)| n.ends_with(".safetensors")).map(|(_, b)| b.as_slice());
+            let scheduler = find(DiffusersFolder::SCHEDULER).map(text);
+            DiffusersFolder::read(&text(config), weights, scheduler.as_deref()).map_err(|e| format!("{label}: {e}"))?
+        } else if let [(name, bytes)] = &files[..] {
+            let checkpoint = checkpoint::decode(bytes).map_err(|e| format!("{name}: {e}"))?;
+            (checkpoint.config.clone(), checkpoint.schedule.clone(), Some(checkpoint))
+        } else {
             return Err(format!(
-                "{name}: the model takes {}×{}×{} images, the dataset has {}×{}×{}; the current model is unchanged.",
-                c.sample_size, c.sample_size, c.in_channels, self.manifest.height, self.manifest.width, self.manifest.channels
+                "{label}: pick one .safetensors file, or the files of a diffusers model folder (config.json, diffusion_pytorch_model.safetensors, scheduler_config.json)."
             ));
-        }
-        let model = checkpoint.load(&self.device).map_err(|e| format!("{name}: {e}"))?;
-        let config: UNetConfig = checkpoint.config.clone();
+        };
+        let model = match &checkpoint {
+            Some(checkpoint) => checkpoint.load(&self.device).map_err(|e| format!("{label}: {e}"))?,
+            None => config.init(&self.device),
+        };
+        let steps = checkpoint.as_ref().map_or(0, |c| c.card.steps as usize);
         let train_config = self.trainer.config.clone();
-        self.trainer = Trainer::from_model(model, config, train_config, &self.device);
-        self.trainer.step = checkpoint.card.steps as usize;
+        let (m, c) = (&self.manifest, &config);
+        self.untrainable = ((c.sample_size, c.in_channels) != (m.height, m.channels)).then(|| {
+            format!(
+                "it takes {}×{}×{} images and {} has {}×{}×{}; it can sample",
+                c.sample_size, c.sample_size, c.in_channels, m.name, m.height, m.width, m.channels
+            )
+        });
+        self.trainer = Trainer::from_model(model, config, train_config, &self.device).with_schedule(schedule);
+        self.trainer.step = steps;
+        self.model_name = label.clone();
+        self.losses.clear();
+        self.view.loss_history.set(Vec::new());
+        self.view.loss.set(None);
         self.view.running.set(false);
         self.view.step.set(self.trainer.step);
         self.view.error.set(String::new());
-        self.view.status.set(format!("Loaded {name}."));
+        let fresh = if checkpoint.is_none() { " (a config without weights: fresh weights)" } else { "" };
+        self.view.status.set(format!("Loaded {label}{fresh}."));
         self.show_card();
         Ok(())
     }
@@ -434,11 +497,11 @@ impl Session {
 
         let config = self.trainer.model_config.clone();
         let kind = SamplerKind::ddim(50);
-        let mut warm = SampleRun::new(&config, kind, &Schedule::ddpm(), batch, 0, &self.device);
+        let mut warm = SampleRun::new(&config, kind, &self.trainer.schedule, batch, 0, &self.device);
         warm.step(&self.trainer.ema);
         warm.sample.into_data_async().await.map_err(|e| format!("{e:?}"))?;
         let start = now_ms();
-        let mut run = SampleRun::new(&config, kind, &Schedule::ddpm(), batch, 0, &self.device);
+        let mut run = SampleRun::new(&config, kind, &self.trainer.schedule, batch, 0, &self.device);
         while run.step(&self.trainer.ema).is_some() {
             self.view.status.set(format!("Benchmark: DDIM step {}/50…", run.index));
             yield_now(0).await;
@@ -448,7 +511,7 @@ impl Session {
         self.view.status.set("Benchmark done.".into());
         Ok(format!(
             "{{\"model\": \"{}\", \"backend\": \"browser-{}\", \"batch\": {batch}, \"params\": {}, \"train_images_per_s\": {train:.3}, \"ddim50_images_per_s\": {ddim:.3}}}",
-            self.settings.preset.name(),
+            self.model_name,
             self.view.backend.get_untracked().to_lowercase(),
             self.trainer.model.num_params()
         ))
@@ -459,7 +522,12 @@ impl Session {
         let config = &self.trainer.model_config;
         let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
         let start = now_ms();
-        let mut run = SampleRun::new(config, kind, &Schedule::ddpm(), count, self.settings.seed, &self.device);
+        let mut run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+        let sampler = match kind {
+            SamplerKind::Ddpm { .. } => "DDPM",
+            SamplerKind::Ddim { .. } => "DDIM",
+            SamplerKind::DpmSolver { .. } => "DPM-Solver++",
+        };
         while run.step(&self.trainer.ema).is_some() {
             self.view.status.set(format!("{what}: step {}/{}…", run.index, run.len()));
             yield_now(0).await;
@@ -469,7 +537,7 @@ impl Session {
         let values = values.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
         self.view.grid.set(Some(to_grid(&values, count, c, s)));
         self.view.has_samples.set(true);
-        self.view.status.set(format!("{what}: {} DDIM steps in {:.1} s.", steps, (now_ms() - start) / 1000.0));
+        self.view.status.set(format!("{what}: {steps} {sampler} steps in {:.1} s.", (now_ms() - start) / 1000.0));
         self.last_samples = Some((vec![count, c, s, s], values));
         Ok(())
     }
