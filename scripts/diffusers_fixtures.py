@@ -33,6 +33,12 @@ UNET_A = dict(  # google/ddpm-cifar10-32's options, at toy size
     layers_per_block=2, attention_head_dim=None, norm_num_groups=4, norm_eps=1e-6,
     flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
 )
+DDPM_CIFAR10 = dict(  # google/ddpm-cifar10-32's config.json, the DDPM paper's CIFAR-10 U-Net
+    sample_size=32, in_channels=3, out_channels=3, block_out_channels=(128, 256, 256, 256),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), layers_per_block=2,
+    attention_head_dim=None, norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1, downsample_padding=0,
+)
 UNET_B = dict(  # diffusers' defaults where not given: flip_sin_to_cos, freq_shift 0, padding 1
     sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16, 16),
     down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
@@ -162,6 +168,7 @@ def make():
         + [dpm_solver_run(20, "epsilon")],
         "unets": {"unet_a": unet_case(unet_a, 2, 20), "unet_b": unet_case(unet_b, 2, 21)},
         "runs_unet_a": sampling_runs(unet_a),
+        "ddpm_cifar10_parameters": sum(p.numel() for p in UNet2DModel(**DDPM_CIFAR10).parameters()),
     }
     (OUT / "reference.json").write_text(json.dumps(reference))
 

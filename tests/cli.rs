@@ -68,6 +68,16 @@ fn data_train_sample_on_real_mnist() {
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (56, 56));
 
+    // A fresh model with the cosine schedule learning v: the choice travels in the file.
+    let v_model = dir.path().join("v.safetensors");
+    ok(&["train", "--model", "tiny", "--schedule", "cosine", "--prediction", "v", "--data", s(&data), "--limit", "64",
+        "--steps", "2", "--batch", "2", "--out", s(&v_model), "--grid", s(&grid)]);
+    let checkpoint = tabdiffusion::checkpoint::decode(&std::fs::read(&v_model).unwrap()).unwrap();
+    assert_eq!(checkpoint.schedule.beta_schedule, tabdiffusion::diffusion::BetaSchedule::Cosine);
+    assert_eq!(checkpoint.schedule.prediction_type, tabdiffusion::diffusion::Prediction::V);
+    let msg = fails(&["train", "--model", s(&v_model), "--prediction", "epsilon", "--data", s(&data), "--steps", "1"]);
+    assert!(msg.contains("it keeps them"), "{msg}");
+
     // Continue training from the file.
     ok(&["train", "--model", s(&model), "--data", s(&data), "--limit", "64", "--steps", "1", "--batch", "2",
         "--out", s(&dir.path().join("more.safetensors")), "--grid", s(&grid)]);

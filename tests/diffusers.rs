@@ -234,3 +234,12 @@ fn our_export_loads_in_diffusers_and_gives_the_same_output() {
     assert_eq!(config_json, std::fs::read_to_string(dir.join(DiffusersFolder::CONFIG)).unwrap());
     assert_eq!(scheduler_json, std::fs::read_to_string(dir.join(DiffusersFolder::SCHEDULER)).unwrap());
 }
+
+#[test]
+fn ddpm_cifar10_preset_has_the_parameter_count_diffusers_gives() {
+    // sum(p.numel()) of UNet2DModel(**google/ddpm-cifar10-32's config) = 35,746,307.
+    use tabdiffusion::model::Preset;
+    let expected = reference()["ddpm_cifar10_parameters"].as_u64().unwrap();
+    let model = Preset::DdpmCifar10.config().init(&Device::flex());
+    assert_eq!(burn::module::Module::num_params(&model) as u64, expected);
+}

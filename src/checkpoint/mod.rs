@@ -54,13 +54,16 @@ pub enum CheckpointError {
     Device(String),
 }
 
+/// Named `f32` tensors: shape (PyTorch layout) and values.
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// A decoded weights file: config, card and named `f32` tensors (PyTorch layout).
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     pub config: UNetConfig,
     pub schedule: ScheduleConfig,
     pub card: ModelCard,
-    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    pub tensors: Tensors,
 }
 
 /// The state-dict name of a parameter path.
@@ -187,7 +190,7 @@ fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), Chec
 /// Every tensor as `f32`. Attention weights under diffusers' deprecated names (`query`, `key`,
 /// `value`, `proj_attn`, as in early Hub uploads such as google/ddpm-cifar10-32) get the
 /// current ones, as `UNet2DModel.from_pretrained` renames them.
-fn tensors(file: &SafeTensors) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+fn tensors(file: &SafeTensors) -> Result<Tensors, CheckpointError> {
     use burn::tensor::{bf16, f16};
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
@@ -279,7 +282,7 @@ impl DiffusersFolder {
 /// Writes a checkpoint's tensors into a freshly built model, keeping its parameter ids.
 struct Load<'a> {
     path: Path,
-    tensors: &'a BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: &'a Tensors,
     device: Device,
 }
 

@@ -13,6 +13,15 @@ pub enum Kind {
     Cosine,
 }
 
+impl Kind {
+    pub fn beta_schedule(self) -> BetaSchedule {
+        match self {
+            Kind::Linear => BetaSchedule::Linear,
+            Kind::Cosine => BetaSchedule::Cosine,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
     #[arg(long, value_enum, default_value = "linear")]
@@ -36,15 +45,11 @@ pub fn run(args: ScheduleArgs) -> CliResult {
     if args.kind == Kind::Linear && !(0.0 < args.beta_start && args.beta_start <= args.beta_end && args.beta_end < 1.0) {
         return Err("need 0 < --beta-start ≤ --beta-end < 1".into());
     }
-    let beta_schedule = match args.kind {
-        Kind::Linear => BetaSchedule::Linear,
-        Kind::Cosine => BetaSchedule::Cosine,
-    };
     let config = ScheduleConfig {
         num_train_timesteps: args.timesteps,
         beta_start: args.beta_start,
         beta_end: args.beta_end,
-        beta_schedule,
+        beta_schedule: args.kind.beta_schedule(),
         ..Default::default()
     };
     let s = Schedule::new(config);

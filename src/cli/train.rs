@@ -8,10 +8,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample::sample_values;
+use super::schedule::Kind;
 use super::{Backend, CliResult, load_train_split, model_source, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
-use crate::diffusion::SamplerKind;
+use crate::diffusion::{Prediction, SamplerKind};
 use crate::pipeline::SampleRun;
 use crate::train::{TrainConfig, Trainer};
 
@@ -48,9 +49,32 @@ pub struct TrainArgs {
     pub grid: PathBuf,
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
+    /// Noise schedule of a fresh model (a model with weights keeps its own).
+    #[arg(long, value_enum)]
+    pub schedule: Option<Kind>,
+    /// What a fresh model learns to predict: the noise ε, the image x_0, or v.
+    #[arg(long, value_enum)]
+    pub prediction: Option<PredictionName>,
     /// Print the loss every N steps as JSON lines instead of a progress bar.
     #[arg(long)]
     pub log_every: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PredictionName {
+    Epsilon,
+    Sample,
+    V,
+}
+
+impl PredictionName {
+    fn prediction(self) -> Prediction {
+        match self {
+            Self::Epsilon => Prediction::Epsilon,
+            Self::Sample => Prediction::Sample,
+            Self::V => Prediction::V,
+        }
+    }
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
@@ -70,7 +94,21 @@ pub fn run(args: TrainArgs) -> CliResult {
         .with_learning_rate(args.lr)
         .with_ema_decay(args.ema_decay)
         .with_seed(args.seed);
-    let source = model_source(&args.model)?;
+    let mut source = model_source(&args.model)?;
+    let mut schedule = source.schedule.clone();
+    if let Some(kind) = args.schedule {
+        schedule.beta_schedule = kind.beta_schedule();
+    }
+    if let Some(prediction) = args.prediction {
+        schedule.prediction_type = prediction.prediction();
+    }
+    if source.checkpoint.is_some() && schedule != source.schedule {
+        return Err(format!(
+            "--schedule/--prediction: {} was trained with {:?} β predicting {:?}; it keeps them",
+            args.model, source.schedule.beta_schedule, source.schedule.prediction_type
+        ));
+    }
+    source.schedule = schedule;
     let trainer = match source.checkpoint {
         None => Trainer::new(source.config.clone(), config, &device),
         Some(_) => Trainer::from_model(source.build(&device)?, source.config.clone(), config, &device),

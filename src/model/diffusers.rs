@@ -1,7 +1,8 @@
 //! diffusers' `UNet2DModel` `config.json`, read and written.
 //!
-//! Reading follows `UNet2DModel.__init__`: a key that is absent takes diffusers' default. Every
-//! option this U-Net cannot follow is refused by name rather than ignored.
+//! Reading follows `UNet2DModel.__init__`: a key that is absent takes diffusers' default, and a
+//! key that `UNet2DModel` does not take is ignored, as diffusers ignores it. Every
+//! `UNet2DModel` option this U-Net cannot follow is refused by name.
 
 use serde_json::{Map, Value, json};
 
@@ -120,18 +121,6 @@ impl Reader<'_> {
             && class != "UNet2DModel"
         {
             return Err(format!("_class_name = {class} is not supported (only UNet2DModel)"));
-        }
-        const KNOWN: &[&str] = &[
-            "sample_size", "in_channels", "out_channels", "center_input_sample", "time_embedding_type",
-            "time_embedding_dim", "freq_shift", "flip_sin_to_cos", "down_block_types", "mid_block_type",
-            "up_block_types", "block_out_channels", "layers_per_block", "mid_block_scale_factor",
-            "downsample_padding", "downsample_type", "upsample_type", "dropout", "act_fn",
-            "attention_head_dim", "norm_num_groups", "attn_norm_num_groups", "norm_eps",
-            "resnet_time_scale_shift", "add_attention", "class_embed_type", "num_class_embeds",
-            "num_train_timesteps",
-        ];
-        if let Some(key) = self.map.keys().find(|k| !k.starts_with('_') && !KNOWN.contains(&k.as_str())) {
-            return Err(format!("option {key} is not supported"));
         }
         self.only("time_embedding_type", Some("positional"))?;
         self.only("mid_block_type", Some("UNetMidBlock2D"))?;
@@ -273,7 +262,6 @@ mod tests {
             ("time_embedding_type", r#""fourier""#, "time_embedding_type = \"fourier\" is not supported"),
             ("resnet_time_scale_shift", r#""scale_shift""#, "resnet_time_scale_shift"),
             ("num_class_embeds", "10", "num_class_embeds"),
-            ("cross_attention_dim", "768", "option cross_attention_dim"),
             ("_class_name", r#""UNet2DConditionModel""#, "UNet2DConditionModel"),
             ("up_block_types", r#"["UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"]"#, "must mirror"),
             ("sample_size", "[32, 64]", "only square"),
@@ -282,5 +270,9 @@ mod tests {
             let message = with(key, value);
             assert!(message.contains(expected), "{key}: {message}");
         }
+        // Keys UNet2DModel does not take are ignored, as diffusers ignores them.
+        let mut v: Value = serde_json::from_str(DDPM_CIFAR10).unwrap();
+        v["some_future_key"] = 1.into();
+        assert!(from_diffusers_config(&v.to_string()).is_ok());
     }
 }

@@ -1,6 +1,8 @@
 // The app in headless Chromium with real WebGPU (SwiftShader): train a tiny model on MNIST
 // tiles, watch the loss fall, sample, export; then the native CLI samples the exported file
-// and must give the same image as the tab. Bad weights get a message and change nothing.
+// and must give the same image as the tab. Bad weights get a message and change nothing. A
+// diffusers model folder imports, samples with DPM-Solver++ as the CLI does, and refuses to
+// train on data of another shape.
 //
 //   node tests/browser/e2e.mjs   (after `trunk build --release`; TABDIFFUSION_BIN = native CLI)
 import assert from 'node:assert/strict';
@@ -100,6 +102,14 @@ try {
   // 2. Sample from the fixed seed.
   await page.click('[data-testid=sample]');
   await waitFor((n) => new RegExp(`Sampling: ${n} DDIM steps in`).test(document.querySelector('[data-testid=status]').innerText), STEPS, 300_000);
+  const sameValues = (a, b, what) => {
+    const x = readNpy(a), y = readNpy(b);
+    assert.equal(x.length, y.length);
+    let maxDiff = 0;
+    for (let i = 0; i < x.length; i++) maxDiff = Math.max(maxDiff, Math.abs(x[i] - y[i]));
+    log(`${what}, ${x.length} values: max |difference| ${maxDiff.toExponential(2)}`);
+    assert.ok(maxDiff < 1e-3, `${what}: the tab and the CLI must give the same image (max difference ${maxDiff})`);
+  };
   log(await text('status'));
   await page.screenshot({ path: path.join(out, 'app.png'), fullPage: true });
   const [samples] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-samples]')]);
@@ -115,13 +125,7 @@ try {
   execFileSync(bin, ['sample', '--model', exported, '--sampler', 'ddim', '--steps', `${STEPS}`, '--eta', '0',
     '--seed', `${SEED}`, '--count', `${COUNT}`, '--out', path.join(out, 'native.png'),
     '--out-npy', path.join(out, 'native.npy')], { stdio: 'inherit' });
-  const tab = readNpy(path.join(out, 'browser-samples.npy'));
-  const native = readNpy(path.join(out, 'native.npy'));
-  assert.equal(tab.length, native.length);
-  let maxDiff = 0;
-  for (let i = 0; i < tab.length; i++) maxDiff = Math.max(maxDiff, Math.abs(tab[i] - native[i]));
-  log(`tab vs native, ${tab.length} values: max |difference| ${maxDiff.toExponential(2)}`);
-  assert.ok(maxDiff < 1e-3, `the tab and the CLI must give the same image (max difference ${maxDiff})`);
+  sameValues(path.join(out, 'browser-samples.npy'), path.join(out, 'native.npy'), 'tab vs native, DDIM');
 
   // 5. Bad weights: a message, and the model in use is untouched.
   const card = await text('model-card');
@@ -137,6 +141,39 @@ try {
   await page.setInputFiles('[data-testid=import]', exported);
   await waitFor(() => /Loaded/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
   log(await text('status'));
+
+  // 6. Export for diffusers: a zip holding the model folder (its contents are checked natively,
+  //    and diffusers loading such a folder is recorded in tests/fixtures/diffusers/export_check.json).
+  const [zip] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-diffusers]')]);
+  const zipPath = path.join(out, 'exported.zip');
+  await zip.saveAs(zipPath);
+  const zipBytes = fs.readFileSync(zipPath);
+  log(`exported ${zip.suggestedFilename()} (${zipBytes.length} bytes)`);
+  assert.equal(zipBytes.subarray(0, 4).toString('binary'), 'PK\x03\x04');
+  for (const name of ['/config.json', '/scheduler_config.json', '/diffusion_pytorch_model.safetensors']) {
+    assert.ok(zipBytes.includes(Buffer.from(name)), `the zip holds ${name}`);
+  }
+
+  // 7. A diffusers folder (8×8 RGB, so it samples but cannot train on MNIST) imported by its
+  //    files, sampled with DPM-Solver++: the same values as the CLI from the same folder.
+  const folder = path.join(root, 'tests/fixtures/diffusers/unet_a');
+  await page.setInputFiles('[data-testid=import]', ['config.json', 'diffusion_pytorch_model.safetensors'].map((f) => path.join(folder, f)));
+  await waitFor(() => /Loaded config.json/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
+  log(`${await text('status')} ${await text('model-card')}`);
+  await page.selectOption('[data-testid=sampler]', 'dpm-solver');
+  await page.fill('[data-testid=sample-steps]', '10');
+  await page.locator('[data-testid=sample-steps]').dispatchEvent('change');
+  await page.click('[data-testid=sample]');
+  await waitFor(() => /Sampling: 10 DPM-Solver\+\+ steps in/.test(document.querySelector('[data-testid=status]').innerText), null, 300_000);
+  const [folderSamples] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-samples]')]);
+  await folderSamples.saveAs(path.join(out, 'browser-unet_a.npy'));
+  execFileSync(bin, ['sample', '--model', folder, '--sampler', 'dpm-solver', '--steps', '10', '--seed', `${SEED}`,
+    '--count', `${COUNT}`, '--out', path.join(out, 'native-unet_a.png'), '--out-npy', path.join(out, 'native-unet_a.npy')], { stdio: 'inherit' });
+  sameValues(path.join(out, 'browser-unet_a.npy'), path.join(out, 'native-unet_a.npy'), 'diffusers folder, tab vs native, DPM-Solver++');
+  await page.click('[data-testid=train]');
+  await waitFor(() => /cannot train here/.test(document.querySelector('[data-testid=error]').innerText), null, 60_000);
+  log(`train on an 8×8 RGB model: ${await text('error')}`);
+  await page.screenshot({ path: path.join(out, 'diffusers-folder.png'), fullPage: true });
 
   assert.deepEqual(foreign, [], 'the page requests nothing outside its origin');
   log('browser test passed');
