@@ -7,7 +7,7 @@ use web_sys::HtmlInputElement;
 
 use super::browser::{draw_rgba, query_param, read_file};
 use super::session::{self, Command, Settings, View, send};
-use crate::diffusion::{SamplerKind, Spacing, Variance};
+use crate::diffusion::{BetaSchedule, SamplerKind, Schedule, ScheduleConfig, Spacing, Variance};
 
 /// The sampler the page's select names, with `steps` where it takes a number of steps.
 pub fn sampler_kind(name: &str, steps: usize) -> SamplerKind {
@@ -32,6 +32,18 @@ pub fn chart_points(losses: &[f32]) -> String {
     logs.iter()
         .enumerate()
         .map(|(i, v)| format!("{:.1},{:.1}", 300.0 * i as f32 / n as f32, 95.0 - 90.0 * (v - lo) / span))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// SVG polyline points of ᾱ_t over t = 0..T in a 300×100 box (ᾱ from 1 at the top to 0).
+pub fn schedule_points(schedule: &Schedule) -> String {
+    let n = schedule.len().max(2) - 1;
+    schedule
+        .alphas_cumprod
+        .iter()
+        .enumerate()
+        .map(|(t, ab)| format!("{:.1},{:.1}", 300.0 * t as f64 / n as f64, 95.0 - 90.0 * ab))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -77,6 +89,8 @@ pub fn App() -> impl IntoView {
         });
     };
     let fmt_loss = move || view.loss.get().map_or("–".to_string(), |l| format!("{l:.4}"));
+    let schedule = |beta_schedule| Schedule::new(ScheduleConfig { beta_schedule, ..Default::default() });
+    let (linear, cosine) = (schedule_points(&schedule(BetaSchedule::Linear)), schedule_points(&schedule(BetaSchedule::Cosine)));
 
     view! {
         <main>
@@ -134,6 +148,14 @@ pub fn App() -> impl IntoView {
                             points=move || chart_points(&view.loss_history.get()) />
                     </svg>
                     <figcaption>"loss per step, log scale"</figcaption>
+                </figure>
+                <figure>
+                    <svg data-testid="schedule-chart" viewBox="0 0 300 100" width="300" height="100">
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=linear />
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" stroke-dasharray="4 3" points=cosine />
+                    </svg>
+                    <figcaption>"ᾱ"<sub>"t"</sub>" for t = 0…999: linear β (solid, DDPM) and cosine (dashed); "
+                        "x"<sub>"t"</sub>" = √ᾱ"<sub>"t"</sub>" x"<sub>"0"</sub>" + √(1 − ᾱ"<sub>"t"</sub>") ε"</figcaption>
                 </figure>
                 <figure>
                     <canvas node_ref=canvas data-testid="samples" class="grid"></canvas>

@@ -84,6 +84,10 @@ try {
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
+  // The schedule chart: ᾱ_t of the linear and the cosine schedule (the `schedule` command's values).
+  const curves = await page.locator('[data-testid=schedule-chart] polyline').evaluateAll((ls) => ls.map((l) => l.getAttribute('points').split(' ').length));
+  assert.deepEqual(curves.length, 2);
+  assert.deepEqual(curves, [1000, 1000], 'a point per timestep');
 
   // 1. Train: the loss falls, images/s shows, a preview appears at step 20.
   await page.click('[data-testid=train]');
