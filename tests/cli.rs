@@ -196,3 +196,106 @@ fn bad_diffusers_folders_are_named() {
     let msg = fails(&["sample", "--model", s(&fixture("unet_a")), "--init-noise", s(&x_t), "--out", s(&png)]);
     assert!(msg.contains("x_T has shape [1, 1, 8, 8]; this model needs [N, 3, 8, 8]"), "{msg}");
 }
+
+/// Fashion-MNIST's four gzipped IDX files, as the Debian package `dataset-fashion-mnist`
+/// installs them (`scripts/setup` unpacks it into the cache).
+fn fashion_mnist_folder() -> PathBuf {
+    let cache = std::env::var_os("TABDIFFUSION_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tabdiffusion"));
+    let dir = cache.join("fashion-mnist/usr/share/datasets/fashion-mnist");
+    assert!(dir.exists(), "{} is missing: run scripts/setup", dir.display());
+    dir
+}
+
+fn manifest(dir: &Path) -> tabdiffusion::data::Manifest {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Serves the files of `dir` over HTTP on 127.0.0.1 (one request per connection) until the
+/// test ends; returns the base URL.
+fn serve_folder(dir: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            BufReader::new(&stream).read_line(&mut request).unwrap();
+            let name = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let response = match std::fs::read(dir.join(&name)) {
+                Ok(body) => [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes(), body].concat(),
+                Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    url
+}
+
+#[test]
+fn data_reads_every_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Fashion-MNIST from its package's files, checked against the IDX files' sha256.
+    let fashion = dir.path().join("fashion");
+    let stdout = ok(&["data", "fashion-mnist", "--from", s(&fashion_mnist_folder()), "--out", s(&fashion)]);
+    assert!(stdout.contains("60000 train + 10000 test"), "{stdout}");
+    let m = manifest(&fashion);
+    assert_eq!((m.height, m.width, m.channels, m.classes[9].as_str()), (28, 28, 1, "Ankle boot"));
+
+    // The download path, from a local server standing in for the official host.
+    let cache = dir.path().join("cache");
+    let url = serve_folder(fashion_mnist_folder());
+    let out = Command::new(env!("CARGO_BIN_EXE_tabdiffusion"))
+        .args(["data", "fashion-mnist", "--mirror", &url, "--out", s(&dir.path().join("downloaded"))])
+        .env("TABDIFFUSION_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(cache.join("downloads/fashion-mnist/train-images-idx3-ubyte.gz").exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("downloaded/train-0.png")).unwrap(),
+        std::fs::read(fashion.join("train-0.png")).unwrap()
+    );
+
+    // CIFAR-10 from the JPEG tars in ../shared/data/cifar10 (the official binary archive is
+    // parsed by a unit test of the record format).
+    let shared = repo().join("../shared/data/cifar10");
+    assert!(shared.join("train.tar").exists(), "{} is missing", shared.display());
+    let cifar = dir.path().join("cifar");
+    let stdout = ok(&["data", "cifar10", "--from", s(&shared), "--out", s(&cifar)]);
+    assert!(stdout.contains("50000 train + 10000 test"), "{stdout}");
+    let m = manifest(&cifar);
+    assert_eq!((m.height, m.channels, m.train.tiles.len(), m.classes[0].as_str()), (32, 3, 5, "airplane"));
+    let labels = std::fs::read(cifar.join(&m.test.labels)).unwrap();
+    assert!((0..10).all(|c| labels.iter().filter(|&&l| l == c).count() == 1000), "1,000 test images per class");
+
+    // A folder of images, one subfolder per class.
+    let images = dir.path().join("images");
+    for (class, colour) in [("cats", [200u8, 100, 50]), ("dogs", [10, 20, 30])] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for k in 0..10 {
+            let image = image::RgbImage::from_pixel(12 + k, 10, image::Rgb(colour));
+            image.save(images.join(class).join(format!("{k}.png"))).unwrap();
+        }
+    }
+    let folder = dir.path().join("folder");
+    let stdout = ok(&["data", "folder", "--from", s(&images), "--size", "8", "--channels", "3", "--out", s(&folder)]);
+    assert!(stdout.contains("18 train + 2 test"), "{stdout}");
+    let m = manifest(&folder);
+    assert_eq!((m.height, m.channels, m.classes.clone()), (8, 3, vec!["cats".to_string(), "dogs".to_string()]));
+
+    // Bad sources: a message each.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(fails(&["data", "folder", "--from", s(&empty), "--out", s(&folder)]).contains("no PNG or JPEG images"));
+    let msg = fails(&["data", "fashion-mnist", "--from", s(&images), "--out", s(&folder)]);
+    assert!(msg.contains("missing train-images-idx3-ubyte"), "{msg}");
+    let fake = dir.path().join("cifar-10-binary.tar.gz");
+    std::fs::write(&fake, b"not the archive").unwrap();
+    assert!(fails(&["data", "cifar10", "--from", s(&fake), "--out", s(&folder)]).contains("md5"));
+    let msg = fails(&["data", "mnist", "--from", s(&fashion_mnist_folder()), "--out", s(&folder)]);
+    assert!(msg.contains("sha256"), "{msg}");
+}

@@ -1,10 +1,12 @@
 //! Datasets from bytes: IDX files, PNG tiles, minibatches. No I/O here.
 
+mod decode;
 mod idx;
 mod images;
 mod npy;
 mod tiles;
 
+pub use decode::{CIFAR10_CLASSES, FASHION_MNIST_CLASSES, images_from_cifar_binary, images_from_files};
 pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};
 pub use npy::{decode_npy, encode_npy};
@@ -34,6 +36,9 @@ pub struct SplitManifest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
+    /// Class names, in label order (empty where the images have no labels).
+    #[serde(default)]
+    pub classes: Vec<String>,
     pub height: usize,
     pub width: usize,
     pub channels: usize,
