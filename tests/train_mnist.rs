@@ -38,8 +38,8 @@ fn tiny_unet_on_mnist_has_a_falling_loss_and_round_trips() {
 
     let losses: Vec<f32> = (0..60)
         .map(|_| {
-            let indices = trainer.next_indices(data.len());
-            let loss = trainer.step(data.batch(&indices, &device));
+            let batch = trainer.next_batch(&data);
+            let loss = trainer.step(batch);
             loss.into_data().try_to_vec::<f32>().unwrap()[0]
         })
         .collect();

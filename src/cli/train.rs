@@ -13,32 +13,42 @@ use super::{Backend, CliResult, load_train_split, model_source, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
 use crate::diffusion::{Prediction, SamplerKind};
+use crate::model::{Preset, preset_names};
 use crate::pipeline::SampleRun;
 use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// A preset (`tiny`, `mnist-small`, `ddpm-cifar10`), or a weights file or diffusers folder
-    /// to continue from (a diffusers config without weights starts fresh).
-    #[arg(long, default_value = "mnist-small")]
-    pub model: String,
-    /// Tiled dataset folder (written by `data`).
-    #[arg(long, default_value = "www/data/mnist")]
-    pub data: PathBuf,
+    /// to continue from (a diffusers config without weights starts fresh). Default: mnist-small.
+    #[arg(long, conflicts_with = "preset")]
+    pub model: Option<String>,
+    /// A preset with its training recipe as defaults: `ddpm-cifar10` is the DDPM paper's
+    /// (batch 128, Adam 2e-4, EMA 0.9999, random flips, 800k steps, data www/data/cifar10);
+    /// the others train as without it. Every flag below still overrides.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Tiled dataset folder (written by `data`). Default: www/data/mnist (cifar10 for ddpm-cifar10).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Use only the first N training images (default: all).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Training steps.
-    #[arg(long, default_value_t = 2000)]
-    pub steps: usize,
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    /// Adam learning rate (the DDPM paper used 2e-4 for its 35.7M model).
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// EMA decay of the sampling weights.
-    #[arg(long, default_value_t = 0.999)]
-    pub ema_decay: f64,
+    /// Training steps (default 2000).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Images per step (default 64).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Adam learning rate (default 1e-3; the DDPM paper used 2e-4 for its 35.7M model).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// EMA decay of the sampling weights (default 0.999).
+    #[arg(long)]
+    pub ema_decay: Option<f64>,
+    /// Mirror training images left–right at random (default: off; on for ddpm-cifar10).
+    #[arg(long)]
+    pub random_flip: Option<bool>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Checkpoint to write (config + EMA weights).
@@ -77,24 +87,60 @@ impl PredictionName {
     }
 }
 
+/// Defaults of a training run: the paper's recipe for `ddpm-cifar10`, small-model ones otherwise.
+struct Recipe {
+    data: &'static str,
+    steps: usize,
+    batch: usize,
+    lr: f64,
+    ema_decay: f64,
+    random_flip: bool,
+}
+
+impl Recipe {
+    fn for_preset(preset: Option<&str>) -> CliResult<Self> {
+        match preset {
+            // Ho et al. 2020, §4 and Appendix B.
+            Some("ddpm-cifar10") => Ok(Self {
+                data: "www/data/cifar10",
+                steps: 800_000,
+                batch: 128,
+                lr: 2e-4,
+                ema_decay: 0.9999,
+                random_flip: true,
+            }),
+            Some(name) if Preset::from_name(name).is_none() => {
+                Err(format!("--preset {name}: not a preset (presets: {})", preset_names().join(", ")))
+            }
+            _ => Ok(Self { data: "www/data/mnist", steps: 2000, batch: 64, lr: 1e-3, ema_decay: 0.999, random_flip: false }),
+        }
+    }
+}
+
 pub fn run(args: TrainArgs) -> CliResult {
-    if args.steps == 0 || args.batch == 0 {
+    let recipe = Recipe::for_preset(args.preset.as_deref())?;
+    let steps = args.steps.unwrap_or(recipe.steps);
+    let batch_size = args.batch.unwrap_or(recipe.batch);
+    if steps == 0 || batch_size == 0 {
         return Err("--steps and --batch must be at least 1".into());
     }
+    let data = args.data.clone().unwrap_or_else(|| PathBuf::from(recipe.data));
     let device = args.backend.device();
-    let (manifest, mut set) = load_train_split(&args.data)?;
+    let (manifest, mut set) = load_train_split(&data)?;
     if let Some(limit) = args.limit {
         set = set.take(limit);
     }
     if set.is_empty() {
-        return Err(format!("{}: the dataset has no images", args.data.display()));
+        return Err(format!("{}: the dataset has no images", data.display()));
     }
     let config = TrainConfig::new()
-        .with_batch_size(args.batch)
-        .with_learning_rate(args.lr)
-        .with_ema_decay(args.ema_decay)
+        .with_batch_size(batch_size)
+        .with_learning_rate(args.lr.unwrap_or(recipe.lr))
+        .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
+        .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
         .with_seed(args.seed);
-    let mut source = model_source(&args.model)?;
+    let model = args.preset.clone().or(args.model.clone()).unwrap_or_else(|| "mnist-small".into());
+    let mut source = model_source(&model)?;
     let mut schedule = source.schedule.clone();
     if let Some(kind) = args.schedule {
         schedule.beta_schedule = kind.beta_schedule();
@@ -105,7 +151,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     if source.checkpoint.is_some() && schedule != source.schedule {
         return Err(format!(
             "--schedule/--prediction: {} was trained with {:?} β predicting {:?}; it keeps them",
-            args.model, source.schedule.beta_schedule, source.schedule.prediction_type
+            model, source.schedule.beta_schedule, source.schedule.prediction_type
         ));
     }
     source.schedule = schedule;
@@ -122,23 +168,23 @@ pub fn run(args: TrainArgs) -> CliResult {
         ));
     }
 
-    let bar = if args.log_every.is_some() { ProgressBar::hidden() } else { ProgressBar::new(args.steps as u64) };
+    let bar = if args.log_every.is_some() { ProgressBar::hidden() } else { ProgressBar::new(steps as u64) };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
             .expect("valid template"),
     );
     let start = Instant::now();
     let mut smoothed = None;
-    for step in 0..args.steps {
-        let indices = trainer.next_indices(set.len());
-        let loss = trainer.step(set.batch(&indices, &device));
+    for step in 0..steps {
+        let batch = trainer.next_batch(&set);
+        let loss = trainer.step(batch);
         let loss = loss.into_data().try_to_vec::<f32>().expect("f32 loss")[0];
         if !loss.is_finite() {
             return Err(format!("the loss became {loss} at step {step}; try a smaller --lr"));
         }
         let s = smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss);
         smoothed = Some(s);
-        let rate = ((step + 1) * args.batch) as f64 / start.elapsed().as_secs_f64();
+        let rate = ((step + 1) * batch_size) as f64 / start.elapsed().as_secs_f64();
         bar.set_message(format!("loss {s:.4}  {rate:.1} images/s"));
         bar.inc(1);
         if let Some(every) = args.log_every
@@ -151,15 +197,15 @@ pub fn run(args: TrainArgs) -> CliResult {
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "trained {} steps ({} images) in {elapsed:.0} s on {}",
-        args.steps,
-        args.steps * args.batch,
+        steps,
+        steps * batch_size,
         args.backend.name()
     );
 
     let card = ModelCard {
         dataset: manifest.name.clone(),
         steps: trainer.step as u64,
-        images_seen: (trainer.step * args.batch) as u64,
+        images_seen: (trainer.step * batch_size) as u64,
     };
     let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &trainer.schedule.config, &card)).map_err(|e| e.to_string())?;
     write_atomic(&args.out, &bytes)?;

@@ -68,13 +68,23 @@ impl ImageSet {
 
     /// The images at `indices` as a `[B, C, H, W]` tensor scaled to [−1, 1] (DDPM §3.3).
     pub fn batch(&self, indices: &[usize], device: &Device) -> Tensor<4> {
+        self.batch_flipped(indices, &[], device)
+    }
+
+    /// As [`Self::batch`], mirroring left–right each image whose entry in `flips` is true
+    /// (DDPM's random horizontal flips for CIFAR-10); missing entries mean no flip.
+    pub fn batch_flipped(&self, indices: &[usize], flips: &[bool], device: &Device) -> Tensor<4> {
         let (h, w, c) = (self.height, self.width, self.channels);
         let mut values = Vec::with_capacity(indices.len() * self.image_size());
-        for &i in indices {
+        for (k, &i) in indices.iter().enumerate() {
             let image = self.image(i);
+            let flip = flips.get(k).copied().unwrap_or(false);
             for ch in 0..c {
-                for p in 0..h * w {
-                    values.push(image[p * c + ch] as f32 / 127.5 - 1.0);
+                for y in 0..h {
+                    for x in 0..w {
+                        let x = if flip { w - 1 - x } else { x };
+                        values.push(image[(y * w + x) * c + ch] as f32 / 127.5 - 1.0);
+                    }
                 }
             }
         }
@@ -95,4 +105,22 @@ pub fn to_pixels(values: &[f32], batch: usize, channels: usize, height: usize, w
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flipped_batches_mirror_each_row() {
+        // One 2×3 RGB image whose red channel counts 0..6 along the rows.
+        let pixels: Vec<u8> = (0..6u8).flat_map(|v| [v, 0, 255]).collect();
+        let set = ImageSet::new(2, 3, 3, pixels, vec![]).unwrap();
+        let device = Device::flex();
+        let red = |t: Tensor<4>| -> Vec<f32> {
+            t.into_data().try_to_vec::<f32>().unwrap()[..6].iter().map(|v| ((v + 1.0) * 127.5).round()).collect()
+        };
+        assert_eq!(red(set.batch(&[0], &device)), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(red(set.batch_flipped(&[0], &[true], &device)), vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
+    }
 }

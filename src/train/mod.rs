@@ -10,6 +10,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::tensor::{Device, Tensor};
 
+use crate::data::ImageSet;
 use crate::diffusion::{Noise, Schedule, ScheduleConfig, prediction_loss, q_sample, training_target};
 use crate::model::{UNet, UNetConfig};
 
@@ -31,6 +32,9 @@ pub struct TrainConfig {
     /// Seed of every random draw (timesteps, noise, minibatches).
     #[config(default = 0)]
     pub seed: u64,
+    /// Mirror each training image left–right with probability ½ (DDPM on CIFAR-10).
+    #[config(default = false)]
+    pub random_flip: bool,
 }
 
 /// One training run: the model being optimised, its EMA, the optimiser and the random stream.
@@ -85,9 +89,16 @@ impl Trainer {
         self
     }
 
-    /// Draws the minibatch indices for the next step from the run's random stream.
-    pub fn next_indices(&mut self, dataset_len: usize) -> Vec<usize> {
-        self.rng.indices(self.config.batch_size, dataset_len)
+    /// Draws the next minibatch from the run's random stream (indices, then a flip per image
+    /// if `random_flip`), as a `[B, C, H, W]` tensor in [−1, 1].
+    pub fn next_batch(&mut self, set: &ImageSet) -> Tensor<4> {
+        let indices = self.rng.indices(self.config.batch_size, set.len());
+        let flips: Vec<bool> = if self.config.random_flip {
+            indices.iter().map(|_| self.rng.coin()).collect()
+        } else {
+            Vec::new()
+        };
+        set.batch_flipped(&indices, &flips, &self.device)
     }
 
     /// One step of Algorithm 1 on a batch `x0: [B, C, H, W]` in [−1, 1]: sample t and ε,

@@ -452,8 +452,7 @@ impl Session {
 
     async fn train_step(&mut self) -> Result<(), String> {
         let start = now_ms();
-        let indices = self.trainer.next_indices(self.data.len());
-        let batch = self.data.batch(&indices, &self.device);
+        let batch = self.trainer.next_batch(&self.data);
         let loss = self.trainer.step(batch);
         let loss = loss.into_scalar_async::<f32>().await.map_err(|e| format!("reading the loss failed: {e:?}"))?;
         if !loss.is_finite() {
@@ -478,8 +477,8 @@ impl Session {
 
     /// One training step, its loss read back (the read waits for the GPU).
     async fn timed_step(&mut self) -> Result<(), String> {
-        let indices = self.trainer.next_indices(self.data.len());
-        let loss = self.trainer.step(self.data.batch(&indices, &self.device));
+        let batch = self.trainer.next_batch(&self.data);
+        let loss = self.trainer.step(batch);
         loss.into_scalar_async::<f32>().await.map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
