@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod diffusion;
+pub mod eval;
 pub mod model;
 pub mod pipeline;
 pub mod train;
