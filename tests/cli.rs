@@ -55,7 +55,8 @@ fn data_train_sample_on_real_mnist() {
 
     let model = dir.path().join("model.safetensors");
     let grid = dir.path().join("grid.png");
-    ok(&["train", "--model", "tiny", "--data", s(&data), "--limit", "256", "--steps", "3", "--batch", "4",
+    let scratch_state = dir.path().join("scratch.state");
+    ok(&["train", "--model", "tiny", "--data", s(&data), "--limit", "256", "--steps", "3", "--batch", "4", "--state", s(&scratch_state),
         "--out", s(&model), "--grid", s(&grid), "--log-every", "1"]);
     assert!(grid.exists());
 
@@ -68,9 +69,37 @@ fn data_train_sample_on_real_mnist() {
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (56, 56));
 
+    // Resume is exact: 3 steps, then 3 more from the saved training state, give the losses and
+    // weights of 6 uninterrupted steps (same seed).
+    let train = |extra: &[&str], state: &Path, out: &Path| -> Vec<String> {
+        let mut a = vec!["train", "--data", s(&data), "--limit", "256", "--log-every", "1", "--state", s(state),
+            "--out", s(out), "--grid", s(&grid)];
+        a.extend_from_slice(extra);
+        ok(&a).lines().filter(|l| l.starts_with('{')).map(|l| l.split("\"smoothed").next().unwrap().to_string()).collect()
+    };
+    let (state_a, state_b) = (dir.path().join("a.state"), dir.path().join("b.state"));
+    let (out_a, out_b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5"];
+    let whole = train(&[&fresh[..], &["--steps", "6", "--checkpoint-every", "3"]].concat(), &state_a, &out_a);
+    let first = train(&[&fresh[..], &["--steps", "3"]].concat(), &state_b, &out_b);
+    let rest = train(&["--resume", s(&state_b), "--steps", "6"], &state_b, &out_b);
+    assert_eq!(whole.len(), 6);
+    assert_eq!([first, rest].concat(), whole, "the resumed run's losses differ");
+    let weights = |p: &Path| tabdiffusion::checkpoint::decode(&std::fs::read(p).unwrap()).unwrap().tensors;
+    assert!(weights(&out_a) == weights(&out_b), "the resumed run's weights differ");
+    // Nothing to do, and states that cannot be used, get messages.
+    let msg = fails(&["train", "--resume", s(&state_b), "--steps", "6", "--data", s(&data)]);
+    assert!(msg.contains("at step 6 already"), "{msg}");
+    let truncated = dir.path().join("truncated.state");
+    std::fs::write(&truncated, &std::fs::read(&state_b).unwrap()[..1000]).unwrap();
+    let msg = fails(&["train", "--resume", s(&truncated), "--steps", "9", "--data", s(&data)]);
+    assert!(msg.contains("truncated"), "{msg}");
+    let msg = fails(&["train", "--resume", s(&out_b), "--steps", "9", "--data", s(&data)]);
+    assert!(msg.contains("not a training-state file"), "{msg}");
+
     // A fresh model with the cosine schedule learning v: the choice travels in the file.
     let v_model = dir.path().join("v.safetensors");
-    ok(&["train", "--model", "tiny", "--schedule", "cosine", "--prediction", "v", "--data", s(&data), "--limit", "64",
+    ok(&["train", "--model", "tiny", "--schedule", "cosine", "--prediction", "v", "--data", s(&data), "--limit", "64", "--checkpoint-every", "0",
         "--steps", "2", "--batch", "2", "--out", s(&v_model), "--grid", s(&grid)]);
     let checkpoint = tabdiffusion::checkpoint::decode(&std::fs::read(&v_model).unwrap()).unwrap();
     assert_eq!(checkpoint.schedule.beta_schedule, tabdiffusion::diffusion::BetaSchedule::Cosine);
@@ -79,7 +108,7 @@ fn data_train_sample_on_real_mnist() {
     assert!(msg.contains("it keeps them"), "{msg}");
 
     // Continue training from the file.
-    ok(&["train", "--model", s(&model), "--data", s(&data), "--limit", "64", "--steps", "1", "--batch", "2",
+    ok(&["train", "--model", s(&model), "--data", s(&data), "--limit", "64", "--steps", "1", "--batch", "2", "--checkpoint-every", "0",
         "--out", s(&dir.path().join("more.safetensors")), "--grid", s(&grid)]);
 }
 

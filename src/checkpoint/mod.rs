@@ -16,7 +16,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::ScheduleConfig;
-use crate::model::{UNet, UNetConfig, from_diffusers_config, to_diffusers_config};
+use crate::model::{Classifier, ClassifierConfig, UNet, UNetConfig, from_diffusers_config, to_diffusers_config};
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "tabdiffusion-unet/1";
@@ -125,15 +125,48 @@ pub async fn to_bytes(
     schedule: &ScheduleConfig,
     card: &ModelCard,
 ) -> Result<Vec<u8>, CheckpointError> {
+    Ok(encode(config, schedule, card, &named_tensors(model).await?))
+}
+
+/// Every float parameter of a module: its state-dict name, PyTorch-layout shape and values.
+/// Reads the device asynchronously (the browser's sync reads panic).
+pub async fn named_tensors<M: Module>(module: &M) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, CheckpointError> {
     let mut collect = Collect { path: Path::default(), out: Vec::new() };
-    model.visit(&mut collect);
+    module.visit(&mut collect);
     let mut tensors = Vec::with_capacity(collect.out.len());
     for (name, shape, flat) in collect.out {
         let data = flat.into_data_async().await.map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
         let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
         tensors.push((name, shape, values));
     }
-    Ok(encode(config, schedule, card, &tensors))
+    Ok(tensors)
+}
+
+/// Writes named tensors into a freshly built module, after checking that every name and shape
+/// matches (the first mismatches are listed).
+pub fn load_tensors<M: Module>(module: M, tensors: &Tensors, device: &Device) -> Result<M, CheckpointError> {
+    let mut collect = Collect { path: Path::default(), out: Vec::new() };
+    module.visit(&mut collect);
+    let expected: BTreeMap<String, Vec<usize>> = collect.out.into_iter().map(|(name, shape, _)| (name, shape)).collect();
+    let missing: Vec<&String> = expected.keys().filter(|n| !tensors.contains_key(*n)).collect();
+    let unexpected: Vec<&String> = tensors.keys().filter(|n| !expected.contains_key(*n)).collect();
+    let shapes: Vec<String> = expected
+        .iter()
+        .filter_map(|(name, shape)| {
+            let (found, _) = tensors.get(name)?;
+            (found != shape).then(|| format!("{name} is {found:?}, expected {shape:?}"))
+        })
+        .collect();
+    let problems: Vec<String> =
+        [list("missing", &missing), list("unexpected", &unexpected), list("wrong shape", &shapes)]
+            .into_iter()
+            .flatten()
+            .collect();
+    if !problems.is_empty() {
+        return Err(CheckpointError::Mismatch(problems.join(". ")));
+    }
+    let mut load = Load { path: Path::default(), tensors, device: device.clone() };
+    Ok(module.map(&mut load))
 }
 
 /// Builds safetensors bytes from named `f32` tensors (PyTorch layout).
@@ -143,6 +176,17 @@ pub fn encode(
     card: &ModelCard,
     tensors: &[(String, Vec<usize>, Vec<f32>)],
 ) -> Vec<u8> {
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), serde_json::to_string(config).expect("config serialises")),
+        ("scheduler".to_string(), serde_json::to_string(schedule).expect("schedule serialises")),
+        ("model_card".to_string(), serde_json::to_string(card).expect("card serialises")),
+    ]);
+    serialize(metadata, tensors)
+}
+
+/// safetensors bytes of named `f32` tensors with string metadata.
+fn serialize(metadata: HashMap<String, String>, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     let bytes: Vec<(&str, &[usize], Vec<u8>)> = tensors
         .iter()
         .map(|(name, shape, values)| {
@@ -153,12 +197,6 @@ pub fn encode(
         let view = TensorView::new(Dtype::F32, shape.to_vec(), data).expect("shape matches data length");
         (*name, view)
     });
-    let metadata = HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
-        ("config".to_string(), serde_json::to_string(config).expect("config serialises")),
-        ("scheduler".to_string(), serde_json::to_string(schedule).expect("schedule serialises")),
-        ("model_card".to_string(), serde_json::to_string(card).expect("card serialises")),
-    ]);
     safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise")
 }
 
@@ -180,7 +218,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     Ok(Checkpoint { config, schedule, card, tensors: tensors(&file)? })
 }
 
-fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
+pub(crate) fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
     let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
     let file = SafeTensors::deserialize(bytes).map_err(unreadable)?;
@@ -190,10 +228,18 @@ fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), Chec
 /// Every tensor as `f32`. Attention weights under diffusers' deprecated names (`query`, `key`,
 /// `value`, `proj_attn`, as in early Hub uploads such as google/ddpm-cifar10-32) get the
 /// current ones, as `UNet2DModel.from_pretrained` renames them.
-fn tensors(file: &SafeTensors) -> Result<Tensors, CheckpointError> {
+pub(crate) fn tensors(file: &SafeTensors) -> Result<Tensors, CheckpointError> {
+    tensors_except(file, &[])
+}
+
+/// [`tensors`] without the tensors named in `skip`.
+pub(crate) fn tensors_except(file: &SafeTensors, skip: &[&str]) -> Result<Tensors, CheckpointError> {
     use burn::tensor::{bf16, f16};
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
@@ -217,6 +263,48 @@ fn current_name(name: &str) -> String {
         }
     }
     name.to_string()
+}
+
+/// What a feature classifier was trained on, kept beside its weights.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierCard {
+    pub dataset: String,
+    pub steps: u64,
+    /// Accuracy on the dataset's test split.
+    pub test_accuracy: f64,
+}
+
+/// The `format` of a classifier file.
+pub const CLASSIFIER_FORMAT: &str = "tabdiffusion-classifier/1";
+
+/// A classifier's weights, config and card as safetensors bytes.
+pub async fn classifier_to_bytes(
+    model: &Classifier,
+    config: &ClassifierConfig,
+    card: &ClassifierCard,
+) -> Result<Vec<u8>, CheckpointError> {
+    let metadata = HashMap::from([
+        ("format".to_string(), CLASSIFIER_FORMAT.to_string()),
+        ("classifier".to_string(), serde_json::to_string(config).expect("config serialises")),
+        ("card".to_string(), serde_json::to_string(card).expect("card serialises")),
+    ]);
+    Ok(serialize(metadata, &named_tensors(model).await?))
+}
+
+/// Reads a classifier file and builds the classifier on `device`.
+pub fn load_classifier(bytes: &[u8], device: &Device) -> Result<(Classifier, ClassifierConfig, ClassifierCard), CheckpointError> {
+    let (file, info) = read(bytes)?;
+    if info.get("format").map(String::as_str) != Some(CLASSIFIER_FORMAT) {
+        return Err(CheckpointError::BadConfig("not a classifier file (written by `tabdiffusion train-classifier`)".into()));
+    }
+    let config: ClassifierConfig = info
+        .get("classifier")
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or(CheckpointError::BadConfig("the classifier config is missing or unreadable".into()))?;
+    config.validate().map_err(CheckpointError::BadConfig)?;
+    let card = info.get("card").and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default();
+    let model = load_tensors(config.init(device), &tensors(&file)?, device)?;
+    Ok((model, config, card))
 }
 
 /// The files of a diffusers model folder: `config.json`, `diffusion_pytorch_model.safetensors`
@@ -324,34 +412,7 @@ impl Checkpoint {
     /// Builds the model of the checkpoint's config on `device` and loads the weights, after
     /// checking that every name and shape matches (the first mismatches are listed).
     pub fn load(&self, device: &Device) -> Result<UNet, CheckpointError> {
-        let model = self.config.init(device);
-        let mut collect = Collect { path: Path::default(), out: Vec::new() };
-        model.visit(&mut collect);
-
-        let expected: BTreeMap<String, Vec<usize>> =
-            collect.out.into_iter().map(|(name, shape, _)| (name, shape)).collect();
-        let missing: Vec<&String> = expected.keys().filter(|n| !self.tensors.contains_key(*n)).collect();
-        let unexpected: Vec<&String> = self.tensors.keys().filter(|n| !expected.contains_key(*n)).collect();
-        let shapes: Vec<String> = expected
-            .iter()
-            .filter_map(|(name, shape)| {
-                let (found, _) = self.tensors.get(name)?;
-                (found != shape).then(|| format!("{name} is {found:?}, expected {shape:?}"))
-            })
-            .collect();
-        let problems: Vec<String> = [
-            list("missing", &missing),
-            list("unexpected", &unexpected),
-            list("wrong shape", &shapes),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !problems.is_empty() {
-            return Err(CheckpointError::Mismatch(problems.join(". ")));
-        }
-        let mut load = Load { path: Path::default(), tensors: &self.tensors, device: device.clone() };
-        Ok(model.map(&mut load))
+        load_tensors(self.config.init(device), &self.tensors, device)
     }
 }
 

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample::sample_values;
 use super::schedule::Kind;
-use super::{Backend, CliResult, load_train_split, model_source, write_atomic};
+use super::{Backend, CliResult, load_train_split, model_source, read, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
 use crate::diffusion::{Prediction, SamplerKind};
@@ -65,6 +65,20 @@ pub struct TrainArgs {
     /// What a fresh model learns to predict: the noise ε, the image x_0, or v.
     #[arg(long, value_enum)]
     pub prediction: Option<PredictionName>,
+    /// Write the whole training state (weights, EMA, optimizer, step, random stream) every N
+    /// steps and at the end, to `--state`, atomically. 0: never.
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: usize,
+    /// Where the training state goes.
+    #[arg(long, default_value = "train-state.safetensors")]
+    pub state: PathBuf,
+    /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
+    /// model, schedule and optimisation settings are the run's own.
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed"])]
+    pub resume: Option<PathBuf>,
+    /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
+    #[arg(long)]
+    pub grid_every: Option<usize>,
     /// Print the loss every N steps as JSON lines instead of a progress bar.
     #[arg(long)]
     pub log_every: Option<usize>,
@@ -118,14 +132,27 @@ impl Recipe {
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
+    if args.backend == Backend::Cpu && std::env::var_os("BURN_DEVICE").is_none() {
+        // burn materialises a restored optimizer state on the default device (wgpu when it is
+        // compiled in); on the CPU backend, make that the CPU. Set before anything else runs.
+        // SAFETY: the process is single-threaded here: no burn work has started.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
     let recipe = Recipe::for_preset(args.preset.as_deref())?;
+    let device = args.backend.device();
+    let resumed = match &args.resume {
+        Some(path) => {
+            let (trainer, card) = Trainer::from_state_bytes(&read(path)?, &device)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some((trainer, card))
+        }
+        None => None,
+    };
     let steps = args.steps.unwrap_or(recipe.steps);
-    let batch_size = args.batch.unwrap_or(recipe.batch);
-    if steps == 0 || batch_size == 0 {
+    if steps == 0 || args.batch == Some(0) {
         return Err("--steps and --batch must be at least 1".into());
     }
     let data = args.data.clone().unwrap_or_else(|| PathBuf::from(recipe.data));
-    let device = args.backend.device();
     let (manifest, mut set) = load_train_split(&data)?;
     if let Some(limit) = args.limit {
         set = set.take(limit);
@@ -133,8 +160,107 @@ pub fn run(args: TrainArgs) -> CliResult {
     if set.is_empty() {
         return Err(format!("{}: the dataset has no images", data.display()));
     }
+    let mut trainer = match resumed {
+        Some((trainer, card)) => {
+            if card.dataset != manifest.name {
+                return Err(format!("the run was trained on {}, but {} is {}", card.dataset, data.display(), manifest.name));
+            }
+            if trainer.step >= steps {
+                return Err(format!("the run is at step {} already; ask for more with --steps", trainer.step));
+            }
+            println!("resuming at step {}", trainer.step);
+            trainer
+        }
+        None => fresh_trainer(&args, &recipe, &device)?,
+    };
+    let batch_size = trainer.config.batch_size;
+    let mc = &trainer.model_config;
+    if (mc.in_channels, mc.sample_size) != (set.channels, set.height) || set.height != set.width {
+        return Err(format!(
+            "the model takes {}×{}×{} images but {} has {}×{}×{}",
+            mc.sample_size, mc.sample_size, mc.in_channels, manifest.name, set.height, set.width, set.channels
+        ));
+    }
+    let card = |trainer: &Trainer| ModelCard {
+        dataset: manifest.name.clone(),
+        steps: trainer.step as u64,
+        images_seen: (trainer.step * batch_size) as u64,
+    };
+    let save_state = |trainer: &Trainer| -> CliResult {
+        let bytes = pollster::block_on(trainer.state_bytes(&card(trainer))).map_err(|e| e.to_string())?;
+        write_atomic(&args.state, &bytes)
+    };
+    let write_grid = |trainer: &Trainer| -> CliResult {
+        let run = SampleRun::new(&trainer.model_config, SamplerKind::ddim(50), &trainer.schedule, 16, 0, &device);
+        let values = sample_values(run, &trainer.ema);
+        let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
+        write_atomic(&args.grid, &samples_png(&values, 16, c, s))
+    };
+
+    let first = trainer.step;
+    let bar = if args.log_every.is_some() { ProgressBar::hidden() } else { ProgressBar::new(steps as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+            .expect("valid template"),
+    );
+    bar.set_position(first as u64);
+    let start = Instant::now();
+    let mut smoothed = None;
+    while trainer.step < steps {
+        let batch = trainer.next_batch(&set);
+        let loss = trainer.step(batch);
+        let loss = loss.into_data().try_to_vec::<f32>().expect("f32 loss")[0];
+        let step = trainer.step;
+        if !loss.is_finite() {
+            return Err(format!(
+                "the loss became {loss} at step {step}; try a smaller --lr (the last training state is in {})",
+                args.state.display()
+            ));
+        }
+        let s = smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss);
+        smoothed = Some(s);
+        let rate = ((step - first) * batch_size) as f64 / start.elapsed().as_secs_f64();
+        bar.set_message(format!("loss {s:.4}  {rate:.1} images/s"));
+        bar.inc(1);
+        if let Some(every) = args.log_every
+            && step % every == 0
+        {
+            println!("{{\"step\": {step}, \"loss\": {loss}, \"smoothed_loss\": {s}, \"images_per_s\": {rate:.2}}}");
+        }
+        if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 && step < steps {
+            save_state(&trainer)?;
+        }
+        if let Some(every) = args.grid_every
+            && step % every == 0
+        {
+            write_grid(&trainer)?;
+        }
+    }
+    bar.finish();
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "trained {} steps ({} images) in {elapsed:.0} s on {}",
+        steps - first,
+        (steps - first) * batch_size,
+        args.backend.name()
+    );
+    if args.checkpoint_every > 0 {
+        save_state(&trainer)?;
+        println!("wrote {} (continue with --resume)", args.state.display());
+    }
+    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &trainer.schedule.config, &card(&trainer)))
+        .map_err(|e| e.to_string())?;
+    write_atomic(&args.out, &bytes)?;
+    println!("wrote {}", args.out.display());
+    write_grid(&trainer)?;
+    println!("wrote {}", args.grid.display());
+    Ok(())
+}
+
+/// A new run (or one continued from weights only) as the flags and the recipe say.
+fn fresh_trainer(args: &TrainArgs, recipe: &Recipe, device: &burn::tensor::Device) -> CliResult<Trainer> {
     let config = TrainConfig::new()
-        .with_batch_size(batch_size)
+        .with_batch_size(args.batch.unwrap_or(recipe.batch))
         .with_learning_rate(args.lr.unwrap_or(recipe.lr))
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
         .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
@@ -156,65 +282,8 @@ pub fn run(args: TrainArgs) -> CliResult {
     }
     source.schedule = schedule;
     let trainer = match source.checkpoint {
-        None => Trainer::new(source.config.clone(), config, &device),
-        Some(_) => Trainer::from_model(source.build(&device)?, source.config.clone(), config, &device),
+        None => Trainer::new(source.config.clone(), config, device),
+        Some(_) => Trainer::from_model(source.build(device)?, source.config.clone(), config, device),
     };
-    let mut trainer = trainer.with_schedule(source.schedule.clone());
-    let mc = &trainer.model_config;
-    if (mc.in_channels, mc.sample_size) != (set.channels, set.height) || set.height != set.width {
-        return Err(format!(
-            "the model takes {}×{}×{} images but {} has {}×{}×{}",
-            mc.sample_size, mc.sample_size, mc.in_channels, manifest.name, set.height, set.width, set.channels
-        ));
-    }
-
-    let bar = if args.log_every.is_some() { ProgressBar::hidden() } else { ProgressBar::new(steps as u64) };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-            .expect("valid template"),
-    );
-    let start = Instant::now();
-    let mut smoothed = None;
-    for step in 0..steps {
-        let batch = trainer.next_batch(&set);
-        let loss = trainer.step(batch);
-        let loss = loss.into_data().try_to_vec::<f32>().expect("f32 loss")[0];
-        if !loss.is_finite() {
-            return Err(format!("the loss became {loss} at step {step}; try a smaller --lr"));
-        }
-        let s = smoothed.map_or(loss, |s: f32| 0.98 * s + 0.02 * loss);
-        smoothed = Some(s);
-        let rate = ((step + 1) * batch_size) as f64 / start.elapsed().as_secs_f64();
-        bar.set_message(format!("loss {s:.4}  {rate:.1} images/s"));
-        bar.inc(1);
-        if let Some(every) = args.log_every
-            && (step + 1) % every == 0
-        {
-            println!("{{\"step\": {}, \"loss\": {loss}, \"smoothed_loss\": {s}, \"images_per_s\": {rate:.2}}}", step + 1);
-        }
-    }
-    bar.finish();
-    let elapsed = start.elapsed().as_secs_f64();
-    println!(
-        "trained {} steps ({} images) in {elapsed:.0} s on {}",
-        steps,
-        steps * batch_size,
-        args.backend.name()
-    );
-
-    let card = ModelCard {
-        dataset: manifest.name.clone(),
-        steps: trainer.step as u64,
-        images_seen: (trainer.step * batch_size) as u64,
-    };
-    let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &trainer.schedule.config, &card)).map_err(|e| e.to_string())?;
-    write_atomic(&args.out, &bytes)?;
-    println!("wrote {}", args.out.display());
-
-    let run = SampleRun::new(&trainer.model_config, SamplerKind::ddim(50), &trainer.schedule, 16, 0, &device);
-    let values = sample_values(run, &trainer.ema);
-    let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
-    write_atomic(&args.grid, &samples_png(&values, 16, c, s))?;
-    println!("wrote {}", args.grid.display());
-    Ok(())
+    Ok(trainer.with_schedule(source.schedule.clone()))
 }

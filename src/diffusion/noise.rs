@@ -19,6 +19,18 @@ impl Noise {
         Self { rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
+    /// How far the stream has run (in 32-bit words): with the seed, all its state.
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// The stream of `seed`, continued from `position`.
+    pub fn resume(seed: u64, position: u128) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_word_pos(position);
+        Self { rng }
+    }
+
     /// `n` samples of N(0, 1).
     pub fn normal_vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.rng.sample::<f32, _>(StandardNormal)).collect()
@@ -54,6 +66,15 @@ mod tests {
     fn same_seed_gives_same_noise() {
         assert_eq!(Noise::new(7).normal_vec(64), Noise::new(7).normal_vec(64));
         assert_ne!(Noise::new(7).normal_vec(64), Noise::new(8).normal_vec(64));
+    }
+
+    #[test]
+    fn a_resumed_stream_continues_where_it_stood() {
+        let mut a = Noise::new(3);
+        a.normal_vec(17);
+        let mut b = Noise::resume(3, a.position());
+        assert_eq!(a.normal_vec(5), b.normal_vec(5));
+        assert_eq!(a.indices(4, 100), b.indices(4, 100));
     }
 
     #[test]

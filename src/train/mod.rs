@@ -1,8 +1,11 @@
 //! Training: DDPM Algorithm 1 with Adam and an EMA of the weights.
 
 mod ema;
+mod ids;
+mod state;
 
 pub use ema::{ema_decay, update_ema};
+pub use state::STATE_FORMAT;
 
 use burn::config::Config;
 use burn::module::Module;
@@ -37,6 +40,13 @@ pub struct TrainConfig {
     pub random_flip: bool,
 }
 
+fn adam(config: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip)))
+        .init()
+}
+
 /// One training run: the model being optimised, its EMA, the optimiser and the random stream.
 pub struct Trainer {
     /// The weights being trained, on the autodiff device.
@@ -63,13 +73,11 @@ impl Trainer {
 
     /// Continues from given weights (a loaded checkpoint). The EMA starts as a copy.
     pub fn from_model(model: UNet, model_config: UNetConfig, config: TrainConfig, device: &Device) -> Self {
-        // `train` turns weights loaded on a plain device into trainable autodiff leaves.
-        let model = model.to_device(device).train();
+        // `train` turns weights loaded on a plain device into trainable autodiff leaves; ids
+        // from the module paths let a saved optimizer state find its parameters again.
+        let model = model.to_device(device).train().map(&mut ids::StableIds::default());
         let ema = model.valid();
-        let optimizer = AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip)))
-            .init();
+        let optimizer = adam(&config);
         Self {
             model,
             ema,

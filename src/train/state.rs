@@ -1,0 +1,96 @@
+//! The whole state of a training run as one safetensors file, so that a run continues exactly
+//! where it stood: the weights, the EMA, Adam's moments and step count, the step, the position
+//! of the random stream, and the settings.
+
+use std::collections::HashMap;
+
+use burn::module::Module;
+use burn::tensor::{Bytes, Device};
+use safetensors::tensor::{Dtype, TensorView};
+
+use super::{Noise, Trainer, TrainConfig, adam};
+use crate::checkpoint::{CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, tensors_except};
+use crate::diffusion::ScheduleConfig;
+use crate::model::UNetConfig;
+
+/// The `format` of a training-state file.
+pub const STATE_FORMAT: &str = "tabdiffusion-train-state/1";
+
+const OPTIMIZER: &str = "optimizer";
+
+fn bad(what: &str) -> CheckpointError {
+    CheckpointError::BadConfig(format!("training state: {what} is missing or unreadable"))
+}
+
+impl Trainer {
+    /// Everything needed to continue this run exactly. Natively only: burn reads the
+    /// optimizer's state synchronously.
+    pub async fn state_bytes(&self, card: &ModelCard) -> Result<Vec<u8>, CheckpointError> {
+        let model = named_tensors(&self.model.valid()).await?;
+        let ema = named_tensors(&self.ema).await?;
+        let optimizer = self
+            .optimizer
+            .into_bytes()
+            .map_err(|e| CheckpointError::Device(format!("the optimizer state: {e:?}")))?
+            .to_vec();
+        let as_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (prefix, list) in [("model", &model), ("ema", &ema)] {
+            for (name, shape, values) in list.iter() {
+                owned.push((format!("{prefix}.{name}"), Dtype::F32, shape.clone(), as_bytes(values)));
+            }
+        }
+        owned.push((OPTIMIZER.into(), Dtype::U8, vec![optimizer.len()], optimizer));
+        let views = owned.iter().map(|(name, dtype, shape, data)| {
+            (name.as_str(), TensorView::new(*dtype, shape.clone(), data).expect("shape matches data"))
+        });
+        let json = |v: serde_json::Result<String>| v.expect("settings serialise");
+        let metadata = HashMap::from([
+            ("format".to_string(), STATE_FORMAT.to_string()),
+            ("config".to_string(), json(serde_json::to_string(&self.model_config))),
+            ("scheduler".to_string(), json(serde_json::to_string(&self.schedule.config))),
+            ("train".to_string(), json(serde_json::to_string(&self.config))),
+            ("model_card".to_string(), json(serde_json::to_string(card))),
+            ("step".to_string(), self.step.to_string()),
+            ("rng_position".to_string(), self.rng.position().to_string()),
+        ]);
+        Ok(safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise"))
+    }
+
+    /// Continues a run from [`Trainer::state_bytes`] on `device`; returns it with its card.
+    pub fn from_state_bytes(bytes: &[u8], device: &Device) -> Result<(Self, ModelCard), CheckpointError> {
+        let (file, info) = read(bytes)?;
+        if info.get("format").map(String::as_str) != Some(STATE_FORMAT) {
+            return Err(CheckpointError::BadConfig(
+                "not a training-state file (written by `tabdiffusion train --state`)".into(),
+            ));
+        }
+        let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
+        let model_config: UNetConfig = serde_json::from_str(parse("config")?).map_err(|_| bad("config"))?;
+        model_config.validate().map_err(CheckpointError::BadConfig)?;
+        let schedule: ScheduleConfig = serde_json::from_str(parse("scheduler")?).map_err(|_| bad("scheduler"))?;
+        let config: TrainConfig = serde_json::from_str(parse("train")?).map_err(|_| bad("train"))?;
+        let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
+        let step: usize = parse("step")?.parse().map_err(|_| bad("step"))?;
+        let position: u128 = parse("rng_position")?.parse().map_err(|_| bad("rng_position"))?;
+
+        let optimizer = file.tensor(OPTIMIZER).map_err(|_| bad(OPTIMIZER))?.data().to_vec();
+        let all = tensors_except(&file, &[OPTIMIZER])?;
+        let split = |prefix: &str| -> Tensors {
+            all.iter()
+                .filter_map(|(name, t)| name.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
+                .collect()
+        };
+        let model = load_tensors(model_config.init(device), &split("model."), device)?;
+        let ema = load_tensors(model_config.init(device), &split("ema."), device)?;
+
+        let mut trainer = Trainer::from_model(model, model_config, config, device).with_schedule(schedule);
+        trainer.ema = ema;
+        trainer.optimizer = adam(&trainer.config)
+            .from_bytes(Bytes::from_bytes_vec(optimizer))
+            .map_err(|e| CheckpointError::BadConfig(format!("training state: the optimizer state: {e:?}")))?;
+        trainer.step = step;
+        trainer.rng = Noise::resume(trainer.config.seed, position);
+        Ok((trainer, card))
+    }
+}
