@@ -328,3 +328,31 @@ fn data_reads_every_dataset() {
     let msg = fails(&["data", "mnist", "--from", s(&fashion_mnist_folder()), "--out", s(&folder)]);
     assert!(msg.contains("sha256"), "{msg}");
 }
+
+#[test]
+fn eval_reports_fid_precision_recall_beside_the_floor() {
+    // A LeNet-5 trained briefly on MNIST (www/data/mnist, prepared by scripts/setup) is the
+    // feature space; an untrained tiny U-Net's samples must score far worse than MNIST's own
+    // training images do against its test images.
+    let dir = tempfile::tempdir().unwrap();
+    let classifier = dir.path().join("classifier.safetensors");
+    let stdout = ok(&["train-classifier", "--data", "www/data/mnist", "--steps", "300", "--batch", "64", "--out", s(&classifier)]);
+    let accuracy: f64 = stdout.split("test accuracy ").nth(1).unwrap().split('%').next().unwrap().parse().unwrap();
+    assert!(accuracy > 90.0, "{stdout}");
+
+    let stdout = ok(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&classifier),
+        "--count", "100", "--steps", "5", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let number = |key: &str| report[key].as_f64().unwrap();
+    assert!(number("fid") > 5.0 * number("floor_fid"), "{report}");
+    assert!(number("floor_precision") > 0.6 && number("floor_recall") > 0.6, "{report}");
+    assert!(number("recall") < number("floor_recall"), "{report}");
+    assert_eq!(report["sampler"], "DDIM-5 (η = 0, Leading)");
+
+    // A weights file is not a classifier.
+    let model = dir.path().join("m");
+    ok(&["export", "--model", "tiny", "--out", s(&model)]);
+    let weights = model.join("diffusion_pytorch_model.safetensors");
+    let msg = fails(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&weights), "--count", "10"]);
+    assert!(msg.contains("not a classifier file"), "{msg}");
+}

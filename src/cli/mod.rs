@@ -1,8 +1,11 @@
-//! The native command line: `data`, `train`, `sample`, `bench`, `export`, `schedule`. A thin shell: files and devices
+//! The native command line: `data`, `train`, `sample`, `bench`, `export`, `schedule`,
+//! `train-classifier`, `eval`. A thin shell: files and devices
 //! here, everything else in the core.
 
 mod bench;
+mod classifier;
 mod data;
+mod eval;
 mod export;
 mod sample;
 mod schedule;
@@ -40,6 +43,11 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Print a noise schedule's β_t and ᾱ_t.
     Schedule(schedule::ScheduleArgs),
+    /// Train the classifier whose features `eval` measures in (LeNet-5 or a small ResNet).
+    TrainClassifier(classifier::TrainClassifierArgs),
+    /// FID, precision and recall of a model's samples against the test split, beside the
+    /// train-vs-test floor.
+    Eval(eval::EvalArgs),
 }
 
 /// Where tensors live.
@@ -79,6 +87,8 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Bench(args) => bench::run(args),
         Command::Export(args) => export::run(args),
         Command::Schedule(args) => schedule::run(args),
+        Command::TrainClassifier(args) => classifier::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 
@@ -166,6 +176,17 @@ fn diffusers_folder(dir: &Path) -> CliResult<ModelSource> {
 
 /// Reads the training split of a tiled dataset folder (written by `data`).
 fn load_train_split(dir: &Path) -> CliResult<(Manifest, ImageSet)> {
+    load_split(dir, Split::Train)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    Train,
+    Test,
+}
+
+/// Reads one split of a tiled dataset folder (written by `data`).
+fn load_split(dir: &Path, which: Split) -> CliResult<(Manifest, ImageSet)> {
     let manifest_path = dir.join("manifest.json");
     let manifest: Manifest = match std::fs::read(&manifest_path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -178,7 +199,7 @@ fn load_train_split(dir: &Path) -> CliResult<(Manifest, ImageSet)> {
             ));
         }
     };
-    let split = &manifest.train;
+    let split = if which == Split::Train { &manifest.train } else { &manifest.test };
     let (h, w, c) = (manifest.height, manifest.width, manifest.channels);
     let mut set = ImageSet { height: h, width: w, channels: c, pixels: Vec::new(), labels: Vec::new() };
     for (k, tile) in split.tiles.iter().enumerate() {

@@ -30,12 +30,9 @@ pub enum SpacingName {
     Linspace,
 }
 
+/// Which sampler and how (shared by `sample` and `eval`).
 #[derive(Args, Debug)]
-pub struct SampleArgs {
-    /// A weights file (.safetensors, from the tab or `train`), a diffusers model folder, or a
-    /// preset (random weights).
-    #[arg(long)]
-    pub model: String,
+pub struct SamplerArgs {
     #[arg(long, value_enum, default_value = "ddim")]
     pub sampler: SamplerName,
     /// Steps of DDIM or DPM-Solver++ (DDPM takes all T).
@@ -47,6 +44,16 @@ pub struct SampleArgs {
     /// Timestep spacing (default: leading for DDIM, linspace for DPM-Solver++, as diffusers).
     #[arg(long, value_enum)]
     pub spacing: Option<SpacingName>,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// A weights file (.safetensors, from the tab or `train`), a diffusers model folder, or a
+    /// preset (random weights).
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub sampling: SamplerArgs,
     /// Seed of x_T and of the sampler's noise; the tab uses the same stream.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -66,7 +73,7 @@ pub struct SampleArgs {
     pub backend: Backend,
 }
 
-impl SampleArgs {
+impl SamplerArgs {
     pub fn kind(&self) -> SamplerKind {
         let spacing = |default| match self.spacing {
             None => default,
@@ -80,6 +87,25 @@ impl SampleArgs {
             SamplerName::Ddim => SamplerKind::Ddim { steps: self.steps, eta: self.eta, spacing: spacing(Spacing::Leading) },
             SamplerName::DpmSolver => SamplerKind::DpmSolver { steps: self.steps, spacing: spacing(Spacing::Linspace) },
         }
+    }
+
+    /// In words, for reports: "DDIM-50 (η = 0, leading)".
+    pub fn describe(&self) -> String {
+        match self.kind() {
+            SamplerKind::Ddpm { variance } => format!("DDPM-1000 ({variance:?})"),
+            SamplerKind::Ddim { steps, eta, spacing } => format!("DDIM-{steps} (η = {eta}, {spacing:?})"),
+            SamplerKind::DpmSolver { steps, spacing } => format!("DPM-Solver++(2M)-{steps} ({spacing:?})"),
+        }
+    }
+
+    pub fn check(&self) -> CliResult {
+        if self.steps == 0 {
+            return Err("--steps must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.eta) {
+            return Err("--eta must be between 0 and 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -101,19 +127,17 @@ fn init_noise(path: &std::path::Path, config: &UNetConfig, device: &Device) -> C
 }
 
 pub fn run(args: SampleArgs) -> CliResult {
-    if args.count == 0 || args.steps == 0 {
-        return Err("--count and --steps must be at least 1".into());
+    if args.count == 0 {
+        return Err("--count must be at least 1".into());
     }
-    if !(0.0..=1.0).contains(&args.eta) {
-        return Err("--eta must be between 0 and 1".into());
-    }
+    args.sampling.check()?;
     let device = args.backend.device();
     let source = model_source(&args.model)?;
     let model = source.build(&device)?;
     let (config, schedule) = (&source.config, Schedule::new(source.schedule.clone()));
     let run = match &args.init_noise {
-        Some(path) => SampleRun::from_noise(args.kind(), &schedule, init_noise(path, config, &device)?, Noise::new(args.seed)),
-        None => SampleRun::new(config, args.kind(), &schedule, args.count, args.seed, &device),
+        Some(path) => SampleRun::from_noise(args.sampling.kind(), &schedule, init_noise(path, config, &device)?, Noise::new(args.seed)),
+        None => SampleRun::new(config, args.sampling.kind(), &schedule, args.count, args.seed, &device),
     };
     let count = run.sample.dims()[0];
     let values = sample_values(run, &model);

@@ -1,9 +1,11 @@
 //! Training: DDPM Algorithm 1 with Adam and an EMA of the weights.
 
+mod classifier;
 mod ema;
 mod ids;
 mod state;
 
+pub use classifier::{ClassifierTrainer, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use state::STATE_FORMAT;
 
