@@ -1,12 +1,13 @@
 //! Fréchet distance between Gaussians fitted to two sets of features (FID; Heusel et al.
-//! 2017, eq. 6):
+//! 2017, "GANs Trained by a Two Time-Scale Update Rule..."):
 //!
 //! d² = ‖μ1 − μ2‖² + Tr(Σ1 + Σ2 − 2 (Σ1 Σ2)^{1/2})
 //!
 //! Σ1 Σ2 is not symmetric, so its square root is not taken directly (pytorch-fid uses
 //! `scipy.linalg.sqrtm`, which can return complex noise). Instead, with S = Σ1^{1/2},
-//! Σ1 Σ2 = S (S Σ2 S) S⁻¹ is similar to the symmetric PSD M = S Σ2 S, so
-//! Tr (Σ1 Σ2)^{1/2} = Σ_i √λ_i(M): two symmetric eigendecompositions, no complex numbers.
+//! Σ1 Σ2 = S (S Σ2) has the eigenvalues of (S Σ2) S = M (AB and BA share them, even for a
+//! singular S), and M = S Σ2 S is symmetric PSD, so Tr (Σ1 Σ2)^{1/2} = Σ_i √λ_i(M):
+//! two symmetric eigendecompositions, no complex numbers.
 
 use nalgebra::{DMatrix, DVector};
 
@@ -76,7 +77,7 @@ impl Gaussian {
     }
 }
 
-/// Squared Fréchet (2-Wasserstein) distance between two Gaussians (Heusel et al. 2017, eq. 6).
+/// Squared Fréchet (2-Wasserstein) distance between two Gaussians (Heusel et al. 2017).
 pub fn frechet_distance(first: &Gaussian, second: &Gaussian) -> Result<f64, EvalError> {
     if first.dim() != second.dim() {
         return Err(EvalError::DimensionMismatch { first: first.dim(), second: second.dim() });

@@ -2,11 +2,11 @@
 //! Metric for Assessing Generative Models", Sec. 2).
 //!
 //! Each set's manifold is the union of balls around its vectors, each ball reaching the
-//! vector's k-th nearest neighbour in the same set (eq. 2). Precision is the fraction of
+//! vector's k-th nearest neighbour in the same set (eq. 1). Precision is the fraction of
 //! generated vectors inside the real manifold; recall is the fraction of real vectors inside
-//! the generated manifold (eq. 1).
+//! the generated manifold (eq. 2).
 //!
-//! Brute force in f64: no distance matrix is stored. Query rows go in blocks of [`BLOCK`],
+//! Brute force in f64: no distance matrix is stored. Query rows go in blocks of `BLOCK`,
 //! each block streams the other set once (so a block stays in cache), and blocks are shared
 //! out over the available cores.
 
@@ -15,7 +15,7 @@ use std::thread;
 
 use super::{EvalError, Features, check_same_dim};
 
-/// The paper's neighbourhood size (Sec. 2: "we use k = 3 throughout").
+/// The neighbourhood size the paper recommends and uses for its experiments.
 pub const DEFAULT_K: usize = 3;
 
 /// Query rows per block.
@@ -77,7 +77,7 @@ fn kth_neighbour_distances_squared(set: &Features, k: usize) -> Vec<f64> {
     })
 }
 
-/// Fraction of `queries` within distance √radius_j of some reference vector j (eq. 1).
+/// Fraction of `queries` within distance √radius_j of some reference vector j (eqs. 1–2).
 fn fraction_inside(queries: &Features, reference: &Features, radii_squared: &[f64]) -> f64 {
     let inside = map_row_blocks(queries.len(), |block| {
         let mut inside = vec![false; block.len()];
