@@ -200,13 +200,30 @@ fn serialize(metadata: HashMap<String, String>, tensors: &[(String, Vec<usize>, 
     safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise")
 }
 
+/// A `UNetConfig` from a file's metadata. Options added since the format began are absent
+/// from older files; they take the values those files were made with.
+pub(crate) fn unet_config(json: &str) -> Result<UNetConfig, CheckpointError> {
+    let bad = |e: serde_json::Error| CheckpointError::BadConfig(e.to_string());
+    let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+    if let Some(map) = value.as_object_mut() {
+        for (key, default) in [
+            ("downsample_padding", serde_json::json!(1)),
+            ("center_input_sample", serde_json::json!(false)),
+            ("time_embedding_dim", serde_json::Value::Null),
+            ("add_attention", serde_json::json!(true)),
+        ] {
+            map.entry(key).or_insert(default);
+        }
+    }
+    let config: UNetConfig = serde_json::from_value(value).map_err(bad)?;
+    config.validate().map_err(CheckpointError::BadConfig)?;
+    Ok(config)
+}
+
 /// Parses a weights file written by this tool: safetensors carrying a valid config.
 pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     let (file, info) = read(bytes)?;
-    let config_json = info.get("config").ok_or(CheckpointError::MissingConfig)?;
-    let config: UNetConfig =
-        serde_json::from_str(config_json).map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
-    config.validate().map_err(CheckpointError::BadConfig)?;
+    let config = unet_config(info.get("config").ok_or(CheckpointError::MissingConfig)?)?;
     let schedule = match info.get("scheduler") {
         Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::BadConfig(format!("scheduler: {e}")))?,
         None => ScheduleConfig::default(),
@@ -486,6 +503,14 @@ mod tests {
         .unwrap();
         assert_eq!((config, read_schedule), (Preset::Tiny.config(), schedule));
         assert_eq!(checkpoint.unwrap().card.steps, 12);
+    }
+
+    #[test]
+    fn files_from_before_the_newer_options_still_load() {
+        // The config JSON the first release wrote for mnist-small (no downsample_padding,
+        // center_input_sample, time_embedding_dim, add_attention).
+        let old = r#"{"sample_size":28,"in_channels":1,"out_channels":1,"block_out_channels":[32,64,64],"attention":[false,false,true],"layers_per_block":1,"attention_head_dim":null,"norm_num_groups":8,"norm_eps":0.00001,"dropout":0.0,"flip_sin_to_cos":true,"freq_shift":0.0}"#;
+        assert_eq!(unet_config(old).unwrap(), Preset::MnistSmall.config());
     }
 
     #[test]

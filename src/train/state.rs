@@ -9,9 +9,8 @@ use burn::tensor::{Bytes, Device};
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::{Noise, Trainer, TrainConfig, adam};
-use crate::checkpoint::{CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, tensors_except};
+use crate::checkpoint::{CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, tensors_except, unet_config};
 use crate::diffusion::ScheduleConfig;
-use crate::model::UNetConfig;
 
 /// The `format` of a training-state file.
 pub const STATE_FORMAT: &str = "tabdiffusion-train-state/1";
@@ -66,8 +65,7 @@ impl Trainer {
             ));
         }
         let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
-        let model_config: UNetConfig = serde_json::from_str(parse("config")?).map_err(|_| bad("config"))?;
-        model_config.validate().map_err(CheckpointError::BadConfig)?;
+        let model_config = unet_config(parse("config")?)?;
         let schedule: ScheduleConfig = serde_json::from_str(parse("scheduler")?).map_err(|_| bad("scheduler"))?;
         let config: TrainConfig = serde_json::from_str(parse("train")?).map_err(|_| bad("train"))?;
         let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
