@@ -97,7 +97,7 @@ pub fn App() -> impl IntoView {
             <h1>"Diffusion in a tab"</h1>
             <p class="lede">
                 "A U-Net learns to predict the noise added to MNIST digits (DDPM, Algorithm 1), on this page's GPU. "
-                "Sampling runs DDIM from fixed noise."
+                "It samples with DDIM, DPM-Solver++ or DDPM from fixed noise, and its weights load in diffusers (and diffusers models load here)."
             </p>
             <p class="banner" data-testid="banner" hidden=move || view.banner.get().is_empty()>{move || view.banner.get()}</p>
             <div class="controls">
