@@ -58,9 +58,10 @@ fn scores(real: &Features, other: &Features) -> CliResult<Scores> {
     Ok(Scores { fid, precision: pr.precision, recall: pr.recall })
 }
 
-fn embed(classifier: &Classifier, images: Tensor<4>, dim: usize) -> CliResult<Features> {
+fn embed(classifier: &Classifier, images: Tensor<4>) -> CliResult<Features> {
+    let n = images.dims()[0].max(1);
     let values = pollster::block_on(features(classifier, images, 500))?;
-    Features::new(dim, values).map_err(|e| e.to_string())
+    Features::new(values.len() / n, values).map_err(|e| e.to_string())
 }
 
 /// The first `n` images of a set as a tensor in [−1, 1].
@@ -120,13 +121,10 @@ pub fn run(args: EvalArgs) -> CliResult {
     }
     let samples = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
 
-    let dim = match classifier_config.kind {
-        ClassifierKind::LeNet => 84,
-        ClassifierKind::ResNet => 128,
-    };
-    let real = embed(&classifier, first(&test, n, &device), dim)?;
-    let model_scores = scores(&real, &embed(&classifier, first(&samples, n, &device), dim)?)?;
-    let floor = scores(&real, &embed(&classifier, first(&train, n, &device), dim)?)?;
+    let real = embed(&classifier, first(&test, n, &device))?;
+    let dim = real.dim();
+    let model_scores = scores(&real, &embed(&classifier, first(&samples, n, &device))?)?;
+    let floor = scores(&real, &embed(&classifier, first(&train, n, &device))?)?;
 
     let features_name = match classifier_config.kind {
         ClassifierKind::LeNet => "LeNet-5",
