@@ -79,19 +79,29 @@ fn state_dict_name(path: &[String]) -> String {
     parts.join(".")
 }
 
-/// Tracks the module path during a visit or a map.
+/// Tracks the module path during a visit or a map, and the type of the innermost module.
 #[derive(Default)]
-struct Path(Vec<String>);
+struct Path {
+    names: Vec<String>,
+    containers: Vec<String>,
+}
 
 impl Path {
-    fn enter(&mut self, name: &str) {
-        self.0.push(name.to_string());
+    fn enter(&mut self, name: &str, container_type: &str) {
+        self.names.push(name.to_string());
+        self.containers.push(container_type.to_string());
     }
     fn exit(&mut self) {
-        self.0.pop();
+        self.names.pop();
+        self.containers.pop();
     }
     fn name(&self) -> String {
-        state_dict_name(&self.0)
+        state_dict_name(&self.names)
+    }
+    /// Whether a 2-D parameter here is stored transposed relative to PyTorch: burn's Linear
+    /// keeps `[in, out]` where PyTorch keeps `[out, in]`; an Embedding is `[labels, dim]` in both.
+    fn transposed(&self) -> bool {
+        self.containers.last().is_none_or(|c| c != "Struct:Embedding")
     }
 }
 
@@ -102,8 +112,8 @@ struct Collect {
 }
 
 impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.enter(name);
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.exit();
@@ -111,7 +121,7 @@ impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let value = param.val();
         // burn's Linear stores [in, out]; PyTorch stores [out, in].
-        let value = if D == 2 { value.transpose() } else { value };
+        let value = if D == 2 && self.path.transposed() { value.transpose() } else { value };
         let shape = value.dims().to_vec();
         self.out.push((self.path.name(), shape, value.flatten(0, D - 1)));
     }
@@ -211,6 +221,7 @@ pub(crate) fn unet_config(json: &str) -> Result<UNetConfig, CheckpointError> {
             ("center_input_sample", serde_json::json!(false)),
             ("time_embedding_dim", serde_json::Value::Null),
             ("add_attention", serde_json::json!(true)),
+            ("num_class_embeds", serde_json::Value::Null),
         ] {
             map.entry(key).or_insert(default);
         }
@@ -392,8 +403,8 @@ struct Load<'a> {
 }
 
 impl ModuleMapper for Load<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.enter(name);
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.exit();
@@ -403,7 +414,7 @@ impl ModuleMapper for Load<'_> {
         let device = self.device.clone();
         // Transposed on the host, so the tensor is contiguous exactly as a trained one is (a
         // transposed view would change the matmul's summation order and the last bits).
-        let data = if D == 2 {
+        let data = if D == 2 && self.path.transposed() {
             let (rows, cols) = (shape[0], shape[1]);
             let transposed = (0..rows * cols).map(|k| values[(k % rows) * cols + k / rows]).collect();
             TensorData::new(transposed, [cols, rows])
@@ -461,6 +472,25 @@ mod tests {
     }
 
     #[test]
+    fn a_class_conditional_model_round_trips_with_its_embedding_untransposed() {
+        let device = Device::flex();
+        let config = Preset::Tiny.config().with_num_class_embeds(Some(11));
+        let model = config.init(&device);
+        let bytes = pollster::block_on(to_bytes(&model, &config, &ScheduleConfig::default(), &ModelCard::default())).unwrap();
+        let checkpoint = decode(&bytes).unwrap();
+        assert_eq!(checkpoint.config, config);
+        // nn.Embedding(num_class_embeds, time_embed_dim).weight is [11, 32] in PyTorch, as in burn.
+        let (shape, values) = &checkpoint.tensors["class_embedding.weight"];
+        assert_eq!(shape, &vec![11, 32]);
+        let row3 = model.class_embedding.as_ref().unwrap().weight.val().slice([3..4, 0..32]);
+        assert_eq!(row3.into_data().try_to_vec::<f32>().unwrap(), values[3 * 32..4 * 32].to_vec());
+        let loaded = checkpoint.load(&device).unwrap();
+        let x = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let (a, b) = (model.forward_classes(x.clone(), &[3, 3], Some(&[3, 7])), loaded.forward_classes(x, &[3, 3], Some(&[3, 7])));
+        assert_eq!(a.into_data(), b.into_data());
+    }
+
+    #[test]
     fn names_follow_the_diffusers_state_dict() {
         let (_, bytes) = tiny_bytes();
         let checkpoint = decode(&bytes).unwrap();
@@ -508,7 +538,7 @@ mod tests {
     #[test]
     fn files_from_before_the_newer_options_still_load() {
         // The config JSON the first release wrote for mnist-small (no downsample_padding,
-        // center_input_sample, time_embedding_dim, add_attention).
+        // center_input_sample, time_embedding_dim, add_attention, num_class_embeds).
         let old = r#"{"sample_size":28,"in_channels":1,"out_channels":1,"block_out_channels":[32,64,64],"attention":[false,false,true],"layers_per_block":1,"attention_head_dim":null,"norm_num_groups":8,"norm_eps":0.00001,"dropout":0.0,"flip_sin_to_cos":true,"freq_shift":0.0}"#;
         assert_eq!(unet_config(old).unwrap(), Preset::MnistSmall.config());
     }

@@ -48,7 +48,7 @@ pub fn to_diffusers_config(config: &UNetConfig) -> String {
         "mid_block_type": "UNetMidBlock2D",
         "norm_eps": config.norm_eps,
         "norm_num_groups": config.norm_num_groups,
-        "num_class_embeds": null,
+        "num_class_embeds": config.num_class_embeds,
         "num_train_timesteps": null,
         "out_channels": config.out_channels,
         "resnet_time_scale_shift": "default",
@@ -128,10 +128,9 @@ impl Reader<'_> {
         self.only("upsample_type", Some("conv"))?;
         self.only("act_fn", Some("silu"))?;
         self.only("resnet_time_scale_shift", Some("default"))?;
+        // A learned vector per class label (`num_class_embeds`) only: class embeddings of
+        // the timestep or identity kind are not implemented.
         self.only("class_embed_type", None)?;
-        if self.get("num_class_embeds").is_some() {
-            return Err("num_class_embeds is not supported: class-conditional U-Nets are not implemented".into());
-        }
         if self.f64("mid_block_scale_factor", 1.0)? != 1.0 {
             return Err(format!("mid_block_scale_factor = {} is not supported (only 1)", self.map["mid_block_scale_factor"]));
         }
@@ -210,6 +209,10 @@ impl Reader<'_> {
                 Some(v) => Some(self.usize_value("time_embedding_dim", v)?),
             },
             add_attention: self.bool("add_attention", true)?,
+            num_class_embeds: match self.get("num_class_embeds") {
+                None => None,
+                Some(v) => Some(self.usize_value("num_class_embeds", v)?),
+            },
         })
     }
 
@@ -248,6 +251,10 @@ mod tests {
             let config = preset.config();
             assert_eq!(from_diffusers_config(&to_diffusers_config(&config)).unwrap(), config);
         }
+        let conditional = Preset::Tiny.config().with_num_class_embeds(Some(11));
+        let json = to_diffusers_config(&conditional);
+        assert_eq!(serde_json::from_str::<Value>(&json).unwrap()["num_class_embeds"], 11);
+        assert_eq!(from_diffusers_config(&json).unwrap(), conditional);
     }
 
     #[test]
@@ -261,7 +268,9 @@ mod tests {
             ("down_block_types", r#"["DownBlock2D", "SkipDownBlock2D", "DownBlock2D", "DownBlock2D"]"#, "down_block_types[1] = SkipDownBlock2D"),
             ("time_embedding_type", r#""fourier""#, "time_embedding_type = \"fourier\" is not supported"),
             ("resnet_time_scale_shift", r#""scale_shift""#, "resnet_time_scale_shift"),
-            ("num_class_embeds", "10", "num_class_embeds"),
+            ("class_embed_type", r#""timestep""#, "class_embed_type = \"timestep\" is not supported (only null)"),
+            ("class_embed_type", r#""identity""#, "class_embed_type = \"identity\" is not supported (only null)"),
+            ("num_class_embeds", "0", "num_class_embeds must be positive"),
             ("_class_name", r#""UNet2DConditionModel""#, "UNet2DConditionModel"),
             ("up_block_types", r#"["UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"]"#, "must mirror"),
             ("sample_size", "[32, 64]", "only square"),

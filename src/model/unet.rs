@@ -5,9 +5,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
+use burn::nn::{Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::tensor::activation::silu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::blocks::{
     AttentionBlock, AttentionBlockConfig, Downsample, ResnetBlock, ResnetBlockConfig, Upsample,
@@ -59,6 +59,13 @@ pub struct UNetConfig {
     /// Self-attention in the middle block.
     #[config(default = true)]
     pub add_attention: bool,
+    /// Class labels the model is conditioned on: each label is a learned vector added to the
+    /// time embedding (diffusers' `num_class_embeds`, with `class_embed_type` null). For
+    /// classifier-free guidance a model of K classes has K + 1: label K is the null
+    /// ("unconditional") class that training drops labels to (Ho & Salimans 2022), see
+    /// [`UNetConfig::null_class`]. `None`: an unconditional model.
+    #[config(default = "None")]
+    pub num_class_embeds: Option<usize>,
 }
 
 /// One resolution level on the way down.
@@ -89,6 +96,8 @@ pub struct UpBlock {
 pub struct UNet {
     pub conv_in: Conv2d,
     pub time_embedding: TimestepEmbedding,
+    /// One vector per class label, added to the time embedding (class-conditional models only).
+    pub class_embedding: Option<Embedding>,
     pub down_blocks: Vec<DownBlock>,
     pub mid_block: MidBlock,
     pub up_blocks: Vec<UpBlock>,
@@ -101,6 +110,17 @@ pub struct UNet {
 }
 
 impl UNetConfig {
+    /// The null ("unconditional") label of a class-conditional model: K, the last of its
+    /// K + 1 labels. `None` for an unconditional model.
+    pub fn null_class(&self) -> Option<usize> {
+        self.num_class_embeds.map(|n| n - 1)
+    }
+
+    /// K, the number of real classes of a class-conditional model (labels 0..K).
+    pub fn num_classes(&self) -> Option<usize> {
+        self.null_class()
+    }
+
     /// Checks what `init` would otherwise panic on, in words.
     pub fn validate(&self) -> Result<(), String> {
         let levels = self.block_out_channels.len();
@@ -112,6 +132,9 @@ impl UNetConfig {
                 "attention has {} entries for {levels} levels",
                 self.attention.len()
             ));
+        }
+        if self.num_class_embeds == Some(0) {
+            return Err("num_class_embeds must be positive".into());
         }
         if self.time_embedding_dim == Some(0) {
             return Err("time_embedding_dim must be positive".into());
@@ -218,16 +241,23 @@ impl UNetConfig {
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(device)
         };
+        let conv_in = conv(self.in_channels, channels[0]);
+        let time_embedding = TimestepEmbeddingConfig::new(time_proj_dim, temb).init(device);
+        let conv_norm_out =
+            GroupNormConfig::new(self.norm_num_groups, channels[0]).with_epsilon(self.norm_eps).init(device);
+        let conv_out = conv(channels[0], self.out_channels);
+        // Last, so an unconditional model draws exactly the initial weights it always did.
+        // N(0, 1) initial vectors, as PyTorch's nn.Embedding.
+        let class_embedding = self.num_class_embeds.map(|n| EmbeddingConfig::new(n, temb).init(device));
         UNet {
-            conv_in: conv(self.in_channels, channels[0]),
-            time_embedding: TimestepEmbeddingConfig::new(time_proj_dim, temb).init(device),
+            conv_in,
+            time_embedding,
+            class_embedding,
             down_blocks,
             mid_block,
             up_blocks,
-            conv_norm_out: GroupNormConfig::new(self.norm_num_groups, channels[0])
-                .with_epsilon(self.norm_eps)
-                .init(device),
-            conv_out: conv(channels[0], self.out_channels),
+            conv_norm_out,
+            conv_out,
             time_proj_dim,
             flip_sin_to_cos: self.flip_sin_to_cos,
             freq_shift: self.freq_shift,
@@ -238,8 +268,22 @@ impl UNetConfig {
 
 impl UNet {
     /// Predicts the noise: `x: [B, C, H, W]`, one timestep per image -> `[B, C, H, W]`.
+    /// A class-conditional model predicts it for the null class (unconditionally).
     pub fn forward(&self, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+        self.forward_classes(x, timesteps, None)
+    }
+
+    /// The null label of a class-conditional model (see [`UNetConfig::null_class`]).
+    pub fn null_class(&self) -> Option<usize> {
+        self.class_embedding.as_ref().map(|e| e.weight.dims()[0] - 1)
+    }
+
+    /// As [`UNet::forward`], conditioned on one class label per image (`None`: the null class
+    /// for every image), as diffusers' `UNet2DModel.forward(x, t, class_labels)`. Panics on
+    /// labels for an unconditional model and on labels out of range, as diffusers raises.
+    pub fn forward_classes(&self, x: Tensor<4>, timesteps: &[usize], classes: Option<&[usize]>) -> Tensor<4> {
         let device = x.device();
+        let batch = x.dims()[0];
         let x = if self.center_input_sample { x.mul_scalar(2.0).sub_scalar(1.0) } else { x };
         // 1. time embedding: sinusoid (host) -> MLP
         let sinusoid = timestep_embedding_tensor(
@@ -249,7 +293,30 @@ impl UNet {
             self.freq_shift,
             &device,
         );
-        let temb = self.time_embedding.forward(sinusoid); // [B, 4C]
+        let mut temb = self.time_embedding.forward(sinusoid); // [B, 4C]
+        // 1b. plus the class embedding, after the time MLP (diffusers: `emb = emb + class_emb`)
+        match (&self.class_embedding, classes) {
+            (Some(embedding), classes) => {
+                let [labels, dim] = embedding.weight.dims();
+                let ids: Vec<i64> = match classes {
+                    Some(classes) => {
+                        assert_eq!(classes.len(), batch, "one class label per image");
+                        classes
+                            .iter()
+                            .map(|&c| {
+                                assert!(c < labels, "class label {c} is out of range (the model has {labels})");
+                                c as i64
+                            })
+                            .collect()
+                    }
+                    None => vec![(labels - 1) as i64; batch],
+                };
+                let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, 1]), &device);
+                temb = temb + embedding.forward(ids).reshape([batch, dim]); // [B, 4C]
+            }
+            (None, Some(_)) => panic!("class labels given to an unconditional model"),
+            (None, None) => {}
+        }
 
         // 2. down: keep every intermediate as a skip connection
         let mut h = self.conv_in.forward(x); // [B, C0, H, W]
