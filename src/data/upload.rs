@@ -1,0 +1,144 @@
+//! A user's own images, as both shells receive them: files with their paths (a folder picked
+//! in the tab, a folder walked by the CLI) or zips of them. The first folder of a path names
+//! the image's class, as torchvision's `ImageFolder` does.
+
+use std::io::{Cursor, Read};
+
+use super::{DataError, ImageSet, images_from_files};
+
+fn is_image(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    [".png", ".jpg", ".jpeg"].iter().any(|e| lower.ends_with(e))
+}
+
+fn is_zip(path: &str) -> bool {
+    path.to_ascii_lowercase().ends_with(".zip")
+}
+
+/// The PNG / JPEG files inside a zip, with their paths (other entries are skipped).
+pub fn unzip_images(name: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DataError> {
+    let bad = |e: zip::result::ZipError| DataError::Format(format!("{name} is not a readable zip: {e}"));
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad)?;
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(bad)?;
+        let path = entry.name().map_err(bad)?.to_string();
+        // Finder's resource forks sit beside every file of a zip made on macOS.
+        if !entry.is_file() || !is_image(&path) || path.starts_with("__MACOSX/") {
+            continue;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data).map_err(|e| DataError::Format(format!("{name}: {path}: {e}")))?;
+        files.push((path, data));
+    }
+    Ok(files)
+}
+
+/// Images with their class labels: `files` are (path, bytes), zips are opened, files that are
+/// neither images nor zips are skipped. The class of `cats/01.png` is `cats`; when no image
+/// sits in a subfolder there are no classes (all labels 0, `classes` empty). Sorted by path, so
+/// the result does not depend on the order the files arrived in.
+pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<(String, Vec<u8>, u8)>, Vec<String>), DataError> {
+    let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    let mut images = Vec::new();
+    for (path, bytes) in files {
+        if is_zip(&path) {
+            images.extend(unzip_images(&path, &bytes)?);
+        } else if is_image(&path) {
+            images.push((path, bytes));
+        }
+    }
+    if images.is_empty() {
+        let list = names.join(", ");
+        return Err(DataError::Format(format!("no PNG or JPEG images (or zips of them) in {list}")));
+    }
+    images.sort_by(|a, b| a.0.cmp(&b.0));
+    // A single top folder holding everything (a picked folder, a zipped folder) is not a class.
+    let top = |p: &str| p.split('/').next().unwrap_or_default().to_string();
+    let first = top(&images[0].0);
+    let strip = images.iter().all(|(p, _)| p.contains('/') && top(p) == first);
+    let class_of = |p: &str| -> String {
+        let parts: Vec<&str> = p.split('/').skip(usize::from(strip)).collect();
+        if parts.len() > 1 { parts[0].to_string() } else { String::new() }
+    };
+    let mut classes: Vec<String> = images.iter().map(|(p, _)| class_of(p)).collect();
+    classes.sort();
+    classes.dedup();
+    if classes.len() > 256 {
+        return Err(DataError::Format(format!("{} class folders; at most 256", classes.len())));
+    }
+    let labelled = images
+        .into_iter()
+        .map(|(path, bytes)| {
+            let label = classes.binary_search(&class_of(&path)).expect("listed class") as u8;
+            (path, bytes, label)
+        })
+        .collect();
+    let classes = if classes == [String::new()] { Vec::new() } else { classes };
+    Ok((labelled, classes))
+}
+
+/// [`labelled_images`] decoded at `size`×`size`×`channels` (centre-cropped and resized).
+pub fn images_from_upload(files: Vec<(String, Vec<u8>)>, size: usize, channels: usize) -> Result<(ImageSet, Vec<String>), DataError> {
+    let (files, classes) = labelled_images(files)?;
+    let set = images_from_files(files.iter().map(|(n, b, l)| (n.as_str(), b.as_slice(), *l)), size, channels)?;
+    Ok((set, classes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn png(value: u8) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::GrayImage::from_pixel(6, 4, image::Luma([value]))
+            .write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
+        bytes
+    }
+
+    fn zip_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, bytes) in files {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn subfolders_are_classes_and_a_common_top_folder_is_not() {
+        let files = vec![
+            ("pets/dogs/b.png".to_string(), png(200)),
+            ("pets/cats/a.png".to_string(), png(10)),
+            ("pets/notes.txt".to_string(), b"not an image".to_vec()),
+        ];
+        let (set, classes) = images_from_upload(files, 4, 1).unwrap();
+        assert_eq!(classes, ["cats", "dogs"]);
+        assert_eq!(set.labels, [0, 1]);
+        // 6×4 centre-cropped to 4×4: every pixel keeps its value.
+        assert_eq!(set.image(0), [10; 16]);
+        assert_eq!(set.image(1), [200; 16]);
+    }
+
+    #[test]
+    fn zips_open_and_loose_images_have_no_class() {
+        let zip = zip_of(&[("a.png", png(1)), ("__MACOSX/._a.png", vec![0, 1]), ("b.jpg.txt", vec![])]);
+        let (set, classes) = images_from_upload(vec![("mine.zip".into(), zip), ("c.png".into(), png(3))], 4, 3).unwrap();
+        assert!(classes.is_empty());
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.channels, 3);
+    }
+
+    #[test]
+    fn no_images_and_broken_files_say_so() {
+        let err = images_from_upload(vec![("notes.txt".into(), b"hi".to_vec())], 4, 1).unwrap_err();
+        assert!(err.to_string().contains("no PNG or JPEG images"), "{err}");
+        let err = images_from_upload(vec![("x.zip".into(), b"not a zip".to_vec())], 4, 1).unwrap_err();
+        assert!(err.to_string().contains("x.zip is not a readable zip"), "{err}");
+        let err = images_from_upload(vec![("bad.png".into(), b"not a png".to_vec())], 4, 1).unwrap_err();
+        assert!(err.to_string().contains("bad.png is not a readable PNG or JPEG"), "{err}");
+    }
+}

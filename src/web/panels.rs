@@ -1,0 +1,323 @@
+//! The page's panels: settings, the forward process, training, sampling, weights. Each shows
+//! the equation it runs (MathML, which browsers render without a script) in the DDPM paper's
+//! notation.
+
+use leptos::html::Canvas as CanvasElement;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use web_sys::{HtmlInputElement, UrlSearchParams};
+
+use super::app::{View, chart_points, schedule_points, send, snr_points};
+use super::browser::{draw_rgba, query, query_param, read_file};
+use super::protocol::{Command, Picture, SamplerChoice};
+use crate::diffusion::{BetaSchedule, Schedule, ScheduleConfig};
+use crate::model::Preset;
+
+/// q(x_t | x_0) = N(x_t; √ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = ∏ (1 − β_s), SNR = ᾱ_t / (1 − ᾱ_t)
+/// (Ho et al. 2020, eq. 4; Kingma et al. 2021 for the SNR).
+const FORWARD_EQUATION: &str = r#"<math display="block"><mi>q</mi><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>|</mo><msub><mi>x</mi><mn>0</mn></msub><mo>)</mo><mo>=</mo><mi class="cal">N</mi><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>;</mo><msqrt><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt><msub><mi>x</mi><mn>0</mn></msub><mo>,</mo><mo>(</mo><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub><mo>)</mo><mi mathvariant="bold">I</mi><mo>)</mo><mo>,</mo><mspace width="1em"/><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub><mo>=</mo><munderover><mo>∏</mo><mrow><mi>s</mi><mo>=</mo><mn>1</mn></mrow><mi>t</mi></munderover><mo>(</mo><mn>1</mn><mo>−</mo><msub><mi>β</mi><mi>s</mi></msub><mo>)</mo><mo>,</mo><mspace width="1em"/><mtext>SNR</mtext><mo>(</mo><mi>t</mi><mo>)</mo><mo>=</mo><mfrac><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub><mrow><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></mrow></mfrac></math>"#;
+
+/// Algorithm 1 (Ho et al. 2020): ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
+const TRAINING_EQUATION: &str = r#"<math display="block"><msub><mo>∇</mo><mi>θ</mi></msub><msup><mrow><mo>‖</mo><mi>ε</mi><mo>−</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msqrt><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt><msub><mi>x</mi><mn>0</mn></msub><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt><mi>ε</mi><mo>,</mo><mi>t</mi><mo>)</mo><mo>‖</mo></mrow><mn>2</mn></msup><mo>,</mo><mspace width="1em"/><msub><mi>x</mi><mn>0</mn></msub><mo>∼</mo><mi>q</mi><mo>(</mo><msub><mi>x</mi><mn>0</mn></msub><mo>)</mo><mo>,</mo><mspace width="0.5em"/><mi>t</mi><mo>∼</mo><mtext>Uniform</mtext><mo>(</mo><mo>{</mo><mn>1</mn><mo>,</mo><mo>…</mo><mo>,</mo><mi>T</mi><mo>}</mo><mo>)</mo><mo>,</mo><mspace width="0.5em"/><mi>ε</mi><mo>∼</mo><mi class="cal">N</mi><mo>(</mo><mn>0</mn><mo>,</mo><mi mathvariant="bold">I</mi><mo>)</mo></math>"#;
+
+/// Algorithm 2 (Ho et al. 2020) and DDIM's eq. (12) (Song et al. 2021), in ᾱ notation.
+const SAMPLING_EQUATION: &str = r#"<math display="block"><mtext>DDPM: </mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><mfrac><mn>1</mn><msqrt><msub><mi>α</mi><mi>t</mi></msub></msqrt></mfrac><mrow><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><mfrac><msub><mi>β</mi><mi>t</mi></msub><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt></mfrac><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>t</mi><mo>)</mo><mo>)</mo></mrow><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><mi>z</mi></math>
+<math display="block"><mtext>DDIM: </mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><msqrt><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></msqrt><munder><munder><mfrac><mrow><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt><msub><mi>ε</mi><mi>θ</mi></msub></mrow><msqrt><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt></mfrac><mo>⏟</mo></munder><mrow><msub><mover><mi>x</mi><mo>^</mo></mover><mn>0</mn></msub></mrow></munder><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>−</mo><msubsup><mi>σ</mi><mi>t</mi><mn>2</mn></msubsup></msqrt><msub><mi>ε</mi><mi>θ</mi></msub><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><msub><mi>ε</mi><mi>t</mi></msub><mo>,</mo><mspace width="1em"/><msub><mi>σ</mi><mi>t</mi></msub><mo>=</mo><mi>η</mi><msqrt><mfrac><mrow><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mrow><mrow><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></mrow></mfrac></msqrt><msqrt><mn>1</mn><mo>−</mo><mfrac><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mfrac></msqrt></math>"#;
+
+/// A 2D canvas that shows a picture signal.
+#[component]
+fn PictureCanvas(
+    /// The picture and its RGBA bytes, once there is one.
+    picture: RwSignal<Option<(Picture, Vec<u8>)>>,
+    /// The `data-testid` and CSS class.
+    id: &'static str,
+    view: View,
+) -> impl IntoView {
+    let canvas = NodeRef::<CanvasElement>::new();
+    Effect::new(move |_| {
+        if let (Some((p, rgba)), Some(canvas)) = (picture.get(), canvas.get()) {
+            if let Err(message) = draw_rgba(&canvas, &rgba, p.width, p.height) {
+                view.error.set(message);
+            }
+        }
+    });
+    view! { <canvas node_ref=canvas data-testid=id class=id></canvas> }
+}
+
+/// Reads the files of a file input, then hands them to `then` (errors go to the page).
+fn on_files(view: View, then: fn(Vec<(String, Vec<u8>)>)) -> impl Fn(leptos::ev::Event) {
+    move |ev| {
+        let input: HtmlInputElement = event_target(&ev);
+        let Some(list) = input.files() else { return };
+        let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
+        input.set_value("");
+        if files.is_empty() {
+            return;
+        }
+        spawn_local(async move {
+            let mut read = Vec::with_capacity(files.len());
+            for file in files {
+                // A picked folder's files carry their path inside it (`cats/01.png`).
+                let path = js_sys::Reflect::get(&file, &"webkitRelativePath".into()).ok().and_then(|p| p.as_string());
+                let name = path.filter(|p| !p.is_empty()).unwrap_or_else(|| file.name());
+                match read_file(&file).await {
+                    Ok(bytes) => read.push((name, bytes)),
+                    Err(message) => return view.error.set(format!("{name}: {message}")),
+                }
+            }
+            then(read);
+        });
+    }
+}
+
+fn send_files(files: Vec<(String, Vec<u8>)>, command: fn(Vec<String>) -> Command) {
+    let (names, bytes) = files.into_iter().unzip();
+    send(command(names), bytes);
+}
+
+/// Dataset, model size, schedule and optimisation settings; applying them starts a new model.
+#[component]
+pub fn SettingsPanel(view: View) -> impl IntoView {
+    let get = |key: &str, default: &str| query_param(key).unwrap_or_else(|| default.to_string());
+    let data = RwSignal::new(get("data", "mnist"));
+    let model = RwSignal::new(get("model", "mnist-small"));
+    let schedule = RwSignal::new(get("schedule", "linear"));
+    let batch = RwSignal::new(get("batch", "32"));
+    let lr = RwSignal::new(get("lr", "0.001"));
+    let ema = RwSignal::new(get("ema", "0.999"));
+    let apply = move |_| {
+        let Ok(params) = UrlSearchParams::new_with_str(&query()) else { return };
+        for (key, value) in [("data", data), ("model", model), ("schedule", schedule), ("batch", batch), ("lr", lr), ("ema", ema)] {
+            params.set(key, &value.get_untracked());
+        }
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().set_search(&String::from(params.to_string()));
+        }
+    };
+    let text = move |signal: RwSignal<String>, id: &'static str| {
+        view! { <input type="text" size="7" data-testid=id prop:value=move || signal.get()
+            on:change=move |ev| signal.set(event_target_value(&ev)) /> }
+    };
+    // `webkitdirectory` (pick a whole folder) is not among Leptos' typed attributes.
+    let folder = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(input) = folder.get() {
+            let _ = input.set_attribute("webkitdirectory", "");
+        }
+    });
+    let presets = Preset::all().map(|p| view! { <option value=p.name()>{p.description()}</option> });
+    view! {
+        <details class="settings" open=move || !view.ready.get()>
+            <summary>"Settings: dataset, model, schedule"</summary>
+            <div class="controls">
+                <label>"dataset "
+                    <select data-testid="data" prop:value=move || data.get() on:change=move |ev| data.set(event_target_value(&ev))>
+                        <option value="mnist">"MNIST (28×28 digits)"</option>
+                        <option value="fashion-mnist">"Fashion-MNIST (28×28 clothes)"</option>
+                        <option value="cifar10">"CIFAR-10 (32×32 colour photos)"</option>
+                    </select>
+                </label>
+                <label>"model "
+                    <select data-testid="model" prop:value=move || model.get() on:change=move |ev| model.set(event_target_value(&ev))>
+                        {presets}
+                    </select>
+                </label>
+                <label>"schedule "
+                    <select data-testid="schedule" prop:value=move || schedule.get() on:change=move |ev| schedule.set(event_target_value(&ev))>
+                        <option value="linear">"linear β (DDPM)"</option>
+                        <option value="cosine">"cosine (Nichol & Dhariwal)"</option>
+                    </select>
+                </label>
+                <label>"batch "{text(batch, "batch")}</label>
+                <label>"learning rate "{text(lr, "lr")}</label>
+                <label>"EMA decay "{text(ema, "ema")}</label>
+                <button data-testid="restart" on:click=apply>"Start a new model with these settings"</button>
+            </div>
+            <p class="note">"Your own images: pick a folder (one subfolder per class) or a zip of PNG/JPEG files; they are centre-cropped and resized to the model's size and never leave this tab."</p>
+            <label class="file">"Train on my images "
+                <input type="file" multiple accept=".png,.jpg,.jpeg,.zip" data-testid="upload-images"
+                    on:change=on_files(view, |files| send_files(files, Command::UseImages)) disabled=move || !view.ready.get() />
+            </label>
+            <label class="file">" or a folder "
+                <input type="file" node_ref=folder data-testid="upload-folder"
+                    on:change=on_files(view, |files| send_files(files, Command::UseImages)) disabled=move || !view.ready.get() />
+            </label>
+        </details>
+    }
+}
+
+/// 1. The forward process: pick an image and t, see x_t; ᾱ_t and the SNR of both schedules.
+#[component]
+pub fn ForwardPanel(view: View) -> impl IntoView {
+    let index = RwSignal::new(0usize);
+    let t = RwSignal::new(250usize);
+    let show = move || send(Command::Forward { index: index.get_untracked(), t: t.get_untracked() }, Vec::new());
+    // The first picture as soon as the data is there.
+    Effect::new(move |shown: Option<bool>| {
+        let ready = view.ready.get();
+        if ready && shown != Some(true) {
+            show();
+        }
+        ready
+    });
+    let schedule = |beta_schedule| Schedule::new(ScheduleConfig { beta_schedule, ..Default::default() });
+    let (linear, cosine) = (schedule(BetaSchedule::Linear), schedule(BetaSchedule::Cosine));
+    let (linear_ab, cosine_ab) = (schedule_points(&linear), schedule_points(&cosine));
+    let (linear_snr, cosine_snr) = (snr_points(&linear), snr_points(&cosine));
+    let marker = move || format!("{:.1}", 300.0 * t.get() as f64 / (view.dataset.get().2.max(2) - 1) as f64);
+    view! {
+        <section class="panel">
+            <h2>"1. The forward process: adding noise"</h2>
+            <div inner_html=FORWARD_EQUATION></div>
+            <div class="controls">
+                <label>"t = "{move || t.get()}" "
+                    <input type="range" min="0" max=move || view.dataset.get().2.saturating_sub(1) data-testid="forward-t"
+                        prop:value=move || t.get() disabled=move || !view.ready.get()
+                        on:input=move |ev| { t.set(event_target_value(&ev).parse().unwrap_or(0)); show(); } />
+                </label>
+                <label>"training image # "
+                    <input type="number" min="0" data-testid="forward-index" prop:value=move || index.get()
+                        disabled=move || !view.ready.get()
+                        on:change=move |ev| { index.set(event_target_value(&ev).parse().unwrap_or(0)); show(); } />
+                </label>
+            </div>
+            <div class="row">
+                <figure>
+                    <PictureCanvas picture=view.forward id="forward" view=view />
+                    <figcaption>"x"<sub>"0"</sub>", ε, x"<sub>"t"</sub>" · "
+                        <span data-testid="forward-numbers">{move || view.forward_numbers.get().map_or(String::new(), |(t, ab, snr)|
+                            format!("t = {t}: ᾱ_t = {ab:.4}, √ᾱ_t = {:.3}, √(1−ᾱ_t) = {:.3}, SNR = {snr:.3e}", ab.sqrt(), (1.0 - ab).sqrt()))}</span>
+                    </figcaption>
+                </figure>
+                <figure>
+                    <svg data-testid="schedule-chart" viewBox="0 0 300 100" width="300" height="100">
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=linear_ab />
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" stroke-dasharray="4 3" points=cosine_ab />
+                        <line x1=marker x2=marker y1="0" y2="100" stroke="#c33" />
+                    </svg>
+                    <figcaption>"ᾱ"<sub>"t"</sub>" from 1 to 0: linear β (solid), cosine (dashed)"</figcaption>
+                </figure>
+                <figure>
+                    <svg data-testid="snr-chart" viewBox="0 0 300 100" width="300" height="100">
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=linear_snr />
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" stroke-dasharray="4 3" points=cosine_snr />
+                        <line x1=marker x2=marker y1="0" y2="100" stroke="#c33" />
+                    </svg>
+                    <figcaption>"log"<sub>"10"</sub>" SNR(t) from 10"<sup>"4"</sup>" to 10"<sup>"−6"</sup></figcaption>
+                </figure>
+            </div>
+        </section>
+    }
+}
+
+/// 2. Training (Algorithm 1): the controls, the numbers, the loss and the previews.
+#[component]
+pub fn TrainingPanel(view: View) -> impl IntoView {
+    let mean_loss = move || {
+        let losses = view.losses.get();
+        let recent = &losses[losses.len().saturating_sub(10)..];
+        if recent.is_empty() { "–".to_string() } else { format!("{:.4}", recent.iter().sum::<f32>() / recent.len() as f32) }
+    };
+    view! {
+        <section class="panel">
+            <h2>"2. Training: learning to predict the noise"</h2>
+            <div inner_html=TRAINING_EQUATION></div>
+            <div class="controls">
+                <button data-testid="train" on:click=move |_| send(Command::Train, Vec::new())
+                    disabled=move || !view.ready.get() || view.running.get()>"Train"</button>
+                <button data-testid="pause" on:click=move |_| send(Command::Pause, Vec::new())
+                    disabled=move || !view.running.get()>"Pause"</button>
+            </div>
+            <div class="row">
+                <table class="stats">
+                    <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
+                    <tr><th>"dataset"</th><td data-testid="dataset">{move || view.dataset.get().0}</td></tr>
+                    <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
+                    <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>
+                    <tr><th>"loss (mean of last 10 steps)"</th><td data-testid="loss">{mean_loss}</td></tr>
+                    <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
+                </table>
+                <figure>
+                    <svg data-testid="loss-chart" viewBox="0 0 300 100" width="300" height="100">
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || chart_points(&view.losses.get()) />
+                    </svg>
+                    <figcaption>"loss per step, averaged, log scale"</figcaption>
+                </figure>
+                <figure>
+                    <PictureCanvas picture=view.samples id="samples" view=view />
+                    <figcaption>"samples from the EMA weights, from fixed noise (previews use DDIM)"</figcaption>
+                </figure>
+            </div>
+        </section>
+    }
+}
+
+/// 3. Sampling: the sampler, its steps and η, the trajectory, DDPM against DDIM.
+#[component]
+pub fn SamplingPanel(view: View) -> impl IntoView {
+    let sampler = RwSignal::new("ddim".to_string());
+    let steps = RwSignal::new(query_param("steps").and_then(|s| s.parse().ok()).unwrap_or(50usize));
+    let eta = RwSignal::new(0.0f64);
+    let choice = move || SamplerChoice { name: sampler.get_untracked(), steps: steps.get_untracked(), eta: eta.get_untracked() };
+    view! {
+        <section class="panel">
+            <h2>"3. Sampling: from noise back to an image"</h2>
+            <div inner_html=SAMPLING_EQUATION></div>
+            <div class="controls">
+                <select data-testid="sampler" prop:value=move || sampler.get() on:change=move |ev| sampler.set(event_target_value(&ev))>
+                    <option value="ddim">"DDIM"</option>
+                    <option value="dpm-solver">"DPM-Solver++(2M)"</option>
+                    <option value="ddpm">"DDPM (all T steps, σ² = β̃)"</option>
+                    <option value="ddpm-large">"DDPM (all T steps, σ² = β)"</option>
+                </select>
+                <label>"steps "
+                    <input type="number" min="1" max="1000" data-testid="sample-steps" prop:value=move || steps.get()
+                        disabled=move || sampler.get().starts_with("ddpm")
+                        on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(50).clamp(1, 1000)) />
+                </label>
+                <label>"η = "{move || format!("{:.1}", eta.get())}" "
+                    <input type="range" min="0" max="1" step="0.1" data-testid="eta" prop:value=move || eta.get()
+                        disabled=move || sampler.get() != "ddim"
+                        on:input=move |ev| eta.set(event_target_value(&ev).parse().unwrap_or(0.0)) />
+                </label>
+                <button data-testid="sample" on:click=move |_| send(Command::Sample(choice()), Vec::new())
+                    disabled=move || !view.ready.get()>"Sample"</button>
+                <button data-testid="compare" on:click=move |_| send(Command::Compare, Vec::new())
+                    disabled=move || !view.ready.get()>"DDPM-1000 vs DDIM-50"</button>
+            </div>
+            <div class="row">
+                <figure>
+                    <PictureCanvas picture=view.trajectory id="trajectory" view=view />
+                    <figcaption>"the first image along the way: x"<sub>"t"</sub>" (top) and the network's guess x̂"<sub>"0"</sub>" (bottom), left to right"</figcaption>
+                </figure>
+                <figure>
+                    <PictureCanvas picture=view.compare id="compare-grid" view=view />
+                    <figcaption>"DDPM with all T steps (top) and DDIM with 50 (bottom), from the same noise"</figcaption>
+                </figure>
+            </div>
+        </section>
+    }
+}
+
+/// 4. Weights: export, import, the model card.
+#[component]
+pub fn WeightsPanel(view: View) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"4. Weights: take them away, bring them back"</h2>
+            <p data-testid="model-card" class="card">{move || view.model_card.get()}</p>
+            <div class="controls">
+                <button data-testid="export" on:click=move |_| send(Command::Export, Vec::new())
+                    disabled=move || !view.ready.get()>"Export weights (.safetensors)"</button>
+                <button data-testid="export-diffusers" on:click=move |_| send(Command::ExportDiffusers, Vec::new())
+                    disabled=move || !view.ready.get()>"Export for diffusers (.zip)"</button>
+                <label class="file">"Import weights or a diffusers folder's files "
+                    <input type="file" multiple accept=".safetensors,.json" data-testid="import"
+                        on:change=on_files(view, |files| send_files(files, Command::Import)) disabled=move || !view.ready.get() />
+                </label>
+                <button data-testid="download-samples" on:click=move |_| send(Command::DownloadSamples, Vec::new())
+                    disabled=move || !view.has_samples.get()>"Download samples (.npy)"</button>
+            </div>
+        </section>
+    }
+}

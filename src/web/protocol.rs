@@ -1,0 +1,116 @@
+//! What the page and the training worker say to each other. The session runs in a dedicated
+//! Web Worker (so that no GPU or training work ever blocks the page); the page sends it
+//! [`Command`]s and draws the [`Update`]s it sends back.
+//!
+//! On the wire a message is a JS array: its JSON text first, then any byte payloads (files,
+//! pixels, downloads) as `Uint8Array`s whose buffers are transferred, not copied.
+
+use js_sys::{Array, Uint8Array};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// A sampler as the page names it (`ddim`, `dpm-solver`, `ddpm`, `ddpm-large`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplerChoice {
+    pub name: String,
+    pub steps: usize,
+    /// DDIM's η (0 deterministic … 1 DDPM-like).
+    pub eta: f64,
+}
+
+/// What the page asks of the session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    Train,
+    Pause,
+    /// Sample a grid from the fixed seed, keeping every step's x_t and x̂_0 for the strip.
+    Sample(SamplerChoice),
+    /// DDPM with all T steps beside DDIM-50, from the same x_T.
+    Compare,
+    /// Show image `index` of the training set noised to step `t` (the forward-process panel).
+    Forward { index: usize, t: usize },
+    /// Download the EMA weights as .safetensors.
+    Export,
+    /// Download the EMA weights as a zipped diffusers folder.
+    ExportDiffusers,
+    /// Replace the model with these files (bytes follow in order): a weights file of ours, or
+    /// a diffusers folder's files. The model is kept unchanged if the files are bad.
+    Import(Vec<String>),
+    /// Train on these image files or zips (bytes follow in order) instead of the dataset.
+    UseImages(Vec<String>),
+    /// Download the last sampled values as .npy.
+    DownloadSamples,
+}
+
+/// An RGBA image for a 2D canvas; its pixels travel as the message's byte payload.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Picture {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Where a picture goes on the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Canvas {
+    /// The sample grid (and training previews).
+    Samples,
+    /// The sampling trajectory: x_t over x̂_0 at evenly spaced steps.
+    Trajectory,
+    /// x_0 and x_t of the forward-process panel.
+    Forward,
+    /// DDPM-1000 beside DDIM-50.
+    Compare,
+}
+
+/// What the session tells the page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Update {
+    Status(String),
+    /// An error message; empty clears it.
+    Error(String),
+    Banner(String),
+    Backend(String),
+    /// The session can take commands.
+    Ready,
+    Running(bool),
+    Step { step: usize, images_per_s: f64 },
+    /// Losses of new steps; `reset` first drops the page's history (a resumed or new model).
+    Losses { reset: bool, values: Vec<f32> },
+    ImagesLoaded(usize),
+    /// The dataset: name, image count, and T of the schedule (the forward slider's range).
+    Dataset { name: String, images: usize, timesteps: usize },
+    ModelCard(String),
+    Picture(Canvas, Picture),
+    /// The signal-to-noise numbers of the forward panel: t, ᾱ_t, SNR = ᾱ_t / (1 − ᾱ_t).
+    ForwardNumbers { t: usize, alpha_bar: f64, snr: f64 },
+    HasSamples,
+    /// The JSON line of a `?bench=N` run.
+    Bench(String),
+    /// Offer the byte payload as a download.
+    Download { name: String, mime: String },
+}
+
+/// Encodes a message with its byte payloads; returns it and its transfer list.
+pub fn encode<T: Serialize>(body: &T, bytes: Vec<Vec<u8>>) -> (Array, Array) {
+    let message = Array::new();
+    let transfer = Array::new();
+    message.push(&JsValue::from_str(&serde_json::to_string(body).expect("messages serialise")));
+    for payload in bytes {
+        let array = Uint8Array::from(payload.as_slice());
+        transfer.push(&array.buffer());
+        message.push(&array);
+    }
+    (message, transfer)
+}
+
+/// Decodes a message made by [`encode`].
+pub fn decode<T: DeserializeOwned>(value: &JsValue) -> Result<(T, Vec<Vec<u8>>), String> {
+    let message: &Array = value.dyn_ref().ok_or("a message that is not an array")?;
+    let json = message.get(0).as_string().ok_or("a message without its JSON")?;
+    let body = serde_json::from_str(&json).map_err(|e| format!("a message that does not parse ({e}): {json}"))?;
+    let bytes = (1..message.length())
+        .map(|i| message.get(i).dyn_into::<Uint8Array>().map(|a| a.to_vec()).map_err(|_| "a payload that is not bytes".to_string()))
+        .collect::<Result<_, _>>()?;
+    Ok((body, bytes))
+}

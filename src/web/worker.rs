@@ -1,0 +1,43 @@
+//! The training worker's side of the page ↔ worker channel.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use super::browser::query_param;
+use super::protocol::{Command, Update, decode, encode};
+use super::session::{self, Settings};
+
+/// Posts [`Update`]s to the page.
+#[derive(Clone, Copy, Debug)]
+pub struct Outbox;
+
+impl Outbox {
+    pub fn send(self, update: Update) {
+        self.send_with(update, Vec::new());
+    }
+
+    /// Sends an update with byte payloads (moved to the page, not copied).
+    pub fn send_with(self, update: Update, bytes: Vec<Vec<u8>>) {
+        let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+        let (message, transfer) = encode(&update, bytes);
+        if let Err(e) = scope.post_message_with_transfer(&message, &transfer) {
+            web_sys::console::error_1(&e);
+        }
+    }
+}
+
+/// Starts the session of this worker: its settings are the worker URL's query (the page's).
+pub fn start() {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| match decode::<Command>(&event.data()) {
+        Ok((command, bytes)) => session::send(command, bytes),
+        Err(message) => Outbox.send(Update::Error(message)),
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget(); // lives as long as the worker
+    match Settings::from_query(query_param) {
+        Ok(settings) => wasm_bindgen_futures::spawn_local(session::run(settings, Outbox)),
+        Err(message) => Outbox.send(Update::Error(message)),
+    }
+}
