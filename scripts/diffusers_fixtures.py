@@ -5,11 +5,12 @@
     .venv-ref/bin/python scripts/diffusers_fixtures.py make
     .venv-ref/bin/python scripts/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours
 
-`make` writes tests/fixtures/diffusers/: two tiny random-weight UNet2DModel folders (unet_a: the
+`make` writes tests/fixtures/diffusers/: three tiny random-weight UNet2DModel folders (unet_a: the
 google/ddpm-cifar10-32 layout; unet_b: diffusers' defaults with multi-head attention and no mid
-attention) and reference.json with the schedules, the timestep spacings, single DDPM / DDIM /
-DPM-Solver++ steps for every prediction type, each U-Net's output at given t, and 10-step DDIM
-and DPM-Solver++ runs from fixed noise.
+attention; unet_c: class-conditional, num_class_embeds = 4) and reference.json with the
+schedules, the timestep spacings, single DDPM / DDIM / DPM-Solver++ steps for every prediction
+type, each U-Net's output at given t (and class labels for unet_c), and 10-step DDIM and
+DPM-Solver++ runs from fixed noise.
 
 `check-export DIR` is the reverse direction: it loads our export (written by
 `tabdiffusion export`) with `UNet2DModel.from_pretrained`, runs it on fixed input, and records
@@ -45,6 +46,11 @@ UNET_B = dict(  # diffusers' defaults where not given: flip_sin_to_cos, freq_shi
     up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
     layers_per_block=1, attention_head_dim=4, norm_num_groups=4, add_attention=False,
 )
+UNET_C = dict(  # class-conditional: 3 classes + the null class of classifier-free guidance
+    sample_size=8, in_channels=1, out_channels=1, block_out_channels=(4, 8),
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    layers_per_block=1, attention_head_dim=None, norm_num_groups=2, num_class_embeds=4,
+)
 
 
 def flat(t):
@@ -73,6 +79,18 @@ def unet_case(model, batch, seed):
     with torch.no_grad():
         y = model(x, t).sample
     return {"shape": list(x.shape), "timesteps": t.tolist(), "input": flat(x), "output": flat(y)}
+
+
+def class_case(model, seed):
+    """UNet2DModel(x, t, class_labels).sample, the null label (3) included."""
+    c, s = model.config.in_channels, model.config.sample_size
+    x = randn((4, c, s, s), seed)
+    t = torch.tensor([10, 700, 700, 300])
+    class_labels = torch.tensor([0, 2, 3, 1])
+    with torch.no_grad():
+        y = model(x, t, class_labels=class_labels).sample
+    return {"shape": list(x.shape), "timesteps": t.tolist(), "class_labels": class_labels.tolist(),
+            "input": flat(x), "output": flat(y)}
 
 
 def schedules():
@@ -158,6 +176,7 @@ def sampling_runs(model):
 def make():
     OUT.mkdir(parents=True, exist_ok=True)
     unet_a, unet_b = make_unet("unet_a", UNET_A, 100), make_unet("unet_b", UNET_B, 200)
+    unet_c = make_unet("unet_c", UNET_C, 300)
     reference = {
         "diffusers_version": diffusers.__version__,
         "torch_version": torch.__version__,
@@ -168,6 +187,7 @@ def make():
         + [dpm_solver_run(20, "epsilon")],
         "unets": {"unet_a": unet_case(unet_a, 2, 20), "unet_b": unet_case(unet_b, 2, 21)},
         "runs_unet_a": sampling_runs(unet_a),
+        "class_conditional": {"unet_c": class_case(unet_c, 22)},
         "ddpm_cifar10_parameters": sum(p.numel() for p in UNet2DModel(**DDPM_CIFAR10).parameters()),
     }
     (OUT / "reference.json").write_text(json.dumps(reference))

@@ -181,6 +181,28 @@ fn unet2dmodel_folders_load_and_predict_the_same_noise() {
 }
 
 #[test]
+fn a_class_conditional_unet2dmodel_predicts_the_same_noise_for_each_class() {
+    // UNet2DModel(num_class_embeds=4)(x, t, class_labels=[0, 2, 3, 1]).sample: the class
+    // embedding added to the time embedding, label 3 being our null class.
+    let r = reference();
+    let (model, config) = load_folder("unet_c");
+    assert_eq!((config.num_class_embeds, config.null_class()), (Some(4), Some(3)));
+    let case = &r["class_conditional"]["unet_c"];
+    let (t, classes) = (usizes(&case["timesteps"]), usizes(&case["class_labels"]));
+    let eps = model.forward_classes(tensor(&case["input"], &case["shape"]), &t, Some(&classes));
+    let d = max_diff(&values(eps.clone()), &floats(&case["output"]));
+    assert!(d < 1e-4, "unet_c: ε off by {d:e}");
+    // Without labels the model takes the null class: image 2 (label 3) is unchanged, the others
+    // are not.
+    let unlabelled = values(model.forward(tensor(&case["input"], &case["shape"]), &t));
+    let per_image = unlabelled.len() / 4;
+    let image = |v: &[f64], i: usize| v[i * per_image..(i + 1) * per_image].to_vec();
+    let expected = floats(&case["output"]);
+    assert!(max_diff(&image(&unlabelled, 2), &image(&expected, 2)) < 1e-4);
+    assert!(max_diff(&image(&unlabelled, 0), &image(&expected, 0)) > 1e-3);
+}
+
+#[test]
 fn ten_step_runs_from_fixed_noise_match_the_schedulers() {
     // DDIMScheduler() and DPMSolverMultistepScheduler() (their defaults), 10 steps with unet_a
     // from the same x_T.
