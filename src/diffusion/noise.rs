@@ -56,6 +56,12 @@ impl Noise {
     pub fn coin(&mut self) -> bool {
         self.rng.random_bool(0.5)
     }
+
+    /// `n` coins that come up true with probability `p` (label dropout). Panics unless
+    /// 0 ≤ p ≤ 1.
+    pub fn coins(&mut self, n: usize, p: f64) -> Vec<bool> {
+        (0..n).map(|_| self.rng.random_bool(p)).collect()
+    }
 }
 
 #[cfg(test)]

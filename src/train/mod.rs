@@ -40,6 +40,36 @@ pub struct TrainConfig {
     /// Mirror each training image left–right with probability ½ (DDPM on CIFAR-10).
     #[config(default = false)]
     pub random_flip: bool,
+    /// Probability of replacing an image's class label with the null class, so that one
+    /// network learns both ε(x_t, c) and ε(x_t) for classifier-free guidance (Ho & Salimans
+    /// 2022, p_uncond; 0.1 there). Used only by class-conditional models.
+    #[config(default = 0.1)]
+    pub class_dropout: f64,
+}
+
+/// Why a dataset cannot train a class-conditional model.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum LabelError {
+    #[error("the model is class-conditional, but the dataset has no class labels")]
+    NoLabels,
+    #[error("the dataset has an image of class {label}, but the model knows {classes} classes (0 to {last})", last = .classes - 1)]
+    OutOfRange { label: usize, classes: usize },
+}
+
+/// A minibatch for [`Trainer::step_batch`].
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// `[B, C, H, W]` in [−1, 1].
+    pub images: Tensor<4>,
+    /// The class of each image, for a class-conditional model (`None`: train it on the null
+    /// class only; must be `None` for an unconditional model).
+    pub classes: Option<Vec<usize>>,
+}
+
+/// Replaces each label by `null` with probability `p`, one coin per label from `rng`.
+pub fn drop_labels(classes: &[usize], null: usize, p: f64, rng: &mut Noise) -> Vec<usize> {
+    let coins = rng.coins(classes.len(), p);
+    classes.iter().zip(coins).map(|(&c, dropped)| if dropped { null } else { c }).collect()
 }
 
 fn adam(config: &TrainConfig) -> ModuleOptimizer {
@@ -102,29 +132,77 @@ impl Trainer {
     /// Draws the next minibatch from the run's random stream (indices, then a flip per image
     /// if `random_flip`), as a `[B, C, H, W]` tensor in [−1, 1].
     pub fn next_batch(&mut self, set: &ImageSet) -> Tensor<4> {
+        self.draw(set).0
+    }
+
+    /// As [`Trainer::next_batch`] (the same draws), with the images' class labels when the model
+    /// is class-conditional.
+    pub fn next_labelled_batch(&mut self, set: &ImageSet) -> Result<Batch, LabelError> {
+        let (images, indices) = self.draw(set);
+        let Some(classes) = self.model_config.num_classes() else {
+            return Ok(Batch { images, classes: None });
+        };
+        if set.labels.is_empty() {
+            return Err(LabelError::NoLabels);
+        }
+        let labels: Vec<usize> = indices.iter().map(|&i| usize::from(set.labels[i])).collect();
+        match labels.iter().find(|&&label| label >= classes) {
+            Some(&label) => Err(LabelError::OutOfRange { label, classes }),
+            None => Ok(Batch { images, classes: Some(labels) }),
+        }
+    }
+
+    /// Whether every image of `set` has a label this model knows (`Ok` for an unconditional
+    /// model), so a shell can refuse a dataset before training on it.
+    pub fn check_labels(&self, set: &ImageSet) -> Result<(), LabelError> {
+        let Some(classes) = self.model_config.num_classes() else { return Ok(()) };
+        if set.labels.is_empty() {
+            return Err(LabelError::NoLabels);
+        }
+        match set.labels.iter().map(|&l| usize::from(l)).max() {
+            Some(label) if label >= classes => Err(LabelError::OutOfRange { label, classes }),
+            _ => Ok(()),
+        }
+    }
+
+    fn draw(&mut self, set: &ImageSet) -> (Tensor<4>, Vec<usize>) {
         let indices = self.rng.indices(self.config.batch_size, set.len());
         let flips: Vec<bool> = if self.config.random_flip {
             indices.iter().map(|_| self.rng.coin()).collect()
         } else {
             Vec::new()
         };
-        set.batch_flipped(&indices, &flips, &self.device)
+        (set.batch_flipped(&indices, &flips, &self.device), indices)
     }
 
     /// One step of Algorithm 1 on a batch `x0: [B, C, H, W]` in [−1, 1]: sample t and ε,
     /// regress ε_θ(x_t, t) on ε, take an Adam step, update the EMA. Returns the loss as a
     /// tensor so the shell decides when to read it (async in the browser).
     pub fn step(&mut self, x0: Tensor<4>) -> Tensor<1> {
+        self.step_batch(Batch { images: x0, classes: None })
+    }
+
+    /// [`Trainer::step`] on a batch with class labels: for a class-conditional model each
+    /// label is dropped to the null class with probability `class_dropout` (coins drawn from the
+    /// run's stream after ε), and ε_θ(x_t, t, c) is regressed on ε.
+    pub fn step_batch(&mut self, batch: Batch) -> Tensor<1> {
+        let Batch { images: x0, classes } = batch;
         let autodiff = self.device.clone().autodiff();
         let dims = x0.dims();
         let x0 = x0.to_device(&autodiff);
         // 1. t ~ U{0..T}, ε ~ N(0, I)   (Algorithm 1, lines 3–4)
         let timesteps = self.rng.timesteps(dims[0], self.schedule.len());
         let noise = self.rng.normal(dims, &autodiff);
+        // c, or ∅ with probability p_uncond   (Ho & Salimans 2022, Algorithm 1, line 3)
+        let classes = classes.map(|classes| {
+            let null = self.model_config.null_class().expect("class labels given to an unconditional model");
+            drop_labels(&classes, null, self.config.class_dropout, &mut self.rng)
+        });
         // 2. x_t in closed form, predict ε (or x_0, or v), MSE   (line 5)
         let x_t = q_sample(&self.schedule, x0.clone(), noise.clone(), &timesteps);
         let target = training_target(&self.schedule, x0, noise, &timesteps);
-        let loss = prediction_loss(self.model.forward(x_t, &timesteps), target);
+        let output = self.model.forward_classes(x_t, &timesteps, classes.as_deref());
+        let loss = prediction_loss(output, target);
         // 3. gradient step
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
@@ -133,5 +211,103 @@ impl Trainer {
         self.ema = update_ema(self.ema.clone(), &self.model, decay);
         self.step += 1;
         loss.detach().to_device(&self.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+
+    /// Four 28×28 grey images labelled 0, 1, 2, 3.
+    fn four_images() -> ImageSet {
+        let pixels = (0..4 * 784).map(|i| (i % 251) as u8).collect();
+        ImageSet::new(28, 28, 1, pixels, vec![0, 1, 2, 3]).unwrap()
+    }
+
+    fn trainer(model: UNetConfig, class_dropout: f64) -> Trainer {
+        let config = TrainConfig::new().with_batch_size(2).with_seed(9).with_class_dropout(class_dropout);
+        Trainer::new(model, config, &Device::flex())
+    }
+
+    fn scalar(loss: Tensor<1>) -> f32 {
+        loss.into_data().try_to_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn label_dropout_replaces_a_fraction_p_of_labels() {
+        // Bernoulli(p) coins: over n = 100k labels the dropped fraction has standard error
+        // √(p(1 − p)/n) ≈ 0.00095 for p = 0.1.
+        let classes: Vec<usize> = (0..100_000).map(|i| i % 10).collect();
+        let dropped = drop_labels(&classes, 10, 0.1, &mut Noise::new(4));
+        let nulls = dropped.iter().filter(|&&c| c == 10).count() as f64 / classes.len() as f64;
+        assert!((nulls - 0.1).abs() < 0.005, "dropped {nulls}");
+        assert!(dropped.iter().zip(&classes).all(|(&d, &c)| d == c || d == 10), "kept labels are unchanged");
+        assert_eq!(drop_labels(&classes[..5], 10, 0.0, &mut Noise::new(4)), classes[..5].to_vec());
+        assert_eq!(drop_labels(&classes[..5], 10, 1.0, &mut Noise::new(4)), vec![10; 5]);
+    }
+
+    #[test]
+    fn an_unconditional_step_draws_the_stream_it_always_drew() {
+        // Indices, then t, then ε, and nothing else: the stream of every earlier run.
+        let set = four_images();
+        let mut t = trainer(Preset::Tiny.config(), 0.1);
+        let batch = t.next_labelled_batch(&set).unwrap();
+        assert!(batch.classes.is_none());
+        t.step_batch(batch);
+        let mut expected = Noise::new(9);
+        expected.indices(2, 4);
+        expected.timesteps(2, 1000);
+        expected.normal_vec(2 * 784);
+        assert_eq!(t.rng.position(), expected.position());
+        // The labelled batch is next_batch's batch.
+        let (mut a, mut b) = (trainer(Preset::Tiny.config(), 0.1), trainer(Preset::Tiny.config(), 0.1));
+        assert_eq!(a.next_batch(&set).into_data(), b.next_labelled_batch(&set).unwrap().images.into_data());
+    }
+
+    #[test]
+    fn a_conditional_step_draws_one_dropout_coin_per_image_after_the_noise() {
+        let set = four_images();
+        let conditional = Preset::Tiny.config().with_num_class_embeds(Some(5));
+        let mut t = trainer(conditional, 0.1);
+        let batch = t.next_labelled_batch(&set).unwrap();
+        let mut expected = Noise::new(9);
+        let indices = expected.indices(2, 4);
+        assert_eq!(batch.classes, Some(indices), "image i of four_images has label i");
+        t.step_batch(batch);
+        expected.timesteps(2, 1000);
+        expected.normal_vec(2 * 784);
+        expected.coins(2, 0.1);
+        assert_eq!(t.rng.position(), expected.position());
+    }
+
+    #[test]
+    fn with_class_dropout_one_every_label_trains_as_the_null_class() {
+        // p_uncond = 1 replaces every label by ∅ = 4; p_uncond = 0 with labels ∅ given: the
+        // same coins are drawn, the same weights and inputs are used, so the same loss.
+        let set = four_images();
+        let conditional = Preset::Tiny.config().with_num_class_embeds(Some(5));
+        // One set of initial weights for both (tests share the device's seeded generator).
+        let device = Device::flex();
+        let weights = conditional.init(&device);
+        let config = |p: f64| TrainConfig::new().with_batch_size(2).with_seed(9).with_class_dropout(p);
+        let mut all_dropped = Trainer::from_model(weights.clone(), conditional.clone(), config(1.0), &device);
+        let mut all_null = Trainer::from_model(weights, conditional, config(0.0), &device);
+        let a = all_dropped.next_labelled_batch(&set).unwrap();
+        let mut b = all_null.next_labelled_batch(&set).unwrap();
+        b.classes = Some(vec![4, 4]);
+        assert_eq!(scalar(all_dropped.step_batch(a)), scalar(all_null.step_batch(b)));
+    }
+
+    #[test]
+    fn datasets_without_fitting_labels_are_refused() {
+        let mut set = four_images();
+        let conditional = Preset::Tiny.config().with_num_class_embeds(Some(4)); // 3 classes + ∅
+        let mut t = trainer(conditional, 0.1);
+        assert_eq!(t.check_labels(&set), Err(LabelError::OutOfRange { label: 3, classes: 3 }));
+        set.labels.clear();
+        assert_eq!(t.check_labels(&set), Err(LabelError::NoLabels));
+        assert_eq!(t.next_labelled_batch(&set).unwrap_err(), LabelError::NoLabels);
+        assert_eq!(trainer(Preset::Tiny.config(), 0.1).check_labels(&set), Ok(()));
     }
 }

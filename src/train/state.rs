@@ -21,6 +21,15 @@ fn bad(what: &str) -> CheckpointError {
     CheckpointError::BadConfig(format!("training state: {what} is missing or unreadable"))
 }
 
+/// The settings of a state file. Options added since the format began are absent from older
+/// files; they take their defaults (the run they continue did not use them).
+fn train_config(json: &str) -> Option<TrainConfig> {
+    let mut value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let defaults = TrainConfig::new();
+    value.as_object_mut()?.entry("class_dropout").or_insert(defaults.class_dropout.into());
+    serde_json::from_value(value).ok()
+}
+
 impl Trainer {
     /// Everything needed to continue this run exactly. Natively only: burn reads the
     /// optimizer's state synchronously.
@@ -67,7 +76,7 @@ impl Trainer {
         let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
         let model_config = unet_config(parse("config")?)?;
         let schedule: ScheduleConfig = serde_json::from_str(parse("scheduler")?).map_err(|_| bad("scheduler"))?;
-        let config: TrainConfig = serde_json::from_str(parse("train")?).map_err(|_| bad("train"))?;
+        let config = train_config(parse("train")?).ok_or_else(|| bad("train"))?;
         let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
         let step: usize = parse("step")?.parse().map_err(|_| bad("step"))?;
         let position: u128 = parse("rng_position")?.parse().map_err(|_| bad("rng_position"))?;
@@ -90,5 +99,21 @@ impl Trainer {
         trainer.step = step;
         trainer.rng = Noise::resume(trainer.config.seed, position);
         Ok((trainer, card))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_settings_round_trip_and_older_files_take_the_defaults() {
+        let config = TrainConfig::new().with_class_dropout(0.25).with_seed(3).with_random_flip(true);
+        assert_eq!(train_config(&serde_json::to_string(&config).unwrap()), Some(config));
+        // The settings as state files held them before class_dropout.
+        let old = r#"{"batch_size":4,"learning_rate":0.003,"ema_decay":0.999,"grad_clip":1.0,"seed":5,"random_flip":false}"#;
+        let expected = TrainConfig::new().with_batch_size(4).with_learning_rate(0.003).with_ema_decay(0.999).with_seed(5);
+        assert_eq!(train_config(old), Some(expected));
+        assert_eq!(train_config(r#"{"batch_size":4}"#), None);
     }
 }
