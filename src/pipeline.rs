@@ -18,7 +18,7 @@ pub struct Guidance {
 /// Why a run cannot be guided.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum GuidanceError {
-    #[error("the model is not class-conditional: it was trained without class labels")]
+    #[error("the model is not class-conditional (it takes no class labels)")]
     Unconditional,
     #[error("class {class} is out of range: the model knows {classes} classes (0 to {last})", last = .classes - 1)]
     OutOfRange { class: usize, classes: usize },

@@ -117,6 +117,71 @@ fn data_train_sample_on_real_mnist() {
 }
 
 #[test]
+fn class_conditional_training_and_guided_sampling() {
+    // MNIST's tiles in www/data/mnist (prepared by scripts/setup): ten digits, labelled.
+    let dir = tempfile::tempdir().unwrap();
+    let data = "www/data/mnist";
+    let path = |name: &str| dir.path().join(name);
+    let (state, grid, png) = (path("a.state"), path("grid.png"), path("s.png"));
+    let train = |extra: &[&str], out: &Path| -> Vec<String> {
+        let mut a = vec!["train", "--data", data, "--limit", "256", "--log-every", "1", "--state", s(&state),
+            "--out", s(out), "--grid", s(&grid)];
+        a.extend_from_slice(extra);
+        ok(&a).lines().filter(|l| l.starts_with('{')).map(|l| l.split("\"smoothed").next().unwrap().to_string()).collect()
+    };
+    let fresh = ["--model", "tiny", "--class-conditional", "--class-dropout", "0.2", "--batch", "4", "--seed", "2"];
+    let model = path("c.safetensors");
+    let whole = train(&[&fresh[..], &["--steps", "4"]].concat(), &model);
+    let config = tabdiffusion::checkpoint::decode(&std::fs::read(&model).unwrap()).unwrap().config;
+    assert_eq!((config.num_class_embeds, config.null_class()), (Some(11), Some(10)), "10 digits and the null class");
+    // Label dropout draws from the run's stream, so resuming stays exact.
+    let resumed = path("r.safetensors");
+    let first = train(&[&fresh[..], &["--steps", "2"]].concat(), &resumed);
+    let rest = train(&["--resume", s(&state), "--steps", "4"], &resumed);
+    assert_eq!([first, rest].concat(), whole, "the resumed class-conditional run's losses differ");
+
+    // Guided sampling: the class changes the images; w = 0 is the unconditional sample.
+    let sample = |extra: &[&str], name: &str| -> Vec<f32> {
+        let npy = path(name);
+        let mut a = vec!["sample", "--model", s(&model), "--steps", "5", "--count", "4", "--out", s(&png), "--out-npy", s(&npy)];
+        a.extend_from_slice(extra);
+        ok(&a);
+        let (shape, values) = tabdiffusion::data::decode_npy(&std::fs::read(&npy).unwrap()).unwrap();
+        assert_eq!(shape, vec![4, 1, 28, 28]);
+        values
+    };
+    let three = sample(&["--class", "3", "--guidance", "2"], "3.npy");
+    let mixed = sample(&["--class", "3,7", "--guidance", "2"], "37.npy");
+    let (quarter, half) = (784, 2 * 784);
+    assert_eq!(three[..quarter], mixed[..quarter], "image 0 is of class 3 in both runs");
+    assert_ne!(three[quarter..half], mixed[quarter..half], "image 1 is of class 7 in the second run");
+    let unconditional = sample(&[], "u.npy");
+    let w0 = sample(&["--class", "5", "--class", "1", "--guidance", "0"], "w0.npy");
+    assert!(w0.iter().zip(&unconditional).all(|(a, b)| (a - b).abs() < 1e-3), "w = 0 is not the unconditional sample");
+
+    // Classes that do not fit, and models without classes, get messages.
+    let msg = fails(&["sample", "--model", s(&model), "--class", "10", "--steps", "1", "--out", s(&png)]);
+    assert!(msg.contains("class 10 is out of range: the model knows 10 classes (0 to 9)"), "{msg}");
+    let msg = fails(&["sample", "--model", "tiny", "--class", "3", "--steps", "1", "--out", s(&png)]);
+    assert!(msg.contains("--class: tiny: the model is not class-conditional (it takes no class labels)"), "{msg}");
+    let msg = fails(&["sample", "--model", s(&model), "--guidance", "2", "--steps", "1", "--out", s(&png)]);
+    assert!(msg.contains("--class"), "{msg}");
+    let msg = fails(&["train", "--model", "tiny", "--data", data, "--steps", "1", "--class-dropout", "0.1"]);
+    assert!(msg.contains("--class-dropout: tiny is not class-conditional (add --class-conditional)"), "{msg}");
+
+    // A dataset without classes (a folder of images, no class subfolders) cannot condition.
+    let images = path("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for k in 0..10u8 {
+        image::GrayImage::from_pixel(28, 28, image::Luma([k * 20])).save(images.join(format!("{k}.png"))).unwrap();
+    }
+    let folder = path("folder");
+    ok(&["data", "folder", "--from", s(&images), "--size", "28", "--channels", "1", "--out", s(&folder)]);
+    let msg = fails(&["train", "--model", "tiny", "--class-conditional", "--data", s(&folder), "--steps", "1"]);
+    assert!(msg.contains("--class-conditional: folder has no class labels to condition on"), "{msg}");
+}
+
+#[test]
 fn bad_inputs_fail_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.safetensors");

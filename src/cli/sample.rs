@@ -9,7 +9,7 @@ use super::{Backend, CliResult, model_source, read, write_atomic};
 use crate::data::{decode_npy, encode_npy, samples_png};
 use crate::diffusion::{Noise, SamplerKind, Schedule, Spacing, Variance};
 use crate::model::{UNet, UNetConfig};
-use crate::pipeline::SampleRun;
+use crate::pipeline::{Guidance, SampleRun};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SamplerName {
@@ -71,7 +71,18 @@ pub struct SampleArgs {
     pub out_npy: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
+    /// Sample these classes of a class-conditional model (repeat the flag or give a comma
+    /// list; the images cycle through them).
+    #[arg(long = "class", value_name = "N", value_delimiter = ',')]
+    pub classes: Vec<usize>,
+    /// Classifier-free guidance scale w with `--class`: 1 samples plainly conditionally, 0
+    /// unconditionally, larger values follow the class more closely.
+    #[arg(long, value_name = "W", requires = "classes", default_value_t = DEFAULT_GUIDANCE)]
+    pub guidance: f64,
 }
+
+/// The default guidance scale w of `--class`.
+pub const DEFAULT_GUIDANCE: f64 = 3.0;
 
 impl SamplerArgs {
     pub fn kind(&self) -> SamplerKind {
@@ -140,6 +151,12 @@ pub fn run(args: SampleArgs) -> CliResult {
         None => SampleRun::new(config, args.sampling.kind(), &schedule, args.count, args.seed, &device),
     };
     let count = run.sample.dims()[0];
+    let run = if args.classes.is_empty() {
+        run
+    } else {
+        let guidance = Guidance::cycling(&args.classes, count, args.guidance);
+        run.with_guidance(config, guidance).map_err(|e| format!("--class: {}: {e}", args.model))?
+    };
     let values = sample_values(run, &model);
     let (c, s) = (config.in_channels, config.sample_size);
     write_atomic(&args.out, &samples_png(&values, count, c, s))?;

@@ -14,7 +14,8 @@ use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
 use crate::diffusion::{Prediction, SamplerKind};
 use crate::model::{Preset, preset_names};
-use crate::pipeline::SampleRun;
+use crate::data::{ImageSet, Manifest};
+use crate::pipeline::{Guidance, SampleRun};
 use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
@@ -74,7 +75,7 @@ pub struct TrainArgs {
     pub state: PathBuf,
     /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
     /// model, schedule and optimisation settings are the run's own.
-    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed"])]
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout"])]
     pub resume: Option<PathBuf>,
     /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
     #[arg(long)]
@@ -82,7 +83,19 @@ pub struct TrainArgs {
     /// Print the loss every N steps as JSON lines instead of a progress bar.
     #[arg(long)]
     pub log_every: Option<usize>,
+    /// Train a fresh model conditioned on the dataset's class labels, for classifier-free
+    /// guidance (`sample --class N --guidance W`). A class-conditional model from `--model`
+    /// trains on labels without this flag.
+    #[arg(long)]
+    pub class_conditional: bool,
+    /// How often a class label is dropped to the null class, so the model also learns to
+    /// denoise unconditionally (default 0.1, Ho & Salimans 2022).
+    #[arg(long)]
+    pub class_dropout: Option<f64>,
 }
+
+/// The guidance scale of the sample grid of a class-conditional model.
+const GRID_GUIDANCE: f64 = 3.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PredictionName {
@@ -171,7 +184,7 @@ pub fn run(args: TrainArgs) -> CliResult {
             println!("resuming at step {}", trainer.step);
             trainer
         }
-        None => fresh_trainer(&args, &recipe, &device)?,
+        None => fresh_trainer(&args, &recipe, &device, &manifest, &set)?,
     };
     let batch_size = trainer.config.batch_size;
     let mc = &trainer.model_config;
@@ -181,6 +194,7 @@ pub fn run(args: TrainArgs) -> CliResult {
             mc.sample_size, mc.sample_size, mc.in_channels, manifest.name, set.height, set.width, set.channels
         ));
     }
+    trainer.check_labels(&set).map_err(|e| format!("{}: {e}", data.display()))?;
     let card = |trainer: &Trainer| ModelCard {
         dataset: manifest.name.clone(),
         steps: trainer.step as u64,
@@ -191,7 +205,12 @@ pub fn run(args: TrainArgs) -> CliResult {
         write_atomic(&args.state, &bytes)
     };
     let write_grid = |trainer: &Trainer| -> CliResult {
-        let run = SampleRun::new(&trainer.model_config, SamplerKind::ddim(50), &trainer.schedule, 16, 0, &device);
+        let mut run = SampleRun::new(&trainer.model_config, SamplerKind::ddim(50), &trainer.schedule, 16, 0, &device);
+        if let Some(classes) = trainer.model_config.num_classes() {
+            // The grid of a class-conditional model cycles through its classes.
+            let all: Vec<usize> = (0..classes).collect();
+            run = run.with_guidance(&trainer.model_config, Guidance::cycling(&all, 16, GRID_GUIDANCE)).map_err(|e| e.to_string())?;
+        }
         let values = sample_values(run, &trainer.ema);
         let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
         write_atomic(&args.grid, &samples_png(&values, 16, c, s))
@@ -207,8 +226,8 @@ pub fn run(args: TrainArgs) -> CliResult {
     let start = Instant::now();
     let mut smoothed = None;
     while trainer.step < steps {
-        let batch = trainer.next_batch(&set);
-        let loss = trainer.step(batch);
+        let batch = trainer.next_labelled_batch(&set).map_err(|e| format!("{}: {e}", data.display()))?;
+        let loss = trainer.step_batch(batch);
         let loss = loss.into_data().try_to_vec::<f32>().expect("f32 loss")[0];
         let step = trainer.step;
         if !loss.is_finite() {
@@ -257,9 +276,35 @@ pub fn run(args: TrainArgs) -> CliResult {
     Ok(())
 }
 
+/// K for `--class-conditional`: the manifest's class names, or else the largest label + 1. A
+/// dataset without labels, or whose images are all of one class (a folder without class
+/// subfolders), has nothing to condition on.
+fn dataset_classes(manifest: &Manifest, set: &ImageSet) -> CliResult<usize> {
+    let largest = set.labels.iter().copied().max().map(usize::from);
+    let classes = manifest.classes.len().max(largest.map_or(0, |l| l + 1));
+    if classes < 2 {
+        return Err(format!(
+            "--class-conditional: {} has no class labels to condition on (its images are all of one class, or unlabelled)",
+            manifest.name
+        ));
+    }
+    Ok(classes)
+}
+
 /// A new run (or one continued from weights only) as the flags and the recipe say.
-fn fresh_trainer(args: &TrainArgs, recipe: &Recipe, device: &burn::tensor::Device) -> CliResult<Trainer> {
+fn fresh_trainer(
+    args: &TrainArgs,
+    recipe: &Recipe,
+    device: &burn::tensor::Device,
+    manifest: &Manifest,
+    set: &ImageSet,
+) -> CliResult<Trainer> {
+    let class_dropout = args.class_dropout.unwrap_or(TrainConfig::new().class_dropout);
+    if !(0.0..=1.0).contains(&class_dropout) {
+        return Err("--class-dropout must be between 0 and 1".into());
+    }
     let config = TrainConfig::new()
+        .with_class_dropout(class_dropout)
         .with_batch_size(args.batch.unwrap_or(recipe.batch))
         .with_learning_rate(args.lr.unwrap_or(recipe.lr))
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
@@ -281,6 +326,22 @@ fn fresh_trainer(args: &TrainArgs, recipe: &Recipe, device: &burn::tensor::Devic
         ));
     }
     source.schedule = schedule;
+    if args.class_conditional {
+        let classes = dataset_classes(manifest, set)?;
+        match (source.config.num_classes(), &source.checkpoint) {
+            (Some(_), _) => {} // conditional already: its classes are checked against the data
+            (None, Some(_)) => {
+                return Err(format!(
+                    "--class-conditional: {model} was trained without class labels; start from a preset instead"
+                ));
+            }
+            // K classes and the null class (label K) that guidance needs.
+            (None, None) => source.config.num_class_embeds = Some(classes + 1),
+        }
+    }
+    if args.class_dropout.is_some() && source.config.num_class_embeds.is_none() {
+        return Err(format!("--class-dropout: {model} is not class-conditional (add --class-conditional)"));
+    }
     let trainer = match source.checkpoint {
         None => Trainer::new(source.config.clone(), config, device),
         Some(_) => Trainer::from_model(source.build(device)?, source.config.clone(), config, device),
