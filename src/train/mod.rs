@@ -1,18 +1,18 @@
 //! Training: DDPM Algorithm 1 with Adam and an EMA of the weights.
 
+mod adam;
 mod classifier;
 mod ema;
-mod ids;
 mod state;
 
 pub use classifier::{ClassifierTrainer, accuracy, features};
 pub use ema::{ema_decay, update_ema};
-pub use state::STATE_FORMAT;
+pub use adam::Adam;
+pub use state::{STATE_FORMAT, state_metadata};
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
 use crate::data::ImageSet;
@@ -31,7 +31,7 @@ pub struct TrainConfig {
     /// EMA decay (0.9999 in DDPM), warmed up as diffusers' `EMAModel` does.
     #[config(default = 0.9999)]
     pub ema_decay: f64,
-    /// Gradient-norm clip per parameter (1.0 in DDPM).
+    /// Clip the global gradient norm to this (1.0 in DDPM, whose code clips by global norm).
     #[config(default = 1.0)]
     pub grad_clip: f32,
     /// Seed of every random draw (timesteps, noise, minibatches).
@@ -72,11 +72,8 @@ pub fn drop_labels(classes: &[usize], null: usize, p: f64, rng: &mut Noise) -> V
     classes.iter().zip(coins).map(|(&c, dropped)| if dropped { null } else { c }).collect()
 }
 
-fn adam(config: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip)))
-        .init()
+fn adam(config: &TrainConfig) -> Adam {
+    Adam::new().with_max_grad_norm(Some(f64::from(config.grad_clip)))
 }
 
 /// One training run: the model being optimised, its EMA, the optimiser and the random stream.
@@ -90,7 +87,7 @@ pub struct Trainer {
     pub schedule: Schedule,
     /// Training steps taken so far.
     pub step: usize,
-    optimizer: ModuleOptimizer,
+    optimizer: Adam,
     rng: Noise,
     device: Device,
 }
@@ -105,9 +102,8 @@ impl Trainer {
 
     /// Continues from given weights (a loaded checkpoint). The EMA starts as a copy.
     pub fn from_model(model: UNet, model_config: UNetConfig, config: TrainConfig, device: &Device) -> Self {
-        // `train` turns weights loaded on a plain device into trainable autodiff leaves; ids
-        // from the module paths let a saved optimizer state find its parameters again.
-        let model = model.to_device(device).train().map(&mut ids::StableIds::default());
+        // `train` turns weights loaded on a plain device into trainable autodiff leaves.
+        let model = model.to_device(device).train();
         let ema = model.valid();
         let optimizer = adam(&config);
         Self {

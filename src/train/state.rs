@@ -1,21 +1,23 @@
 //! The whole state of a training run as one safetensors file, so that a run continues exactly
 //! where it stood: the weights, the EMA, Adam's moments and step count, the step, the position
-//! of the random stream, and the settings.
+//! of the random stream, and the settings. Every tensor is read with the async API, so the tab
+//! saves its runs the same way the CLI does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::module::Module;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::{Noise, Trainer, TrainConfig, adam};
+use super::{Noise, Trainer, TrainConfig};
 use crate::checkpoint::{CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, tensors_except, unet_config};
 use crate::diffusion::ScheduleConfig;
 
-/// The `format` of a training-state file.
-pub const STATE_FORMAT: &str = "tabdiffusion-train-state/1";
+/// The `format` of a training-state file. Version 1 held burn's own optimizer record.
+pub const STATE_FORMAT: &str = "tabdiffusion-train-state/2";
 
-const OPTIMIZER: &str = "optimizer";
+/// Prefix of Adam's moments (`adam.m.{path}`, `adam.v.{path}`).
+const ADAM: &str = "adam.";
 
 fn bad(what: &str) -> CheckpointError {
     CheckpointError::BadConfig(format!("training state: {what} is missing or unreadable"))
@@ -31,47 +33,64 @@ fn train_config(json: &str) -> Option<TrainConfig> {
 }
 
 impl Trainer {
-    /// Everything needed to continue this run exactly. Natively only: burn reads the
-    /// optimizer's state synchronously.
+    /// Everything needed to continue this run exactly.
     pub async fn state_bytes(&self, card: &ModelCard) -> Result<Vec<u8>, CheckpointError> {
+        self.state_bytes_with(card, &[]).await
+    }
+
+    /// [`Trainer::state_bytes`] with more metadata of the shell's (the tab keeps its settings
+    /// and loss history there); read it back with [`state_metadata`].
+    pub async fn state_bytes_with(&self, card: &ModelCard, extra: &[(&str, String)]) -> Result<Vec<u8>, CheckpointError> {
         let model = named_tensors(&self.model.valid()).await?;
         let ema = named_tensors(&self.ema).await?;
-        let optimizer = self
-            .optimizer
-            .into_bytes()
-            .map_err(|e| CheckpointError::Device(format!("the optimizer state: {e:?}")))?
-            .to_vec();
+        let mut moments = Vec::new();
+        for (name, tensor) in self.optimizer.moments() {
+            let data = tensor.into_data_async().await.map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
+            let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
+            moments.push((name, vec![values.len()], values));
+        }
         let as_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (prefix, list) in [("model", &model), ("ema", &ema)] {
+        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (prefix, list) in [("model.", &model), ("ema.", &ema), (ADAM, &moments)] {
             for (name, shape, values) in list.iter() {
-                owned.push((format!("{prefix}.{name}"), Dtype::F32, shape.clone(), as_bytes(values)));
+                owned.push((format!("{prefix}{name}"), shape.clone(), as_bytes(values)));
             }
         }
-        owned.push((OPTIMIZER.into(), Dtype::U8, vec![optimizer.len()], optimizer));
-        let views = owned.iter().map(|(name, dtype, shape, data)| {
-            (name.as_str(), TensorView::new(*dtype, shape.clone(), data).expect("shape matches data"))
+        let views = owned.iter().map(|(name, shape, data)| {
+            (name.as_str(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
         });
         let json = |v: serde_json::Result<String>| v.expect("settings serialise");
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("format".to_string(), STATE_FORMAT.to_string()),
             ("config".to_string(), json(serde_json::to_string(&self.model_config))),
             ("scheduler".to_string(), json(serde_json::to_string(&self.schedule.config))),
             ("train".to_string(), json(serde_json::to_string(&self.config))),
             ("model_card".to_string(), json(serde_json::to_string(card))),
             ("step".to_string(), self.step.to_string()),
+            ("adam_time".to_string(), self.optimizer.time.to_string()),
             ("rng_position".to_string(), self.rng.position().to_string()),
         ]);
+        for (key, value) in extra {
+            metadata.insert(key.to_string(), value.clone());
+        }
         Ok(safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise"))
     }
 
     /// Continues a run from [`Trainer::state_bytes`] on `device`; returns it with its card.
     pub fn from_state_bytes(bytes: &[u8], device: &Device) -> Result<(Self, ModelCard), CheckpointError> {
         let (file, info) = read(bytes)?;
-        if info.get("format").map(String::as_str) != Some(STATE_FORMAT) {
-            return Err(CheckpointError::BadConfig(
-                "not a training-state file (written by `tabdiffusion train --state`)".into(),
-            ));
+        match info.get("format").map(String::as_str) {
+            Some(STATE_FORMAT) => {}
+            Some("tabdiffusion-train-state/1") => {
+                return Err(CheckpointError::BadConfig(
+                    "a training state of an earlier version (tabdiffusion-train-state/1), whose optimizer state only burn could read; start a new run from its weights instead".into(),
+                ));
+            }
+            _ => {
+                return Err(CheckpointError::BadConfig(
+                    "not a training-state file (written by `tabdiffusion train --state` or the tab)".into(),
+                ));
+            }
         }
         let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
         let model_config = unet_config(parse("config")?)?;
@@ -79,10 +98,10 @@ impl Trainer {
         let config = train_config(parse("train")?).ok_or_else(|| bad("train"))?;
         let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
         let step: usize = parse("step")?.parse().map_err(|_| bad("step"))?;
+        let adam_time: usize = parse("adam_time")?.parse().map_err(|_| bad("adam_time"))?;
         let position: u128 = parse("rng_position")?.parse().map_err(|_| bad("rng_position"))?;
 
-        let optimizer = file.tensor(OPTIMIZER).map_err(|_| bad(OPTIMIZER))?.data().to_vec();
-        let all = tensors_except(&file, &[OPTIMIZER])?;
+        let all = tensors_except(&file, &[])?;
         let split = |prefix: &str| -> Tensors {
             all.iter()
                 .filter_map(|(name, t)| name.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
@@ -90,16 +109,26 @@ impl Trainer {
         };
         let model = load_tensors(model_config.init(device), &split("model."), device)?;
         let ema = load_tensors(model_config.init(device), &split("ema."), device)?;
+        let moments: BTreeMap<String, Tensor<1>> = split(ADAM)
+            .into_iter()
+            .map(|(name, (shape, values))| (name, Tensor::from_data(TensorData::new(values, shape), device)))
+            .collect();
 
         let mut trainer = Trainer::from_model(model, model_config, config, device).with_schedule(schedule);
         trainer.ema = ema;
-        trainer.optimizer = adam(&trainer.config)
-            .from_bytes(Bytes::from_bytes_vec(optimizer))
-            .map_err(|e| CheckpointError::BadConfig(format!("training state: the optimizer state: {e:?}")))?;
+        trainer
+            .optimizer
+            .load_moments(&trainer.model, adam_time, moments)
+            .map_err(|e| CheckpointError::BadConfig(format!("training state: {e}")))?;
         trainer.step = step;
         trainer.rng = Noise::resume(trainer.config.seed, position);
         Ok((trainer, card))
     }
+}
+
+/// The metadata of a training-state file (the shell's own keys among them).
+pub fn state_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, CheckpointError> {
+    Ok(read(bytes)?.1)
 }
 
 #[cfg(test)]
