@@ -422,3 +422,86 @@ fn eval_reports_fid_precision_recall_beside_the_floor() {
     let msg = fails(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&weights), "--count", "10"]);
     assert!(msg.contains("not a classifier file"), "{msg}");
 }
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint_exactly() {
+    // A run killed with SIGKILL (no chance to clean up) while it checkpoints every 2 steps: the
+    // state file is whole, at most the steps since the last checkpoint are lost, and resuming it
+    // gives the losses and weights of a run that was never interrupted.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let (state, grid) = (path("killed.state"), path("grid.png"));
+    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5"];
+    let common = |state: &Path, out: &Path| -> Vec<String> {
+        ["train", "--data", "www/data/mnist", "--limit", "256", "--log-every", "1", "--checkpoint-every", "2",
+            "--state", s(state), "--out", s(out), "--grid", s(&grid)]
+            .map(String::from)
+            .to_vec()
+    };
+    let losses = |stdout: &str| -> Vec<String> {
+        stdout.lines().filter(|l| l.starts_with('{')).map(|l| l.split("\"smoothed").next().unwrap().to_string()).collect()
+    };
+    let state_step = |bytes: &[u8]| -> Option<usize> {
+        tabdiffusion::train::state_metadata(bytes).ok()?.get("step")?.parse().ok()
+    };
+
+    let mut args = common(&state, &path("killed.safetensors"));
+    args.extend(fresh.map(String::from));
+    args.extend(["--steps".into(), "400".into()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tabdiffusion"))
+        .args(&args)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    // The loss lines, read as they come (stdout is line-buffered) on a thread of their own.
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(Result::unwrap).collect::<Vec<_>>());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let step = std::fs::read(&state).ok().and_then(|bytes| state_step(&bytes));
+        if step.is_some_and(|step| step >= 4) {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its 4th step");
+        assert!(Instant::now() < deadline, "no training state of step ≥ 4 within 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let logged = losses(&reader.join().unwrap().join("\n"));
+
+    // The file is whole (it loads as a run) and holds a checkpoint no later than the last step logged.
+    let bytes = std::fs::read(&state).unwrap();
+    let (trainer, _) = tabdiffusion::train::Trainer::from_state_bytes(&bytes, &burn::tensor::Device::flex())
+        .expect("the state file of a killed run loads");
+    let saved = trainer.step;
+    assert_eq!(state_step(&bytes), Some(saved));
+    assert!(saved >= 4 && saved % 2 == 0, "step {saved} is not a checkpoint of --checkpoint-every 2");
+    assert!(saved <= logged.len() && logged.len() < 400, "state at step {saved}, {} steps logged", logged.len());
+
+    // A kill in the middle of a checkpoint leaves its temporary file (write, then rename): the
+    // resumed run writes over it and renames it, so none is left.
+    let temporary = state.with_extension("tmp");
+    std::fs::write(&temporary, &bytes[..bytes.len() / 2]).unwrap();
+    let total = saved + 3;
+    let mut resume = common(&state, &path("resumed.safetensors"));
+    resume.extend(["--resume".into(), s(&state).into(), "--steps".into(), total.to_string()]);
+    let resumed = losses(&ok(&resume.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert!(!temporary.exists(), "{} is left behind", temporary.display());
+
+    let mut whole = common(&path("whole.state"), &path("whole.safetensors"));
+    whole.extend(fresh.map(String::from));
+    whole.extend(["--steps".into(), total.to_string()]);
+    let whole = losses(&ok(&whole.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(whole.len(), total);
+    assert_eq!(logged[..saved], whole[..saved], "the killed run's losses differ from the uninterrupted run's");
+    assert_eq!(resumed, whole[saved..], "the resumed run's losses differ");
+    let weights = |p: &Path| tabdiffusion::checkpoint::decode(&std::fs::read(p).unwrap()).unwrap().tensors;
+    assert!(weights(&path("resumed.safetensors")) == weights(&path("whole.safetensors")), "the resumed run's weights differ");
+}
