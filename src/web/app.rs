@@ -67,6 +67,8 @@ pub struct View {
     pub images_loaded: RwSignal<usize>,
     /// Dataset name, image count, and T.
     pub dataset: RwSignal<(String, usize, usize)>,
+    /// Class names of a class-conditional model (empty: unconditional).
+    pub classes: RwSignal<Vec<String>>,
     pub model_card: RwSignal<String>,
     pub samples: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub trajectory: RwSignal<Option<(Picture, Vec<u8>)>>,
@@ -76,6 +78,8 @@ pub struct View {
     pub forward_numbers: RwSignal<Option<(usize, f64, f64)>>,
     pub has_samples: RwSignal<bool>,
     pub bench: RwSignal<String>,
+    /// The query to load once the worker has removed the saved run (Reset, new settings).
+    pub after_forget: RwSignal<Option<String>>,
 }
 
 impl View {
@@ -92,6 +96,7 @@ impl View {
             losses: RwSignal::new(Vec::new()),
             images_loaded: RwSignal::new(0),
             dataset: RwSignal::new((String::new(), 0, 1000)),
+            classes: RwSignal::new(Vec::new()),
             model_card: RwSignal::new(String::new()),
             samples: RwSignal::new(None),
             trajectory: RwSignal::new(None),
@@ -100,6 +105,7 @@ impl View {
             forward_numbers: RwSignal::new(None),
             has_samples: RwSignal::new(false),
             bench: RwSignal::new(String::new()),
+            after_forget: RwSignal::new(None),
         }
     }
 
@@ -124,6 +130,7 @@ impl View {
             }),
             Update::ImagesLoaded(n) => self.images_loaded.set(n),
             Update::Dataset { name, images, timesteps } => self.dataset.set((name, images, timesteps)),
+            Update::Classes(names) => self.classes.set(names),
             Update::ModelCard(s) => self.model_card.set(s),
             Update::Picture(canvas, picture) => {
                 let target = match canvas {
@@ -137,6 +144,12 @@ impl View {
             Update::ForwardNumbers { t, alpha_bar, snr } => self.forward_numbers.set(Some((t, alpha_bar, snr))),
             Update::HasSamples => self.has_samples.set(true),
             Update::Bench(s) => self.bench.set(s),
+            Update::Forgotten => {
+                let search = self.after_forget.get_untracked().unwrap_or_else(query);
+                if let Some(window) = web_sys::window() {
+                    let _ = window.location().set_search(&search);
+                }
+            }
             Update::Download { name, mime } => {
                 if let Err(message) = download(&bytes.pop().unwrap_or_default(), &name, &mime) {
                     self.error.set(message);
@@ -154,6 +167,12 @@ impl Default for View {
 
 thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+}
+
+/// Removes the saved run, then loads the page with `search` (a new model, or a reset).
+pub fn forget_then_load(view: View, search: String) {
+    view.after_forget.set(Some(search));
+    send(Command::Forget, Vec::new());
 }
 
 /// Sends a command (and its byte payloads) to the training worker.
@@ -181,7 +200,11 @@ fn start_worker(view: View) -> Result<(), String> {
     on_message.forget();
     let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
         view.running.set(false);
-        view.error.set(format!("The training worker stopped: {}. Reload the page to continue.", event.message()));
+        view.ready.set(false);
+        view.error.set(format!(
+            "Training stopped: {}. The GPU may have been lost or run out of memory. Your run is saved as of its last autosave: reload the page to resume it, with a smaller batch (Settings) if memory ran out.",
+            event.message()
+        ));
     });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     on_error.forget();

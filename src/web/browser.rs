@@ -126,3 +126,54 @@ pub fn query() -> String {
 pub fn query_param(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&query()).ok()?.get(name)
 }
+
+/// The origin-private file system's root (OPFS: browser storage that only this site sees).
+async fn storage_root() -> Result<web_sys::FileSystemDirectoryHandle, String> {
+    let storage = match scope() {
+        Scope::Window(window) => window.navigator().storage(),
+        Scope::Worker(worker) => worker.navigator().storage(),
+    };
+    let root = JsFuture::from(storage.get_directory()).await.map_err(|e| format!("browser storage is not available: {}", describe(e)))?;
+    Ok(root.unchecked_into())
+}
+
+fn is_not_found(e: &JsValue) -> bool {
+    e.dyn_ref::<web_sys::DomException>().is_some_and(|e| e.name() == "NotFoundError")
+}
+
+/// Reads a file of the browser storage; `None` if there is none.
+pub async fn stored(name: &str) -> Result<Option<Vec<u8>>, String> {
+    let root = storage_root().await?;
+    let handle = match JsFuture::from(root.get_file_handle(name)).await {
+        Ok(handle) => handle.unchecked_into::<web_sys::FileSystemFileHandle>(),
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(describe(e)),
+    };
+    let file: web_sys::File = JsFuture::from(handle.get_file()).await.map_err(describe)?.unchecked_into();
+    read_file(&file).await.map(Some)
+}
+
+/// Writes a file of the browser storage. The browser writes to a temporary file and swaps it
+/// in on `close`, so an interrupted write leaves the previous file whole.
+pub async fn store(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let root = storage_root().await?;
+    let options = web_sys::FileSystemGetFileOptions::new();
+    options.set_create(true);
+    let handle: web_sys::FileSystemFileHandle =
+        JsFuture::from(root.get_file_handle_with_options(name, &options)).await.map_err(describe)?.unchecked_into();
+    let stream: web_sys::FileSystemWritableFileStream =
+        JsFuture::from(handle.create_writable()).await.map_err(describe)?.unchecked_into();
+    JsFuture::from(stream.write_with_u8_array(bytes).map_err(describe)?).await.map_err(describe)?;
+    JsFuture::from(stream.close()).await.map_err(describe)?;
+    Ok(())
+}
+
+/// Removes a file of the browser storage (nothing to do if there is none).
+pub async fn unstore(name: &str) -> Result<(), String> {
+    let root = storage_root().await?;
+    match JsFuture::from(root.remove_entry(name)).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(describe(e)),
+    }
+}

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::{HtmlInputElement, UrlSearchParams};
 
-use super::app::{View, chart_points, schedule_points, send, snr_points};
+use super::app::{View, chart_points, forget_then_load, schedule_points, send, snr_points};
 use super::browser::{draw_rgba, query, query_param, read_file};
 use super::protocol::{Command, Picture, SamplerChoice};
 use crate::diffusion::{BetaSchedule, Schedule, ScheduleConfig};
@@ -23,6 +23,10 @@ const TRAINING_EQUATION: &str = r#"<math display="block"><msub><mo>∇</mo><mi>�
 /// Algorithm 2 (Ho et al. 2020) and DDIM's eq. (12) (Song et al. 2021), in ᾱ notation.
 const SAMPLING_EQUATION: &str = r#"<math display="block"><mtext>DDPM: </mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><mfrac><mn>1</mn><msqrt><msub><mi>α</mi><mi>t</mi></msub></msqrt></mfrac><mrow><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><mfrac><msub><mi>β</mi><mi>t</mi></msub><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt></mfrac><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>t</mi><mo>)</mo><mo>)</mo></mrow><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><mi>z</mi></math>
 <math display="block"><mtext>DDIM: </mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><msqrt><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></msqrt><munder><munder><mfrac><mrow><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt><msub><mi>ε</mi><mi>θ</mi></msub></mrow><msqrt><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></msqrt></mfrac><mo>⏟</mo></munder><mrow><msub><mover><mi>x</mi><mo>^</mo></mover><mn>0</mn></msub></mrow></munder><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>−</mo><msubsup><mi>σ</mi><mi>t</mi><mn>2</mn></msubsup></msqrt><msub><mi>ε</mi><mi>θ</mi></msub><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><msub><mi>ε</mi><mi>t</mi></msub><mo>,</mo><mspace width="1em"/><msub><mi>σ</mi><mi>t</mi></msub><mo>=</mo><mi>η</mi><msqrt><mfrac><mrow><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mrow><mrow><mn>1</mn><mo>−</mo><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub></mrow></mfrac></msqrt><msqrt><mn>1</mn><mo>−</mo><mfrac><msub><mover><mi>α</mi><mo>¯</mo></mover><mi>t</mi></msub><msub><mover><mi>α</mi><mo>¯</mo></mover><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mfrac></msqrt></math>"#;
+
+/// Classifier-free guidance (Ho & Salimans 2022, eq. 6, with w there = w − 1 here, as diffusers
+/// writes it): ε̃ = ε_θ(x_t, ∅) + w (ε_θ(x_t, c) − ε_θ(x_t, ∅)).
+const GUIDANCE_EQUATION: &str = r#"<math display="block"><mtext>guidance: </mtext><msub><mover><mi>ε</mi><mo>~</mo></mover><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>c</mi><mo>)</mo><mo>=</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>∅</mi><mo>)</mo><mo>+</mo><mi>w</mi><mo>(</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>c</mi><mo>)</mo><mo>−</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>∅</mi><mo>)</mo><mo>)</mo><mo>,</mo><mspace width="1em"/><mtext>labels dropped to ∅ with </mtext><mi>p</mi><mo>=</mo><mn>0.1</mn><mtext> in training</mtext></math>"#;
 
 /// A 2D canvas that shows a picture signal.
 #[component]
@@ -85,14 +89,14 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
     let batch = RwSignal::new(get("batch", "32"));
     let lr = RwSignal::new(get("lr", "0.001"));
     let ema = RwSignal::new(get("ema", "0.999"));
+    let classes = RwSignal::new(get("classes", "0") == "1");
     let apply = move |_| {
         let Ok(params) = UrlSearchParams::new_with_str(&query()) else { return };
         for (key, value) in [("data", data), ("model", model), ("schedule", schedule), ("batch", batch), ("lr", lr), ("ema", ema)] {
             params.set(key, &value.get_untracked());
         }
-        if let Some(window) = web_sys::window() {
-            let _ = window.location().set_search(&String::from(params.to_string()));
-        }
+        params.set("classes", if classes.get_untracked() { "1" } else { "0" });
+        forget_then_load(view, String::from(params.to_string()));
     };
     let text = move |signal: RwSignal<String>, id: &'static str| {
         view! { <input type="text" size="7" data-testid=id prop:value=move || signal.get()
@@ -131,7 +135,9 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
                 <label>"batch "{text(batch, "batch")}</label>
                 <label>"learning rate "{text(lr, "lr")}</label>
                 <label>"EMA decay "{text(ema, "ema")}</label>
-                <button data-testid="restart" on:click=apply>"Start a new model with these settings"</button>
+                <label><input type="checkbox" data-testid="classes" prop:checked=move || classes.get()
+                    on:change=move |ev| classes.set(event_target_checked(&ev)) />" class-conditional (for guidance)"</label>
+                <button data-testid="restart" on:click=apply disabled=move || !view.ready.get()>"Start a new model with these settings"</button>
             </div>
             <p class="note">"Your own images: pick a folder (one subfolder per class) or a zip of PNG/JPEG files; they are centre-cropped and resized to the model's size and never leave this tab."</p>
             <label class="file">"Train on my images "
@@ -227,7 +233,10 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                     disabled=move || !view.ready.get() || view.running.get()>"Train"</button>
                 <button data-testid="pause" on:click=move |_| send(Command::Pause, Vec::new())
                     disabled=move || !view.running.get()>"Pause"</button>
+                <button data-testid="reset" on:click=move |_| forget_then_load(view, query())
+                    disabled=move || !view.ready.get()>"Reset"</button>
             </div>
+            <p class="note">"The run is saved in this browser every few hundred steps and on Pause; reloading the page continues it. Reset starts over."</p>
             <div class="row">
                 <table class="stats">
                     <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
@@ -258,11 +267,25 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
     let sampler = RwSignal::new("ddim".to_string());
     let steps = RwSignal::new(query_param("steps").and_then(|s| s.parse().ok()).unwrap_or(50usize));
     let eta = RwSignal::new(0.0f64);
-    let choice = move || SamplerChoice { name: sampler.get_untracked(), steps: steps.get_untracked(), eta: eta.get_untracked() };
+    // "all" or a class index.
+    let class = RwSignal::new("all".to_string());
+    let guidance = RwSignal::new(3.0f64);
+    let choice = move || SamplerChoice {
+        name: sampler.get_untracked(),
+        steps: steps.get_untracked(),
+        eta: eta.get_untracked(),
+        class: class.get_untracked().parse().ok(),
+        guidance: guidance.get_untracked(),
+    };
+    let conditional = move || !view.classes.get().is_empty();
+    let class_options = move || {
+        view.classes.get().into_iter().enumerate().map(|(i, name)| view! { <option value=i.to_string()>{name}</option> }).collect::<Vec<_>>()
+    };
     view! {
         <section class="panel">
             <h2>"3. Sampling: from noise back to an image"</h2>
             <div inner_html=SAMPLING_EQUATION></div>
+            <div hidden=move || !conditional() inner_html=GUIDANCE_EQUATION></div>
             <div class="controls">
                 <select data-testid="sampler" prop:value=move || sampler.get() on:change=move |ev| sampler.set(event_target_value(&ev))>
                     <option value="ddim">"DDIM"</option>
@@ -280,6 +303,18 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
                         disabled=move || sampler.get() != "ddim"
                         on:input=move |ev| eta.set(event_target_value(&ev).parse().unwrap_or(0.0)) />
                 </label>
+                <span class="controls" hidden=move || !conditional()>
+                    <label>"class "
+                        <select data-testid="class" prop:value=move || class.get() on:change=move |ev| class.set(event_target_value(&ev))>
+                            <option value="all">"each class in turn"</option>
+                            {class_options}
+                        </select>
+                    </label>
+                    <label>"guidance w = "{move || format!("{:.1}", guidance.get())}" "
+                        <input type="range" min="0" max="8" step="0.5" data-testid="guidance" prop:value=move || guidance.get()
+                            on:input=move |ev| guidance.set(event_target_value(&ev).parse().unwrap_or(3.0)) />
+                    </label>
+                </span>
                 <button data-testid="sample" on:click=move |_| send(Command::Sample(choice()), Vec::new())
                     disabled=move || !view.ready.get()>"Sample"</button>
                 <button data-testid="compare" on:click=move |_| send(Command::Compare, Vec::new())

@@ -17,6 +17,10 @@ pub struct SamplerChoice {
     pub steps: usize,
     /// DDIM's η (0 deterministic … 1 DDPM-like).
     pub eta: f64,
+    /// For a class-conditional model: the class of every image (`None`: cycle through all).
+    pub class: Option<usize>,
+    /// Classifier-free guidance scale w (1: plain conditional, 0: unconditional).
+    pub guidance: f64,
 }
 
 /// What the page asks of the session.
@@ -41,6 +45,9 @@ pub enum Command {
     UseImages(Vec<String>),
     /// Download the last sampled values as .npy.
     DownloadSamples,
+    /// Remove the saved run from the browser's storage (answered by [`Update::Forgotten`];
+    /// the page then reloads).
+    Forget,
 }
 
 /// An RGBA image for a 2D canvas; its pixels travel as the message's byte payload.
@@ -80,6 +87,8 @@ pub enum Update {
     ImagesLoaded(usize),
     /// The dataset: name, image count, and T of the schedule (the forward slider's range).
     Dataset { name: String, images: usize, timesteps: usize },
+    /// The class names a class-conditional model can be guided to (empty: unconditional).
+    Classes(Vec<String>),
     ModelCard(String),
     Picture(Canvas, Picture),
     /// The signal-to-noise numbers of the forward panel: t, ᾱ_t, SNR = ᾱ_t / (1 − ᾱ_t).
@@ -89,6 +98,8 @@ pub enum Update {
     Bench(String),
     /// Offer the byte payload as a download.
     Download { name: String, mime: String },
+    /// The saved run is gone.
+    Forgotten,
 }
 
 /// Encodes a message with its byte payloads; returns it and its transfer list.

@@ -8,15 +8,19 @@ use std::collections::VecDeque;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::browser::{fetch_bytes, has_webgpu, now_ms, yield_now};
+use super::browser::{fetch_bytes, has_webgpu, now_ms, store, stored, unstore, yield_now};
 use super::protocol::{Canvas, Command, Picture, SamplerChoice, Update};
 use super::worker::Outbox;
 use crate::checkpoint::{self, DiffusersFolder, ModelCard};
 use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, values_grid};
 use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Spacing, Variance, q_sample};
 use crate::model::Preset;
-use crate::pipeline::SampleRun;
-use crate::train::{TrainConfig, Trainer};
+use crate::pipeline::{Guidance, SampleRun};
+use crate::train::{TrainConfig, Trainer, state_metadata};
+
+/// The training run in the browser's storage (OPFS): a training-state file like the CLI's
+/// `--state`, with the tab's own keys (`tab_*`) in its metadata.
+const SAVED_RUN: &str = "tabdiffusion-run.safetensors";
 
 thread_local! {
     static QUEUE: RefCell<VecDeque<(Command, Vec<Vec<u8>>)>> = const { RefCell::new(VecDeque::new()) };
@@ -63,6 +67,13 @@ pub struct Settings {
     pub count: usize,
     /// Load at most this many data tiles (10,000 images each).
     pub max_tiles: usize,
+    /// Save the run to browser storage every this many steps (and on Pause).
+    pub autosave_every: usize,
+    /// Train a class-conditional model (`?classes=1`) for classifier-free guidance.
+    pub conditional: bool,
+    /// Whether the URL named the batch size (a resumed run then takes it: the way to continue
+    /// with a smaller batch after the GPU ran out of memory).
+    pub batch_given: bool,
     /// Measure instead of waiting for Train: this many timed training steps, then DDIM-50
     /// (`?bench=5`; the numbers appear as JSON in the `bench` element).
     pub bench: Option<usize>,
@@ -101,6 +112,9 @@ impl Settings {
             seed: parse(&get, "seed", 0)?,
             count: parse(&get, "count", 16)?.clamp(1, 64),
             max_tiles: parse(&get, "tiles", usize::MAX)?.max(1),
+            autosave_every: parse(&get, "autosave", 200)?.max(1),
+            batch_given: get("batch").is_some(),
+            conditional: parse(&get, "classes", 0u8)? == 1,
             bench: get("bench").map(|v| v.parse().map_err(|_| format!("?bench={v} is not a number"))).transpose()?,
         })
     }
@@ -159,6 +173,8 @@ struct Session {
     train_ms: f64,
     train_images: usize,
     last_samples: Option<(Vec<usize>, Vec<f32>)>,
+    /// The guidance of the last Sample press, which the previews reuse.
+    guidance: f64,
 }
 
 /// Runs the session until the page closes.
@@ -234,7 +250,14 @@ impl Session {
         let labels = fetch_bytes(&format!("{dir}/{}", manifest.train.labels)).await?;
         let data = ImageSet { height: manifest.height, width: manifest.width, channels: manifest.channels, pixels: Vec::new(), labels };
 
-        let model_config = settings.preset.config_for(manifest.height, manifest.channels);
+        let mut model_config = settings.preset.config_for(manifest.height, manifest.channels);
+        if settings.conditional {
+            let classes = data.labels.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0).max(manifest.classes.len());
+            if classes == 0 {
+                return Err(format!("{} has no class labels: a class-conditional model cannot train on it.", manifest.name));
+            }
+            model_config.num_class_embeds = Some(classes + 1); // the last label is the null class
+        }
         model_config
             .validate()
             .map_err(|e| format!("The model {} does not fit {} ({e}); pick another model in Settings.", settings.preset.name(), manifest.name))?;
@@ -262,12 +285,24 @@ impl Session {
             train_ms: 0.0,
             train_images: 0,
             last_samples: None,
+            guidance: 3.0,
         };
         session.load_next_tile().await?;
+        let resumed = match session.restore().await {
+            Ok(resumed) => resumed,
+            Err(message) => {
+                out.send(Update::Banner(format!("Your saved run could not be read ({message}); starting a new one. Reset removes the saved run.")));
+                false
+            }
+        };
         session.show_card();
         session.show_dataset();
         out.send(Update::Ready);
-        out.send(Update::Status("Ready. Press Train.".into()));
+        out.send(Update::Status(if resumed {
+            format!("Resumed your saved run at step {}. Press Train to continue, or Reset to start over.", session.trainer.step)
+        } else {
+            "Ready. Press Train.".into()
+        }));
         Ok(session)
     }
 
@@ -291,6 +326,10 @@ impl Session {
             images: self.data.len(),
             timesteps: self.trainer.schedule.len(),
         });
+        let classes = self.trainer.model_config.num_classes().map_or(Vec::new(), |k| {
+            (0..k).map(|c| self.manifest.classes.get(c).cloned().unwrap_or_else(|| c.to_string())).collect()
+        });
+        self.out.send(Update::Classes(classes));
     }
 
     fn show_card(&self) {
@@ -340,9 +379,19 @@ impl Session {
             Command::Pause => {
                 self.set_running(false);
                 self.show_card();
-                self.out.send(Update::Status(format!("Paused at step {}.", self.trainer.step)));
+                self.save().await?;
+                self.out.send(Update::Status(format!("Paused at step {} (saved in this browser).", self.trainer.step)));
             }
-            Command::Sample(choice) => self.sample(sampler_kind(&choice), "Sampling", true).await?,
+            Command::Forget => {
+                self.set_running(false);
+                unstore(SAVED_RUN).await?;
+                self.out.send(Update::Forgotten);
+            }
+            Command::Sample(choice) => {
+                self.guidance = choice.guidance;
+                let classes = choice.class.map(|c| vec![c]);
+                self.sample(sampler_kind(&choice), "Sampling", true, classes).await?
+            }
             Command::Compare => self.compare().await?,
             Command::Forward { index, t } => self.forward(index, t).await?,
             Command::Export => {
@@ -401,6 +450,9 @@ impl Session {
                 c.sample_size, c.sample_size, c.in_channels, m.name, m.height, m.width, m.channels
             )
         });
+        if self.untrainable.is_none() && !self.data.is_empty() {
+            self.untrainable = self.trainer.check_labels(&self.data).err().map(|e| format!("{e}; it can sample"));
+        }
     }
 
     fn import(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
@@ -464,6 +516,47 @@ impl Session {
         Ok(())
     }
 
+    /// Saves the run (weights, EMA, Adam, step, random stream, settings, loss history) to the
+    /// browser's storage.
+    async fn save(&mut self) -> Result<(), String> {
+        if self.untrainable.is_some() || self.trainer.step == 0 {
+            return Ok(()); // nothing trained here to lose
+        }
+        let card = ModelCard {
+            dataset: self.manifest.name.clone(),
+            steps: self.trainer.step as u64,
+            images_seen: (self.trainer.step * self.trainer.config.batch_size) as u64,
+        };
+        let extra = [
+            ("tab_dataset", self.settings.data.clone()),
+            ("tab_model", self.model_name.clone()),
+            ("tab_losses", serde_json::to_string(&self.losses).expect("floats serialise")),
+        ];
+        let bytes = self.trainer.state_bytes_with(&card, &extra).await.map_err(|e| format!("saving the run: {e}"))?;
+        store(SAVED_RUN, &bytes).await.map_err(|e| format!("saving the run in this browser failed: {e}"))
+    }
+
+    /// Continues the saved run if there is one for this dataset; whether it did.
+    async fn restore(&mut self) -> Result<bool, String> {
+        let Some(bytes) = stored(SAVED_RUN).await? else { return Ok(false) };
+        let info = state_metadata(&bytes).map_err(|e| e.to_string())?;
+        if info.get("tab_dataset") != Some(&self.settings.data) {
+            return Ok(false); // a run on another dataset: kept for when that one is picked
+        }
+        let (mut trainer, _) = Trainer::from_state_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+        let losses: Vec<f32> = info.get("tab_losses").and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        if self.settings.batch_given {
+            trainer.config.batch_size = self.settings.batch;
+        }
+        self.trainer = trainer;
+        self.model_name = info.get("tab_model").cloned().unwrap_or_else(|| "saved run".into());
+        self.check_trainable();
+        self.losses = losses.clone();
+        self.out.send(Update::Losses { reset: true, values: losses });
+        self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
+        Ok(true)
+    }
+
     fn reset_progress(&mut self) {
         self.losses.clear();
         self.out.send(Update::Losses { reset: true, values: Vec::new() });
@@ -474,11 +567,17 @@ impl Session {
 
     async fn train_step(&mut self) -> Result<(), String> {
         let start = now_ms();
-        let batch = self.trainer.next_batch(&self.data);
-        let loss = self.trainer.step(batch);
+        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| e.to_string())?;
+        let loss = self.trainer.step_batch(batch);
         let loss = loss.into_scalar_async::<f32>().await.map_err(|e| format!("reading the loss failed: {e:?}"))?;
         if !loss.is_finite() {
-            return Err(format!("The loss became {loss} at step {}: training stopped. Try a smaller learning rate.", self.trainer.step));
+            let step = self.trainer.step;
+            let back = match self.restore().await {
+                Ok(true) => format!("back at the last saved state, step {}", self.trainer.step),
+                _ => "no saved state to go back to".to_string(),
+            };
+            self.show_card();
+            return Err(format!("The loss became {loss} at step {step}: training stopped, {back}. Try a smaller learning rate."));
         }
         self.train_ms += now_ms() - start;
         self.train_images += self.trainer.config.batch_size;
@@ -486,9 +585,12 @@ impl Session {
         self.out.send(Update::Losses { reset: false, values: vec![loss] });
         let images_per_s = self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9);
         self.out.send(Update::Step { step: self.trainer.step, images_per_s });
+        if self.trainer.step % self.settings.autosave_every == 0 {
+            self.save().await?;
+        }
         if self.trainer.step % self.settings.preview_every == 0 {
             let kind = SamplerKind::ddim(self.settings.preview_steps);
-            self.sample(kind, "Preview", false).await?;
+            self.sample(kind, "Preview", false, None).await?;
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
         }
@@ -497,8 +599,8 @@ impl Session {
 
     /// One training step, its loss read back (the read waits for the GPU).
     async fn timed_step(&mut self) -> Result<(), String> {
-        let batch = self.trainer.next_batch(&self.data);
-        let loss = self.trainer.step(batch);
+        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| e.to_string())?;
+        let loss = self.trainer.step_batch(batch);
         loss.into_scalar_async::<f32>().await.map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
@@ -539,11 +641,11 @@ impl Session {
     /// Samples a grid from the EMA weights with the fixed seed, yielding between steps. With
     /// `strip`, also sends x_t (top) over x̂_0 (bottom) of the first image at [`STRIP`] evenly
     /// spaced steps.
-    async fn sample(&mut self, kind: SamplerKind, what: &str, strip: bool) -> Result<(), String> {
+    async fn sample(&mut self, kind: SamplerKind, what: &str, strip: bool, classes: Option<Vec<usize>>) -> Result<(), String> {
         let config = &self.trainer.model_config;
         let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
         let start = now_ms();
-        let mut run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+        let mut run = self.run(kind, count, classes)?;
         let len = run.len();
         let columns = STRIP.min(len);
         let keep: Vec<usize> = (1..=columns).map(|k| k * len / columns - 1).collect();
@@ -571,6 +673,16 @@ impl Session {
         Ok(())
     }
 
+    /// A sampling run of this session's model from the sample seed. A class-conditional model
+    /// is guided toward `classes`, or through all its classes in turn (image i: class i mod K).
+    fn run(&self, kind: SamplerKind, count: usize, classes: Option<Vec<usize>>) -> Result<SampleRun, String> {
+        let config = &self.trainer.model_config;
+        let run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+        let Some(k) = config.num_classes() else { return Ok(run) };
+        let classes = classes.unwrap_or_else(|| (0..k).collect());
+        run.with_guidance(config, Guidance::cycling(&classes, count, self.guidance)).map_err(|e| e.to_string())
+    }
+
     /// DDPM (all T steps) beside DDIM-50, both from the same x_T (the sample seed).
     async fn compare(&mut self) -> Result<(), String> {
         let config = &self.trainer.model_config;
@@ -580,7 +692,7 @@ impl Session {
         let mut times = Vec::new();
         for kind in [SamplerKind::Ddpm { variance: Variance::FixedSmall }, SamplerKind::ddim(50)] {
             let start = now_ms();
-            let mut run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+            let mut run = self.run(kind, count, None)?;
             while run.step(&self.trainer.ema).is_some() {
                 self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", sampler_name(kind), run.index, run.len())));
                 yield_now(0).await;

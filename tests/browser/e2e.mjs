@@ -1,8 +1,10 @@
-// The app in headless Chromium with real WebGPU (SwiftShader): train a tiny model on MNIST
-// tiles, watch the loss fall, sample, export; then the native CLI samples the exported file
-// and must give the same image as the tab. Bad weights get a message and change nothing. A
-// diffusers model folder imports, samples with DPM-Solver++ as the CLI does, and refuses to
-// train on data of another shape.
+// The app in headless Chromium with real WebGPU (SwiftShader), one section per panel, each
+// keeping a screenshot in tests/browser/out: the forward slider changes x_t; a tiny model
+// trains on MNIST tiles in the worker while the page's longest task stays under 100 ms, and its
+// loss falls; each sampler draws its grid and trajectory; the exported weights sample natively
+// to the same image; bad weights get a message and change nothing; a diffusers model folder
+// imports, samples with DPM-Solver++ as the CLI does, and refuses to train on data of another
+// shape. Fashion-MNIST, CIFAR-10 and the user's own images load.
 //
 //   node tests/browser/e2e.mjs   (after `trunk build --release`; TABDIFFUSION_BIN = native CLI)
 import assert from 'node:assert/strict';
@@ -57,8 +59,17 @@ try {
   page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log(`console: ${m.text()}`); });
+  // Every main-thread task over 50 ms (the Long Tasks API); training runs in a worker.
+  await page.addInitScript(() => {
+    window.longTasks = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
+      .observe({ type: 'longtask', buffered: true });
+  });
   const text = (id) => page.locator(`[data-testid=${id}]`).innerText();
   const number = async (id) => Number(await text(id));
+  const panel = (n) => page.locator('section.panel').nth(n);
+  // A canvas's pixels, as a string to compare.
+  const pixels = (id) => page.locator(`[data-testid=${id}]`).evaluate((c) => c.width ? c.toDataURL() : '');
   const waitFor = (fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout, polling: 250 });
   // Waits for the step counter, logging progress (software WebGPU is slow; this shows how slow).
   const untilStep = async (n, timeout) => {
@@ -89,6 +100,21 @@ try {
   assert.deepEqual(curves.length, 2);
   assert.deepEqual(curves, [1000, 1000], 'a point per timestep');
 
+  // 0. The forward process: x_t at t = 0 is the image itself; moving the slider changes it.
+  const forwardAt = async (t) => {
+    await page.locator('[data-testid=forward-t]').fill(`${t}`);
+    await waitFor((t) => document.querySelector('[data-testid=forward-numbers]').innerText.startsWith(`t = ${t}:`), t, 120_000);
+    return pixels('forward');
+  };
+  const clean = await forwardAt(0);
+  assert.match(await text('forward-numbers'), /ᾱ_t = 0\.9999/, 'ᾱ_0 = 1 − β_1 = 0.9999 (DDPM linear schedule)');
+  const noisy = await forwardAt(999);
+  // ᾱ_999 of the linear schedule is 4.04e-5 (diffusers DDPMScheduler.alphas_cumprod[-1]).
+  assert.match(await text('forward-numbers'), /ᾱ_t = 0\.0000/);
+  assert.notEqual(clean, noisy, 'x_t changes with t');
+  await panel(0).screenshot({ path: path.join(out, 'panel-forward.png') });
+  const beforeTraining = await page.evaluate(() => window.longTasks.length);
+
   // 1. Train: the loss falls, images/s shows, a preview appears at step 20.
   await page.click('[data-testid=train]');
   await untilStep(4, 300_000);
@@ -102,6 +128,21 @@ try {
   assert.ok(late < early, `loss must fall: ${early} over steps 1-4, ${late} over the last 10`);
   assert.ok(Number(await text('images-per-s')) > 0);
   assert.ok(await page.locator('[data-testid=samples]').evaluate((c) => c.width > 0), 'a preview grid was drawn');
+  const longest = Math.max(0, ...(await page.evaluate((n) => window.longTasks.slice(n), beforeTraining)));
+  log(`longest main-thread task while training: ${longest.toFixed(0)} ms`);
+  assert.ok(longest < 100, `the page must stay responsive while training (a ${longest} ms task)`);
+  await panel(1).screenshot({ path: path.join(out, 'panel-training.png') });
+
+  // Reloading the page resumes the run saved on Pause: same step, same loss history. (The
+  // weights' exactness shows below: the tab's samples must equal the CLI's from the export.)
+  const [pausedStep, pausedLoss, pausedChart] = [await text('step'), await text('loss'), await page.locator('[data-testid=loss-chart] polyline').getAttribute('points')];
+  await page.reload();
+  await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+  log(`after reload: ${await text('status')}`);
+  assert.match(await text('status'), /Resumed your saved run at step/);
+  assert.equal(await text('step'), pausedStep, 'reload resumes at the same step');
+  assert.equal(await text('loss'), pausedLoss, 'and with the same loss history');
+  assert.equal(await page.locator('[data-testid=loss-chart] polyline').getAttribute('points'), pausedChart);
 
   // 2. Sample from the fixed seed.
   await page.click('[data-testid=sample]');
@@ -115,6 +156,8 @@ try {
     assert.ok(maxDiff < 1e-3, `${what}: the tab and the CLI must give the same image (max difference ${maxDiff})`);
   };
   log(await text('status'));
+  assert.ok(await page.locator('[data-testid=trajectory]').evaluate((c) => c.width > 0), 'the x_t / x̂_0 strip was drawn');
+  await panel(2).screenshot({ path: path.join(out, 'panel-sampling.png') });
   await page.screenshot({ path: path.join(out, 'app.png'), fullPage: true });
   const [samples] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-samples]')]);
   await samples.saveAs(path.join(out, 'browser-samples.npy'));
@@ -145,6 +188,7 @@ try {
   await page.setInputFiles('[data-testid=import]', exported);
   await waitFor(() => /Loaded/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
   log(await text('status'));
+  await panel(3).screenshot({ path: path.join(out, 'panel-weights.png') });
 
   // 6. Export for diffusers: a zip holding the model folder (its contents are checked natively,
   //    and diffusers loading such a folder is recorded in tests/fixtures/diffusers/export_check.json).
@@ -178,6 +222,58 @@ try {
   await waitFor(() => /cannot train here/.test(document.querySelector('[data-testid=error]').innerText), null, 60_000);
   log(`train on an 8×8 RGB model: ${await text('error')}`);
   await page.screenshot({ path: path.join(out, 'diffusers-folder.png'), fullPage: true });
+
+  // 7b. A class-conditional model (trained for two steps by the CLI) guided to class 3 with
+  //     w = 2: the tab's samples equal the CLI's.
+  const cond = path.join(out, 'conditional.safetensors');
+  execFileSync(bin, ['train', '--preset', 'tiny', '--class-conditional', '--data', path.join(root, 'www/data/mnist'), '--limit', '256',
+    '--steps', '2', '--batch', '4', '--checkpoint-every', '0', '--out', cond, '--grid', path.join(out, 'conditional-train.png')], { stdio: 'inherit' });
+  await page.setInputFiles('[data-testid=import]', cond);
+  await waitFor(() => /Loaded conditional.safetensors/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
+  await waitFor(() => document.querySelectorAll('[data-testid=class] option').length === 11, null, 60_000);
+  await page.selectOption('[data-testid=sampler]', 'ddim');
+  await page.fill('[data-testid=sample-steps]', `${STEPS}`);
+  await page.locator('[data-testid=sample-steps]').dispatchEvent('change');
+  await page.selectOption('[data-testid=class]', '3');
+  await page.locator('[data-testid=guidance]').fill('2');
+  await page.click('[data-testid=sample]');
+  await waitFor((n) => new RegExp(`Sampling: ${n} DDIM steps in`).test(document.querySelector('[data-testid=status]').innerText), STEPS, 300_000);
+  const [condSamples] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-samples]')]);
+  await condSamples.saveAs(path.join(out, 'browser-class3.npy'));
+  execFileSync(bin, ['sample', '--model', cond, '--sampler', 'ddim', '--steps', `${STEPS}`, '--eta', '0', '--seed', `${SEED}`,
+    '--count', `${COUNT}`, '--class', '3', '--guidance', '2', '--out', path.join(out, 'native-class3.png'),
+    '--out-npy', path.join(out, 'native-class3.npy')], { stdio: 'inherit' });
+  sameValues(path.join(out, 'browser-class3.npy'), path.join(out, 'native-class3.npy'), 'class-conditional, class 3, w = 2, tab vs native');
+  await panel(2).screenshot({ path: path.join(out, 'panel-sampling-guided.png') });
+
+  // 8. The other datasets: each loads, shows its forward picture, and takes a model of its shape.
+  for (const [data, shape] of [['fashion-mnist', '28×28×1'], ['cifar10', '32×32×3']]) {
+    await page.goto(`${origin}/?data=${data}&model=tiny&tiles=1`);
+    await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+    await waitFor(() => document.querySelector('[data-testid=forward-numbers]').innerText !== '', null, 120_000);
+    assert.equal(await text('dataset'), data);
+    assert.ok((await text('model-card')).includes(shape), `${data}: a ${shape} model`);
+    log(`${data}: ${await text('images-loaded')} images, ${await text('model-card')}`);
+    await panel(0).screenshot({ path: path.join(out, `forward-${data}.png`) });
+  }
+
+  // 9. The user's own images (two PNGs in class folders), and an upload with no image in it.
+  const upload = (files) => page.setInputFiles('[data-testid=upload-images]', files);
+  await upload([{ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not an image') }]);
+  await waitFor(() => /no PNG or JPEG images/.test(document.querySelector('[data-testid=error]').innerText), null, 60_000);
+  log(`an upload without images: ${await text('error')}`);
+  await upload(['docs/browser-test.png', 'docs/mnist-small-samples.png'].map((f) => path.join(root, f)));
+  await waitFor(() => /Training on your 2 images/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
+  log(await text('status'));
+  assert.equal(await text('dataset'), 'your images');
+
+  // 10. Reset forgets the saved run: back on MNIST the page starts at step 0.
+  await page.goto(`${origin}/?model=tiny&tiles=1`);
+  await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+  assert.match(await text('status'), /Resumed/, 'the MNIST run is still saved');
+  await Promise.all([page.waitForNavigation(), page.click('[data-testid=reset]')]);
+  await waitFor(() => /Ready. Press Train/.test(document.querySelector('[data-testid=status]')?.innerText ?? ''), null, 180_000);
+  assert.equal(await text('step'), '0', 'after Reset the run starts over');
 
   assert.deepEqual(foreign, [], 'the page requests nothing outside its origin');
   log('browser test passed');
