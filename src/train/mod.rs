@@ -3,11 +3,13 @@
 mod adam;
 mod classifier;
 mod ema;
+mod parallel;
 mod state;
 
 pub use classifier::{ClassifierTrainer, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use adam::Adam;
+pub use parallel::{DevicesError, shares};
 pub use state::{STATE_FORMAT, state_metadata};
 
 use burn::config::Config;
@@ -89,7 +91,11 @@ pub struct Trainer {
     pub step: usize,
     optimizer: Adam,
     rng: Noise,
+    /// The main device: the weights, the optimizer and the EMA live here.
     device: Device,
+    /// Every device a step runs on, the main one first ([`Trainer::with_devices`]); empty: the
+    /// main one alone.
+    devices: Vec<Device>,
 }
 
 impl Trainer {
@@ -116,6 +122,7 @@ impl Trainer {
             rng: Noise::new(config.seed),
             config,
             device: device.clone(),
+            devices: Vec::new(),
         }
     }
 
@@ -182,32 +189,51 @@ impl Trainer {
     /// label is dropped to the null class with probability `class_dropout` (coins drawn from the
     /// run's stream after ε), and ε_θ(x_t, t, c) is regressed on ε.
     pub fn step_batch(&mut self, batch: Batch) -> Tensor<1> {
+        if self.devices.len() > 1 {
+            return self.step_parallel(batch);
+        }
         let Batch { images: x0, classes } = batch;
         let autodiff = self.device.clone().autodiff();
-        let dims = x0.dims();
         let x0 = x0.to_device(&autodiff);
-        // 1. t ~ U{0..T}, ε ~ N(0, I)   (Algorithm 1, lines 3–4)
+        // 1. t, ε and the dropped labels
+        let (timesteps, noise, classes) = self.draw_step(x0.dims(), classes, &autodiff);
+        // 2. x_t, the network's prediction, the loss
+        let loss = denoising_loss(&self.model, &self.schedule, x0, noise, &timesteps, classes.as_deref());
+        // 3. gradient step, EMA
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.apply(grads);
+        loss.detach().to_device(&self.device)
+    }
+
+    /// The random draws of one step on a batch of shape `dims`, in the stream's order: t and ε
+    /// (ε on `device`), then the label-dropout coins of a class-conditional model.
+    fn draw_step(&mut self, dims: [usize; 4], classes: Option<Vec<usize>>, device: &Device) -> (Vec<usize>, Tensor<4>, Option<Vec<usize>>) {
+        // t ~ U{0..T}, ε ~ N(0, I)   (Algorithm 1, lines 3–4)
         let timesteps = self.rng.timesteps(dims[0], self.schedule.len());
-        let noise = self.rng.normal(dims, &autodiff);
+        let noise = self.rng.normal(dims, device);
         // c, or ∅ with probability p_uncond   (Ho & Salimans 2022, Algorithm 1, line 3)
         let classes = classes.map(|classes| {
             let null = self.model_config.null_class().expect("class labels given to an unconditional model");
             drop_labels(&classes, null, self.config.class_dropout, &mut self.rng)
         });
-        // 2. x_t in closed form, predict ε (or x_0, or v), MSE   (line 5)
-        let x_t = q_sample(&self.schedule, x0.clone(), noise.clone(), &timesteps);
-        let target = training_target(&self.schedule, x0, noise, &timesteps);
-        let output = self.model.forward_classes(x_t, &timesteps, classes.as_deref());
-        let loss = prediction_loss(output, target);
-        // 3. gradient step
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        (timesteps, noise, classes)
+    }
+
+    /// The gradient step on the main device, then the EMA of the weights.
+    fn apply(&mut self, grads: GradientsParams) {
         self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
-        // 4. EMA of the weights
         let decay = ema_decay(self.config.ema_decay, self.step);
         self.ema = update_ema(self.ema.clone(), &self.model, decay);
         self.step += 1;
-        loss.detach().to_device(&self.device)
     }
+}
+
+/// Algorithm 1, line 5 on a batch (or one device's share of it): x_t in closed form, predict ε
+/// (or x_0, or v), the mean squared error.
+fn denoising_loss(model: &UNet, schedule: &Schedule, x0: Tensor<4>, noise: Tensor<4>, timesteps: &[usize], classes: Option<&[usize]>) -> Tensor<1> {
+    let x_t = q_sample(schedule, x0.clone(), noise.clone(), timesteps);
+    let target = training_target(schedule, x0, noise, timesteps);
+    prediction_loss(model.forward_classes(x_t, timesteps, classes), target)
 }
 
 #[cfg(test)]
