@@ -182,6 +182,44 @@ fn class_conditional_training_and_guided_sampling() {
 }
 
 #[test]
+fn two_cpu_devices_train_as_one_device_at_the_same_global_batch() {
+    // burn has one CPU device, so `--devices 2 --backend cpu` runs two replicas on it: this
+    // tests the multi-device path (split, weighting, summed gradients), not a transfer. The
+    // single-device run is the reference; the sums differ only in order, hence the tolerance.
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let (state, grid, out) = (path("a.state"), path("grid.png"), path("m.safetensors"));
+    let train = |extra: &[&str]| -> Vec<f64> {
+        let mut a = vec!["train", "--data", "www/data/mnist", "--limit", "256", "--log-every", "1", "--state", s(&state),
+            "--out", s(&out), "--grid", s(&grid)];
+        a.extend_from_slice(extra);
+        let stdout = ok(&a);
+        let devices = if a.windows(2).any(|w| w == ["--devices", "2"]) { "on 2 cpu devices" } else { "s on cpu" };
+        assert!(stdout.contains(devices), "{a:?} should train {devices}: {stdout}");
+        let loss = |line: &str| line.split("\"loss\": ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+        stdout.lines().filter(|l| l.starts_with('{')).map(loss).collect()
+    };
+    // A batch of 5: shares of 3 and 2 images.
+    let fresh = ["--model", "tiny", "--batch", "5", "--lr", "0.003", "--seed", "4"];
+    let one = train(&[&fresh[..], &["--steps", "4", "--devices", "1"]].concat());
+    let two = train(&[&fresh[..], &["--steps", "4", "--devices", "2"]].concat());
+    // A run on two devices resumes on one.
+    let first = train(&[&fresh[..], &["--steps", "2", "--devices", "2"]].concat());
+    let rest = train(&["--resume", s(&state), "--steps", "4"]);
+    assert_eq!(one.len(), 4);
+    for (name, losses) in [("--devices 2", two), ("--devices 2, resumed on 1", [first, rest].concat())] {
+        assert_eq!(losses.len(), 4, "{name}");
+        for (step, (a, b)) in one.iter().zip(&losses).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * a.abs(), "{name}, step {}: loss {b}, on one device {a}", step + 1);
+        }
+    }
+    let msg = fails(&["train", "--devices", "0", "--data", "www/data/mnist"]);
+    assert!(msg.contains("--devices must be at least 1"), "{msg}");
+    let msg = fails(&["train", "--model", "tiny", "--devices", "3", "--batch", "2", "--data", "www/data/mnist", "--steps", "1"]);
+    assert!(msg.contains("a batch of 2 images cannot give each of 3 devices an image"), "{msg}");
+}
+
+#[test]
 fn bad_inputs_fail_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.safetensors");

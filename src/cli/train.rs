@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use burn::tensor::{Device, DeviceKind, DeviceType};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -60,6 +61,13 @@ pub struct TrainArgs {
     pub grid: PathBuf,
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
+    /// Train data-parallel on N devices: each takes a contiguous share of every batch, and the
+    /// gradients are summed on the first, which takes the optimizer step (burn's multi-device
+    /// strategy without collectives). `--backend wgpu`: the first N discrete GPUs.
+    /// `--backend cpu`: N replicas on the one CPU device, no faster than one (to test the
+    /// multi-device path only). A run may resume on another number of devices.
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
     /// Noise schedule of a fresh model (a model with weights keeps its own).
     #[arg(long, value_enum)]
     pub schedule: Option<Kind>,
@@ -152,7 +160,8 @@ pub fn run(args: TrainArgs) -> CliResult {
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
     let recipe = Recipe::for_preset(args.preset.as_deref())?;
-    let device = args.backend.device();
+    let devices = training_devices(args.backend, args.devices)?;
+    let device = devices[0].clone();
     let resumed = match &args.resume {
         Some(path) => {
             let (trainer, card) = Trainer::from_state_bytes(&read(path)?, &device)
@@ -173,7 +182,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     if set.is_empty() {
         return Err(format!("{}: the dataset has no images", data.display()));
     }
-    let mut trainer = match resumed {
+    let trainer = match resumed {
         Some((trainer, card)) => {
             if card.dataset != manifest.name {
                 return Err(format!("the run was trained on {}, but {} is {}", card.dataset, data.display(), manifest.name));
@@ -195,6 +204,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         ));
     }
     trainer.check_labels(&set).map_err(|e| format!("{}: {e}", data.display()))?;
+    let mut trainer = trainer.with_devices(devices).map_err(|e| format!("--devices {}: {e}", args.devices))?;
     let card = |trainer: &Trainer| ModelCard {
         dataset: manifest.name.clone(),
         steps: trainer.step as u64,
@@ -257,12 +267,11 @@ pub fn run(args: TrainArgs) -> CliResult {
     }
     bar.finish();
     let elapsed = start.elapsed().as_secs_f64();
-    println!(
-        "trained {} steps ({} images) in {elapsed:.0} s on {}",
-        steps - first,
-        (steps - first) * batch_size,
-        args.backend.name()
-    );
+    let on = match args.devices {
+        1 => args.backend.name().to_string(),
+        n => format!("{n} {} devices", args.backend.name()),
+    };
+    println!("trained {} steps ({} images) in {elapsed:.0} s on {on}", steps - first, (steps - first) * batch_size);
     if args.checkpoint_every > 0 {
         save_state(&trainer)?;
         println!("wrote {} (continue with --resume)", args.state.display());
@@ -274,6 +283,30 @@ pub fn run(args: TrainArgs) -> CliResult {
     write_grid(&trainer)?;
     println!("wrote {}", args.grid.display());
     Ok(())
+}
+
+/// The devices of `--devices n`, the main one first.
+fn training_devices(backend: Backend, n: usize) -> CliResult<Vec<Device>> {
+    match (backend, n) {
+        (_, 0) => Err("--devices must be at least 1".into()),
+        (_, 1) => Ok(vec![backend.device()]),
+        // burn-flex has a single CPU device (`FlexDevice`): the replicas share it.
+        (Backend::Cpu, n) => Ok(vec![Device::flex(); n]),
+        (Backend::Wgpu, n) => {
+            let listed = Device::enumerate(DeviceType::Wgpu).into_vec();
+            let gpus: Vec<Device> = (0..n)
+                .map(|i| Device::wgpu(DeviceKind::DiscreteGpu(i)))
+                .take_while(|gpu| listed.contains(gpu))
+                .collect();
+            if gpus.len() < n {
+                return Err(format!(
+                    "--devices {n}: burn's wgpu backend finds {} discrete GPU(s) on this machine",
+                    gpus.len()
+                ));
+            }
+            Ok(gpus)
+        }
+    }
 }
 
 /// K for `--class-conditional`: the manifest's class names, or else the largest label + 1. A
@@ -295,7 +328,7 @@ fn dataset_classes(manifest: &Manifest, set: &ImageSet) -> CliResult<usize> {
 fn fresh_trainer(
     args: &TrainArgs,
     recipe: &Recipe,
-    device: &burn::tensor::Device,
+    device: &Device,
     manifest: &Manifest,
     set: &ImageSet,
 ) -> CliResult<Trainer> {
