@@ -49,8 +49,9 @@ impl Trainer {
     /// Runs every step on all of `devices` at once, the first being the main one: the device
     /// this trainer was created on, where the weights, the optimizer and the EMA stay (so
     /// saving a state works as before, and a saved run may resume on any number of devices).
-    /// Each device takes a contiguous share of the batch ([`shares`]), on its own thread. One
-    /// device is the single-device step itself.
+    /// Each device takes a contiguous share of the batch ([`shares`]), on its own thread (so
+    /// native only: wasm32 has no threads, and the tab trains on one device). One device is the
+    /// single-device step itself.
     pub fn with_devices(mut self, devices: Vec<Device>) -> Result<Self, DevicesError> {
         match devices.first() {
             None => return Err(DevicesError::NoDevices),
