@@ -452,6 +452,22 @@ fn eval_reports_fid_precision_recall_beside_the_floor() {
     assert!(number("floor_precision") > 0.6 && number("floor_recall") > 0.6, "{report}");
     assert!(number("recall") < number("floor_recall"), "{report}");
     assert_eq!(report["sampler"], "DDIM-5 (η = 0, Leading)");
+    assert!(report["class_accuracy"].is_null(), "no guidance, no class accuracy: {report}");
+
+    // Guided samples of a class-conditional model: how often the classifier sees the class
+    // asked for. Two training steps teach nothing, so only the plumbing is checked here; the
+    // README has the number for a trained model.
+    let cond = dir.path().join("cond.safetensors");
+    ok(&["train", "--model", "tiny", "--class-conditional", "--data", "www/data/mnist", "--limit", "256", "--steps", "2",
+        "--batch", "4", "--checkpoint-every", "0", "--out", s(&cond), "--grid", s(&dir.path().join("g.png"))]);
+    let stdout = ok(&["eval", "--model", s(&cond), "--data", "www/data/mnist", "--classifier", s(&classifier),
+        "--count", "20", "--steps", "3", "--guidance", "2", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let hit = report["class_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&hit) && ((hit * 20.0).round() - hit * 20.0).abs() < 1e-9, "a fraction of 20 images: {report}");
+    assert!(report["sampler"].as_str().unwrap().contains("w = 2"), "{report}");
+    let msg = fails(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&classifier), "--count", "10", "--guidance", "2"]);
+    assert!(msg.contains("not class-conditional"), "{msg}");
 
     // A weights file is not a classifier.
     let model = dir.path().join("m");

@@ -14,8 +14,8 @@ use crate::data::{ImageSet, to_pixels};
 use crate::diffusion::Schedule;
 use crate::eval::{DEFAULT_K, Features, fid, precision_recall};
 use crate::model::{Classifier, ClassifierKind};
-use crate::pipeline::SampleRun;
-use crate::train::features;
+use crate::pipeline::{Guidance, SampleRun};
+use crate::train::{accuracy, features};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -40,6 +40,11 @@ pub struct EvalArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
+    /// For a class-conditional model: guide sample i to class i mod K with this scale w, and
+    /// also report how often the classifier names the class asked for (its test accuracy
+    /// bounds this). Without it, such a model samples unconditionally.
+    #[arg(long)]
+    pub guidance: Option<f64>,
     /// Print one JSON line instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -108,18 +113,38 @@ pub fn run(args: EvalArgs) -> CliResult {
     }
     let model = source.build(&device)?;
     let schedule = Schedule::new(source.schedule.clone());
+    let classes = match (args.guidance, source.config.num_classes()) {
+        (None, _) => None,
+        (Some(_), None) => return Err(format!("--guidance: {} is not class-conditional", args.model)),
+        (Some(_), Some(k)) if k != classifier_config.num_classes => {
+            return Err(format!("--guidance: the model has {k} classes and the classifier {}", classifier_config.num_classes));
+        }
+        (Some(_), Some(k)) => Some(k),
+    };
 
-    // Samples, rounded to 8-bit pixels as an image file would hold them.
+    // Samples, rounded to 8-bit pixels as an image file would hold them; with guidance, image i
+    // (over all batches) is of class i mod K.
     let mut pixels = Vec::with_capacity(n * c * s * s);
+    let mut intended = Vec::new();
     let mut k = 0;
     while pixels.len() < n * c * s * s {
-        let count = args.batch.min(n - pixels.len() / (c * s * s));
-        let run = SampleRun::new(&source.config, args.sampling.kind(), &schedule, count, args.seed + k, &device);
+        let done = pixels.len() / (c * s * s);
+        let count = args.batch.min(n - done);
+        let mut run = SampleRun::new(&source.config, args.sampling.kind(), &schedule, count, args.seed + k, &device);
+        if let (Some(classes), Some(scale)) = (classes, args.guidance) {
+            let batch: Vec<usize> = (done..done + count).map(|i| i % classes).collect();
+            intended.extend(batch.iter().map(|&c| c as u8));
+            run = run.with_guidance(&source.config, Guidance { classes: batch, scale }).map_err(|e| e.to_string())?;
+        }
         pixels.extend(to_pixels(&sample_values(run, &model), count, c, s, s));
         k += 1;
         eprintln!("sampled {} / {n}", pixels.len() / (c * s * s));
     }
-    let samples = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
+    let samples = ImageSet::new(s, s, c, pixels, intended).map_err(|e| e.to_string())?;
+    let class_accuracy = match classes {
+        Some(_) => Some(pollster::block_on(accuracy(&classifier, &samples, 500, &device))?),
+        None => None,
+    };
 
     let real = embed(&classifier, first(&test, n, &device))?;
     let dim = real.dim();
@@ -130,13 +155,17 @@ pub fn run(args: EvalArgs) -> CliResult {
         ClassifierKind::LeNet => "LeNet-5",
         ClassifierKind::ResNet => "ResNet",
     };
-    let sampler = args.sampling.describe();
+    let sampler = match args.guidance {
+        Some(w) => format!("{}, guided to class i mod K with w = {w}", args.sampling.describe()),
+        None => args.sampling.describe(),
+    };
     if args.json {
         let json = serde_json::json!({
             "model": args.model, "dataset": manifest.name, "count": n, "sampler": sampler,
             "features": format!("{features_name} ({dim}-d, {:.2}% test accuracy)", 100.0 * card.test_accuracy),
             "fid": model_scores.fid, "precision": model_scores.precision, "recall": model_scores.recall,
             "floor_fid": floor.fid, "floor_precision": floor.precision, "floor_recall": floor.recall,
+            "class_accuracy": class_accuracy,
         });
         println!("{json}");
     } else {
@@ -150,6 +179,9 @@ pub fn run(args: EvalArgs) -> CliResult {
         println!("{:<24} {:>22} {:>10} {:>8}", "", format!("FID ({features_name} features)"), "precision", "recall");
         for (name, sc) in [("model samples", &model_scores), ("train images (floor)", &floor)] {
             println!("{name:<24} {:>22.3} {:>10.3} {:>8.3}", sc.fid, sc.precision, sc.recall);
+        }
+        if let Some(hit) = class_accuracy {
+            println!("guided samples the classifier puts in the class asked for: {:.1}%", 100.0 * hit);
         }
     }
     Ok(())

@@ -275,6 +275,19 @@ try {
   await waitFor(() => /Ready. Press Train/.test(document.querySelector('[data-testid=status]')?.innerText ?? ''), null, 180_000);
   assert.equal(await text('step'), '0', 'after Reset the run starts over');
 
+  // 11. A diverging run (learning rate 1e30: the second step's loss overflows) stops at the
+  //     last saved state (saved every step here) and says so.
+  await page.goto(`${origin}/?model=tiny&tiles=1&batch=2&lr=1e30&autosave=1&preview_every=1000`);
+  await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+  await page.click('[data-testid=train]');
+  await waitFor(() => /The loss became/.test(document.querySelector('[data-testid=error]').innerText), null, 600_000);
+  log(`diverged: ${await text('error')} (step shown: ${await text('step')})`);
+  assert.match(await text('error'), /back at the last saved state, step \d+/);
+  const kept = Number((await text('error')).match(/last saved state, step (\d+)/)[1]);
+  assert.equal(await number('step'), kept, 'the page shows the step it went back to');
+  assert.equal(await text('pause'), 'Pause');
+  assert.ok(await page.locator('[data-testid=train]').isEnabled(), 'training can start again');
+
   assert.deepEqual(foreign, [], 'the page requests nothing outside its origin');
   log('browser test passed');
 } catch (e) {
