@@ -78,6 +78,40 @@ pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<(String, Ve
     Ok((labelled, classes))
 }
 
+/// The user's images, decoded, with their class names, as one safetensors file (`pixels`
+/// `[N, H, W, C]` and `labels` `[N]`, both u8; the class names in the metadata): how the tab
+/// keeps them in browser storage beside the run.
+pub fn upload_to_bytes(set: &ImageSet, classes: &[String]) -> Vec<u8> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let pixels = TensorView::new(Dtype::U8, vec![set.len(), set.height, set.width, set.channels], &set.pixels)
+        .expect("an image set's pixels fill its shape");
+    let labels = TensorView::new(Dtype::U8, vec![set.labels.len()], &set.labels).expect("one byte per label");
+    let metadata = std::collections::HashMap::from([(
+        "classes".to_string(),
+        serde_json::to_string(classes).expect("strings serialise"),
+    )]);
+    safetensors::serialize([("pixels", pixels), ("labels", labels)], Some(metadata)).expect("valid tensors serialise")
+}
+
+/// Reads [`upload_to_bytes`] back.
+pub fn upload_from_bytes(bytes: &[u8]) -> Result<(ImageSet, Vec<String>), DataError> {
+    use safetensors::SafeTensors;
+    let bad = |what: &str| DataError::Format(format!("the stored images: {what}"));
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(&e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(&e.to_string()))?;
+    let pixels = file.tensor("pixels").map_err(|_| bad("no pixels"))?;
+    let labels = file.tensor("labels").map_err(|_| bad("no labels"))?;
+    let [_, height, width, channels] = pixels.shape()[..] else { return Err(bad("pixels are not [N, H, W, C]")) };
+    let classes = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("classes"))
+        .and_then(|c| serde_json::from_str(c).ok())
+        .ok_or_else(|| bad("no class names"))?;
+    let set = ImageSet::new(height, width, channels, pixels.data().to_vec(), labels.data().to_vec())?;
+    Ok((set, classes))
+}
+
 /// [`labelled_images`] decoded at `size`×`size`×`channels` (centre-cropped and resized).
 pub fn images_from_upload(files: Vec<(String, Vec<u8>)>, size: usize, channels: usize) -> Result<(ImageSet, Vec<String>), DataError> {
     let (files, classes) = labelled_images(files)?;
@@ -130,6 +164,16 @@ mod tests {
         assert!(classes.is_empty());
         assert_eq!(set.len(), 2);
         assert_eq!(set.channels, 3);
+    }
+
+    #[test]
+    fn stored_uploads_read_back_whole() {
+        let files = vec![("a/x.png".to_string(), png(7)), ("b/y.png".to_string(), png(9))];
+        let (set, classes) = images_from_upload(files, 4, 3).unwrap();
+        let (back, back_classes) = upload_from_bytes(&upload_to_bytes(&set, &classes)).unwrap();
+        assert_eq!((back, back_classes), (set, classes));
+        let err = upload_from_bytes(b"not stored images").unwrap_err();
+        assert!(err.to_string().starts_with("the stored images:"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,9 @@ use super::browser::{fetch_bytes, has_webgpu, now_ms, store, stored, unstore, yi
 use super::protocol::{Canvas, Command, Picture, SamplerChoice, Update};
 use super::worker::Outbox;
 use crate::checkpoint::{self, DiffusersFolder, ModelCard};
-use crate::data::{ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, values_grid};
+use crate::data::{
+    ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, upload_from_bytes, upload_to_bytes, values_grid,
+};
 use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Spacing, Variance, q_sample};
 use crate::model::Preset;
 use crate::pipeline::{Guidance, SampleRun};
@@ -21,6 +23,12 @@ use crate::train::{TrainConfig, Trainer, state_metadata};
 /// The training run in the browser's storage (OPFS): a training-state file like the CLI's
 /// `--state`, with the tab's own keys (`tab_*`) in its metadata.
 const SAVED_RUN: &str = "tabdiffusion-run.safetensors";
+
+/// The user's own images, decoded, kept beside the run (`data::upload_to_bytes`).
+const SAVED_IMAGES: &str = "tabdiffusion-images.safetensors";
+
+/// The dataset name of the user's own images (in the manifest and the saved run).
+const YOUR_IMAGES: &str = "your images";
 
 thread_local! {
     static QUEUE: RefCell<VecDeque<(Command, Vec<Vec<u8>>)>> = const { RefCell::new(VecDeque::new()) };
@@ -385,6 +393,7 @@ impl Session {
             Command::Forget => {
                 self.set_running(false);
                 unstore(SAVED_RUN).await?;
+                unstore(SAVED_IMAGES).await?;
                 self.out.send(Update::Forgotten);
             }
             Command::Sample(choice) => {
@@ -414,7 +423,7 @@ impl Session {
                 self.out.send_with(Update::Download { name, mime: "application/zip".into() }, vec![zip]);
             }
             Command::Import(names) => self.import(names.into_iter().zip(bytes).collect())?,
-            Command::UseImages(names) => self.use_images(names.into_iter().zip(bytes).collect())?,
+            Command::UseImages(names) => self.use_images(names.into_iter().zip(bytes).collect()).await?,
             Command::DownloadSamples => {
                 let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
                 let npy = encode_npy(shape, values);
@@ -491,29 +500,42 @@ impl Session {
     }
 
     /// Trains on the user's own images from now on (the model's size; centre-cropped).
-    fn use_images(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+    async fn use_images(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         let c = &self.trainer.model_config;
         let (set, classes) = images_from_upload(files, c.sample_size, c.in_channels).map_err(|e| e.to_string())?;
+        // Kept in browser storage, so that a saved run on them resumes after a reload.
+        let kept = match store(SAVED_IMAGES, &upload_to_bytes(&set, &classes)).await {
+            Ok(()) => String::new(),
+            Err(e) => format!(" (they could not be kept in this browser: {e})"),
+        };
+        self.set_running(false);
+        self.out.send(Update::Error(String::new()));
+        self.set_images(set, classes.clone());
+        let count = self.data.len();
+        let classes = if classes.is_empty() { String::new() } else { format!(" in {} classes ({})", classes.len(), classes.join(", ")) };
+        let (h, w, c) = (self.data.height, self.data.width, self.data.channels);
+        self.out.send(Update::Status(format!("Training on your {count} images{classes}, as {h}×{w}×{c}{kept}. Press Train.")));
+        self.show_card();
+        Ok(())
+    }
+
+    /// Makes the user's images this session's training set.
+    fn set_images(&mut self, set: ImageSet, classes: Vec<String>) {
         let count = set.len();
         self.manifest = Manifest {
-            name: "your images".into(),
+            name: YOUR_IMAGES.into(),
             height: set.height,
             width: set.width,
             channels: set.channels,
-            classes: classes.clone(),
+            classes,
             ..self.manifest.clone()
         };
         self.manifest.train.count = count;
         self.data = set;
         self.tiles_loaded = usize::MAX; // nothing more to fetch
         self.check_trainable();
-        self.set_running(false);
         self.out.send(Update::ImagesLoaded(count));
-        let classes = if classes.is_empty() { String::new() } else { format!(" in {} classes ({})", classes.len(), classes.join(", ")) };
-        self.out.send(Update::Status(format!("Training on your {count} images{classes}, as {}×{}×{}. Press Train.", self.data.height, self.data.width, self.data.channels)));
-        self.show_card();
         self.show_dataset();
-        Ok(())
     }
 
     /// Saves the run (weights, EMA, Adam, step, random stream, settings, loss history) to the
@@ -528,7 +550,7 @@ impl Session {
             images_seen: (self.trainer.step * self.trainer.config.batch_size) as u64,
         };
         let extra = [
-            ("tab_dataset", self.settings.data.clone()),
+            ("tab_dataset", if self.manifest.name == YOUR_IMAGES { YOUR_IMAGES.into() } else { self.settings.data.clone() }),
             ("tab_model", self.model_name.clone()),
             ("tab_losses", serde_json::to_string(&self.losses).expect("floats serialise")),
         ];
@@ -540,9 +562,15 @@ impl Session {
     async fn restore(&mut self) -> Result<bool, String> {
         let Some(bytes) = stored(SAVED_RUN).await? else { return Ok(false) };
         let info = state_metadata(&bytes).map_err(|e| e.to_string())?;
-        if info.get("tab_dataset") != Some(&self.settings.data) {
-            return Ok(false); // a run on another dataset: kept for when that one is picked
-        }
+        let images = match info.get("tab_dataset").map(String::as_str) {
+            // A run on the user's images continues on them, whatever the URL's dataset.
+            Some(YOUR_IMAGES) => {
+                let images = stored(SAVED_IMAGES).await?.ok_or("the images it trained on are no longer in this browser")?;
+                Some(upload_from_bytes(&images).map_err(|e| e.to_string())?)
+            }
+            Some(data) if data == self.settings.data => None,
+            _ => return Ok(false), // a run on another dataset: kept for when that one is picked
+        };
         let (mut trainer, _) = Trainer::from_state_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
         let losses: Vec<f32> = info.get("tab_losses").and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
         if self.settings.batch_given {
@@ -550,6 +578,9 @@ impl Session {
         }
         self.trainer = trainer;
         self.model_name = info.get("tab_model").cloned().unwrap_or_else(|| "saved run".into());
+        if let Some((set, classes)) = images {
+            self.set_images(set, classes);
+        }
         self.check_trainable();
         self.losses = losses.clone();
         self.out.send(Update::Losses { reset: true, values: losses });

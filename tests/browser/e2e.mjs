@@ -266,14 +266,27 @@ try {
   await waitFor(() => /Training on your 2 images/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
   log(await text('status'));
   assert.equal(await text('dataset'), 'your images');
+  // ... which are kept with the run: a step, Pause, reload, and the run goes on on them.
+  await page.click('[data-testid=train]');
+  await untilStep(1, 600_000);
+  await page.click('[data-testid=pause]');
+  await waitFor(() => /Paused/.test(document.querySelector('[data-testid=status]').innerText), null, 600_000);
+  const ownStep = await text('step');
+  await page.reload();
+  await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+  assert.match(await text('status'), /Resumed your saved run/);
+  assert.equal(await text('dataset'), 'your images', 'the images came back from browser storage');
+  assert.equal(await text('images-loaded'), '2');
+  assert.equal(await text('step'), ownStep);
 
-  // 10. Reset forgets the saved run: back on MNIST the page starts at step 0.
+  // 10. Reset forgets the saved run (and the images): the page starts over at step 0.
   await page.goto(`${origin}/?model=tiny&tiles=1`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
-  assert.match(await text('status'), /Resumed/, 'the MNIST run is still saved');
+  assert.match(await text('status'), /Resumed/, 'the run on your images is still saved');
   await Promise.all([page.waitForNavigation(), page.click('[data-testid=reset]')]);
   await waitFor(() => /Ready. Press Train/.test(document.querySelector('[data-testid=status]')?.innerText ?? ''), null, 180_000);
   assert.equal(await text('step'), '0', 'after Reset the run starts over');
+  assert.equal(await text('dataset'), 'mnist', 'on the URL\'s dataset');
 
   // 11. A diverging run (learning rate 1e30: the second step's loss overflows) stops at the
   //     last saved state (saved every step here) and says so.
