@@ -39,10 +39,10 @@ fn PictureCanvas(
 ) -> impl IntoView {
     let canvas = NodeRef::<CanvasElement>::new();
     Effect::new(move |_| {
-        if let (Some((p, rgba)), Some(canvas)) = (picture.get(), canvas.get()) {
-            if let Err(message) = draw_rgba(&canvas, &rgba, p.width, p.height) {
-                view.error.set(message);
-            }
+        let Some(canvas) = canvas.get() else { return };
+        let drawn = picture.with(|p| p.as_ref().map(|(p, rgba)| draw_rgba(&canvas, rgba, p.width, p.height)));
+        if let Some(Err(message)) = drawn {
+            view.error.set(message);
         }
     });
     view! { <canvas node_ref=canvas data-testid=id class=id></canvas> }
@@ -219,10 +219,13 @@ pub fn ForwardPanel(view: View) -> impl IntoView {
 /// 2. Training (Algorithm 1): the controls, the numbers, the loss and the previews.
 #[component]
 pub fn TrainingPanel(view: View) -> impl IntoView {
+    // `with` reads the history in place: it grows by one loss a step, and copying it twice a
+    // step (this and the chart) would cost the page more the longer the run.
     let mean_loss = move || {
-        let losses = view.losses.get();
-        let recent = &losses[losses.len().saturating_sub(10)..];
-        if recent.is_empty() { "–".to_string() } else { format!("{:.4}", recent.iter().sum::<f32>() / recent.len() as f32) }
+        view.losses.with(|losses| {
+            let recent = &losses[losses.len().saturating_sub(10)..];
+            if recent.is_empty() { "–".to_string() } else { format!("{:.4}", recent.iter().sum::<f32>() / recent.len() as f32) }
+        })
     };
     view! {
         <section class="panel">
@@ -248,7 +251,7 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                 </table>
                 <figure>
                     <svg data-testid="loss-chart" viewBox="0 0 300 100" width="300" height="100">
-                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || chart_points(&view.losses.get()) />
+                        <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || view.losses.with(|l| chart_points(l)) />
                     </svg>
                     <figcaption>"loss per step, averaged, log scale"</figcaption>
                 </figure>
@@ -321,11 +324,11 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
                     disabled=move || !view.ready.get()>"DDPM-1000 vs DDIM-50"</button>
             </div>
             <div class="row">
-                <figure hidden=move || view.trajectory.get().is_none()>
+                <figure hidden=move || view.trajectory.with(Option::is_none)>
                     <PictureCanvas picture=view.trajectory id="trajectory" view=view />
                     <figcaption>"the first image along the way: x"<sub>"t"</sub>" (top) and the network's guess x̂"<sub>"0"</sub>" (bottom), left to right"</figcaption>
                 </figure>
-                <figure hidden=move || view.compare.get().is_none()>
+                <figure hidden=move || view.compare.with(Option::is_none)>
                     <PictureCanvas picture=view.compare id="compare-grid" view=view />
                     <figcaption>"DDPM with all T steps (top) and DDIM with 50 (bottom), from the same noise"</figcaption>
                 </figure>
