@@ -1,6 +1,7 @@
 //! `eval`: FID, precision and recall of a model's samples against a dataset's test split, in
-//! the feature space of a classifier trained with `train-classifier`, beside the same metrics
-//! for the dataset's own training images (the floor a perfect model would reach).
+//! the feature space of a classifier trained with `train-classifier` or of pytorch-fid's
+//! Inception-v3, beside the same metrics for the dataset's own training images (the floor a
+//! perfect model would reach).
 
 use std::path::PathBuf;
 
@@ -8,12 +9,13 @@ use burn::tensor::{Device, Tensor};
 use clap::Args;
 
 use super::sample::{SamplerArgs, sample_values};
+use super::pth::read_state_dict;
 use super::{Backend, CliResult, Split, load_split, model_source, read};
-use crate::checkpoint::load_classifier;
+use crate::checkpoint::{ClassifierCard, load_classifier};
 use crate::data::{ImageSet, to_pixels};
 use crate::diffusion::Schedule;
 use crate::eval::{DEFAULT_K, Features, fid, precision_recall};
-use crate::model::{Classifier, ClassifierKind};
+use crate::model::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::{accuracy, features};
 
@@ -25,9 +27,14 @@ pub struct EvalArgs {
     /// Tiled dataset folder (written by `data`): its test split is the reference.
     #[arg(long, default_value = "www/data/mnist")]
     pub data: PathBuf,
-    /// Feature network, from `train-classifier` on the same dataset.
-    #[arg(long, default_value = "classifier.safetensors")]
-    pub classifier: PathBuf,
+    /// Feature network, from `train-classifier` on the same dataset (default
+    /// classifier.safetensors).
+    #[arg(long, conflicts_with = "inception")]
+    pub classifier: Option<PathBuf>,
+    /// Measure in Inception-v3's 2048-d pool features instead, as papers do: pytorch-fid's
+    /// weight file, `pt_inception-2015-12-05-6726825d.pth`.
+    #[arg(long)]
+    pub inception: Option<PathBuf>,
     /// Images on each side (samples, test images, training images).
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
@@ -63,10 +70,52 @@ fn scores(real: &Features, other: &Features) -> CliResult<Scores> {
     Ok(Scores { fid, precision: pr.precision, recall: pr.recall })
 }
 
-fn embed(classifier: &Classifier, images: Tensor<4>) -> CliResult<Features> {
-    let n = images.dims()[0].max(1);
-    let values = pollster::block_on(features(classifier, images, 500))?;
-    Features::new(values.len() / n, values).map_err(|e| e.to_string())
+/// The network whose features the metrics compare.
+enum FeatureNet {
+    Classifier { net: Classifier, config: ClassifierConfig, card: ClassifierCard },
+    Inception(Box<FidInception>),
+}
+
+impl FeatureNet {
+    fn load(args: &EvalArgs, device: &Device) -> CliResult<Self> {
+        if let Some(path) = &args.inception {
+            let net = FidInception::from_state_dict(&read_state_dict(path)?, device)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok(Self::Inception(Box::new(net)));
+        }
+        let path = args.classifier.clone().unwrap_or_else(|| PathBuf::from("classifier.safetensors"));
+        let (net, config, card) = load_classifier(&read(&path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self::Classifier { net, config, card })
+    }
+
+    /// The metric's name: "FID (LeNet-5 features)" is not the FID of papers.
+    fn short_name(&self) -> &'static str {
+        match self {
+            Self::Classifier { config, .. } => match config.kind {
+                ClassifierKind::LeNet => "LeNet-5",
+                ClassifierKind::ResNet => "ResNet",
+            },
+            Self::Inception(_) => "Inception-v3",
+        }
+    }
+
+    fn describe(&self, dim: usize) -> String {
+        match self {
+            Self::Classifier { card, .. } => {
+                format!("{} ({dim}-d, {:.2}% test accuracy)", self.short_name(), 100.0 * card.test_accuracy)
+            }
+            Self::Inception(_) => format!("Inception-v3 (pytorch-fid weights, {dim}-d pool features)"),
+        }
+    }
+
+    fn embed(&self, images: Tensor<4>) -> CliResult<Features> {
+        let n = images.dims()[0].max(1);
+        let values = match self {
+            Self::Classifier { net, .. } => pollster::block_on(features(images, 500, |x| net.features(x)))?,
+            Self::Inception(net) => pollster::block_on(features(images, 50, |x| net.features(x)))?,
+        };
+        Features::new(values.len() / n, values).map_err(|e| e.to_string())
+    }
 }
 
 /// The first `n` images of a set as a tensor in [−1, 1].
@@ -81,31 +130,25 @@ pub fn run(args: EvalArgs) -> CliResult {
     }
     args.sampling.check()?;
     let device = args.backend.device();
-    let (classifier, classifier_config, card) =
-        load_classifier(&read(&args.classifier)?, &device).map_err(|e| format!("{}: {e}", args.classifier.display()))?;
+    let net = FeatureNet::load(&args, &device)?;
     let (manifest, train) = load_split(&args.data, Split::Train)?;
     let (_, test) = load_split(&args.data, Split::Test)?;
-    if card.dataset != manifest.name {
-        return Err(format!(
-            "{} was trained on {}, not {}: its features would not mean much here",
-            args.classifier.display(),
-            card.dataset,
-            manifest.name
-        ));
-    }
     let source = model_source(&args.model)?;
     let (c, s) = (source.config.in_channels, source.config.sample_size);
-    if (c, s) != (manifest.channels, manifest.height) || (c, s) != (classifier_config.in_channels, classifier_config.sample_size) {
+    if (c, s) != (manifest.channels, manifest.height) {
         return Err(format!(
-            "the model makes {s}×{s}×{c} images; {} has {}×{}×{} and the classifier takes {}×{}×{}",
-            manifest.name,
-            manifest.height,
-            manifest.width,
-            manifest.channels,
-            classifier_config.sample_size,
-            classifier_config.sample_size,
-            classifier_config.in_channels
+            "the model makes {s}×{s}×{c} images; {} has {}×{}×{}",
+            manifest.name, manifest.height, manifest.width, manifest.channels
         ));
+    }
+    if let FeatureNet::Classifier { config, card, .. } = &net {
+        let path = args.classifier.as_deref().unwrap_or("classifier.safetensors".as_ref()).display();
+        if card.dataset != manifest.name {
+            return Err(format!("{path} was trained on {}, not {}: its features would not mean much here", card.dataset, manifest.name));
+        }
+        if (c, s) != (config.in_channels, config.sample_size) {
+            return Err(format!("{path} takes {0}×{0}×{1} images, the model makes {s}×{s}×{c}", config.sample_size, config.in_channels));
+        }
     }
     let n = args.count;
     if train.len() < n || test.len() < n {
@@ -113,13 +156,20 @@ pub fn run(args: EvalArgs) -> CliResult {
     }
     let model = source.build(&device)?;
     let schedule = Schedule::new(source.schedule.clone());
-    let classes = match (args.guidance, source.config.num_classes()) {
-        (None, _) => None,
-        (Some(_), None) => return Err(format!("--guidance: {} is not class-conditional", args.model)),
-        (Some(_), Some(k)) if k != classifier_config.num_classes => {
-            return Err(format!("--guidance: the model has {k} classes and the classifier {}", classifier_config.num_classes));
+    let classifier = match &net {
+        FeatureNet::Classifier { net, config, .. } => Some((net, config)),
+        FeatureNet::Inception(_) => None,
+    };
+    let classes = match (args.guidance, source.config.num_classes(), classifier) {
+        (None, ..) => None,
+        (Some(_), _, None) => {
+            return Err("--guidance asks a classifier which class each sample shows: give --classifier, not --inception".into());
         }
-        (Some(_), Some(k)) => Some(k),
+        (Some(_), None, _) => return Err(format!("--guidance: {} is not class-conditional", args.model)),
+        (Some(_), Some(k), Some((_, config))) if k != config.num_classes => {
+            return Err(format!("--guidance: the model has {k} classes and the classifier {}", config.num_classes));
+        }
+        (Some(_), Some(k), Some(_)) => Some(k),
     };
 
     // Samples, rounded to 8-bit pixels as an image file would hold them; with guidance, image i
@@ -141,20 +191,16 @@ pub fn run(args: EvalArgs) -> CliResult {
         eprintln!("sampled {} / {n}", pixels.len() / (c * s * s));
     }
     let samples = ImageSet::new(s, s, c, pixels, intended).map_err(|e| e.to_string())?;
-    let class_accuracy = match classes {
-        Some(_) => Some(pollster::block_on(accuracy(&classifier, &samples, 500, &device))?),
-        None => None,
+    let class_accuracy = match (classes, classifier) {
+        (Some(_), Some((classifier, _))) => Some(pollster::block_on(accuracy(classifier, &samples, 500, &device))?),
+        _ => None,
     };
 
-    let real = embed(&classifier, first(&test, n, &device))?;
+    let real = net.embed(first(&test, n, &device))?;
     let dim = real.dim();
-    let model_scores = scores(&real, &embed(&classifier, first(&samples, n, &device))?)?;
-    let floor = scores(&real, &embed(&classifier, first(&train, n, &device))?)?;
-
-    let features_name = match classifier_config.kind {
-        ClassifierKind::LeNet => "LeNet-5",
-        ClassifierKind::ResNet => "ResNet",
-    };
+    let model_scores = scores(&real, &net.embed(first(&samples, n, &device))?)?;
+    let floor = scores(&real, &net.embed(first(&train, n, &device))?)?;
+    let features_name = net.short_name();
     let sampler = match args.guidance {
         Some(w) => format!("{}, guided to class i mod K with w = {w}", args.sampling.describe()),
         None => args.sampling.describe(),
@@ -162,7 +208,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     if args.json {
         let json = serde_json::json!({
             "model": args.model, "dataset": manifest.name, "count": n, "sampler": sampler,
-            "features": format!("{features_name} ({dim}-d, {:.2}% test accuracy)", 100.0 * card.test_accuracy),
+            "features": net.describe(dim),
             "fid": model_scores.fid, "precision": model_scores.precision, "recall": model_scores.recall,
             "floor_fid": floor.fid, "floor_precision": floor.precision, "floor_recall": floor.recall,
             "class_accuracy": class_accuracy,
@@ -170,11 +216,11 @@ pub fn run(args: EvalArgs) -> CliResult {
         println!("{json}");
     } else {
         println!(
-            "{} vs the {} test split: {n} images each, {sampler}, seed {}; features: {features_name} ({dim}-d, {:.2}% test accuracy), k = {DEFAULT_K}",
+            "{} vs the {} test split: {n} images each, {sampler}, seed {}; features: {}, k = {DEFAULT_K}",
             args.model,
             manifest.name,
             args.seed,
-            100.0 * card.test_accuracy
+            net.describe(dim)
         );
         println!("{:<24} {:>22} {:>10} {:>8}", "", format!("FID ({features_name} features)"), "precision", "recall");
         for (name, sc) in [("model samples", &model_scores), ("train images (floor)", &floor)] {

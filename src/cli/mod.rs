@@ -7,6 +7,7 @@ mod classifier;
 mod data;
 mod eval;
 mod export;
+mod pth;
 mod sample;
 mod schedule;
 mod train;

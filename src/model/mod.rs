@@ -1,9 +1,11 @@
-//! The ε-prediction U-Net and its parts, and the classifiers whose features `eval` measures in.
+//! The ε-prediction U-Net and its parts, and the networks whose features `eval` measures in
+//! (our classifiers, and pytorch-fid's Inception-v3).
 
 mod blocks;
 mod classifier;
 mod diffusers;
 mod embedding;
+pub mod inception;
 mod presets;
 mod unet;
 
@@ -11,5 +13,6 @@ pub use classifier::{Classifier, ClassifierConfig, ClassifierKind};
 pub use blocks::{AttentionBlock, Downsample, ResnetBlock, Upsample};
 pub use diffusers::{from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
+pub use inception::FidInception;
 pub use presets::{Preset, preset_names};
 pub use unet::{DownBlock, MidBlock, UNet, UNetConfig, UpBlock};

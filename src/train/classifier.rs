@@ -76,15 +76,16 @@ pub async fn accuracy(model: &Classifier, set: &ImageSet, batch: usize, device: 
     Ok(correct as f64 / set.len().max(1) as f64)
 }
 
-/// Penultimate activations of images `[N, C, H, W]` in [−1, 1], computed in batches of `batch`:
-/// `N × F` values, row-major.
-pub async fn features(model: &Classifier, images: Tensor<4>, batch: usize) -> Result<Vec<f32>, String> {
+/// Feature vectors of images `[N, C, H, W]` in [−1, 1] from a feature network `net` (a
+/// classifier's penultimate activations, Inception's pool features), computed in batches of
+/// `batch`: `N × F` values, row-major.
+pub async fn features(images: Tensor<4>, batch: usize, net: impl Fn(Tensor<4>) -> Tensor<2>) -> Result<Vec<f32>, String> {
     let n = images.dims()[0];
     let mut out = Vec::new();
     let mut start = 0;
     while start < n {
         let end = (start + batch.max(1)).min(n);
-        let f = model.features(images.clone().slice([start..end]));
+        let f = net(images.clone().slice([start..end]));
         let data = f.into_data_async().await.map_err(|e| format!("{e:?}"))?;
         out.extend(data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
         start = end;
