@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use super::{Backend, CliResult, model_source, read, write_atomic};
 use crate::data::{decode_npy, encode_npy, samples_png};
-use crate::diffusion::{Noise, SamplerKind, Schedule, Spacing, Variance};
+use crate::diffusion::{Noise, SamplerKind, Schedule, Spacing};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
 
@@ -86,27 +86,18 @@ pub const DEFAULT_GUIDANCE: f64 = 3.0;
 
 impl SamplerArgs {
     pub fn kind(&self) -> SamplerKind {
-        let spacing = |default| match self.spacing {
-            None => default,
-            Some(SpacingName::Leading) => Spacing::Leading,
-            Some(SpacingName::Trailing) => Spacing::Trailing,
-            Some(SpacingName::Linspace) => Spacing::Linspace,
-        };
-        match self.sampler {
-            SamplerName::Ddpm => SamplerKind::Ddpm { variance: Variance::FixedSmall },
-            SamplerName::DdpmLarge => SamplerKind::Ddpm { variance: Variance::FixedLarge },
-            SamplerName::Ddim => SamplerKind::Ddim { steps: self.steps, eta: self.eta, spacing: spacing(Spacing::Leading) },
-            SamplerName::DpmSolver => SamplerKind::DpmSolver { steps: self.steps, spacing: spacing(Spacing::Linspace) },
-        }
+        let name = self.sampler.to_possible_value().expect("every sampler has a name");
+        let spacing = self.spacing.map(|s| match s {
+            SpacingName::Leading => Spacing::Leading,
+            SpacingName::Trailing => Spacing::Trailing,
+            SpacingName::Linspace => Spacing::Linspace,
+        });
+        SamplerKind::named(name.get_name(), self.steps, self.eta, spacing).expect("--sampler's names are the core's")
     }
 
-    /// In words, for reports: "DDIM-50 (η = 0, leading)".
+    /// In words, for reports: "DDIM-50 (η = 0, Leading)".
     pub fn describe(&self) -> String {
-        match self.kind() {
-            SamplerKind::Ddpm { variance } => format!("DDPM-1000 ({variance:?})"),
-            SamplerKind::Ddim { steps, eta, spacing } => format!("DDIM-{steps} (η = {eta}, {spacing:?})"),
-            SamplerKind::DpmSolver { steps, spacing } => format!("DPM-Solver++(2M)-{steps} ({spacing:?})"),
-        }
+        self.kind().describe()
     }
 
     pub fn check(&self) -> CliResult {

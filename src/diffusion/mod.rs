@@ -71,10 +71,43 @@ pub enum SamplerKind {
     DpmSolver { steps: usize, spacing: Spacing },
 }
 
+/// The samplers by the names the CLI (`--sampler`) and the tab use.
+pub const SAMPLER_NAMES: [&str; 4] = ["ddim", "dpm-solver", "ddpm", "ddpm-large"];
+
 impl SamplerKind {
     /// DDIM, η = 0, leading spacing: the deterministic default.
     pub fn ddim(steps: usize) -> Self {
         Self::Ddim { steps, eta: 0.0, spacing: Spacing::Leading }
+    }
+
+    /// The sampler called `name` (one of [`SAMPLER_NAMES`]); without a spacing, diffusers'
+    /// default for it (leading for DDIM, linspace for DPM-Solver++). DDPM takes all T steps.
+    pub fn named(name: &str, steps: usize, eta: f64, spacing: Option<Spacing>) -> Option<Self> {
+        Some(match name {
+            "ddim" => Self::Ddim { steps, eta, spacing: spacing.unwrap_or(Spacing::Leading) },
+            "dpm-solver" => Self::DpmSolver { steps, spacing: spacing.unwrap_or(Spacing::Linspace) },
+            "ddpm" => Self::Ddpm { variance: Variance::FixedSmall },
+            "ddpm-large" => Self::Ddpm { variance: Variance::FixedLarge },
+            _ => return None,
+        })
+    }
+
+    /// The family, for a status line: "DDIM".
+    pub fn family(&self) -> &'static str {
+        match self {
+            Self::Ddpm { .. } => "DDPM",
+            Self::Ddim { .. } => "DDIM",
+            Self::DpmSolver { .. } => "DPM-Solver++",
+        }
+    }
+
+    /// In words, for reports: "DDIM-50 (η = 0, Leading)".
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Ddpm { variance } => format!("DDPM-1000 ({variance:?})"),
+            Self::Ddim { steps, eta, spacing } => format!("DDIM-{steps} (η = {eta}, {spacing:?})"),
+            Self::DpmSolver { steps, spacing } => format!("DPM-Solver++(2M)-{steps} ({spacing:?})"),
+        }
     }
 }
 
@@ -158,6 +191,20 @@ impl Sampler {
 mod tests {
     use super::*;
     use burn::tensor::{Device, Tolerance};
+
+    #[test]
+    fn samplers_by_name_take_diffusers_default_spacing() {
+        assert_eq!(SamplerKind::named("ddim", 50, 0.5, None), Some(SamplerKind::Ddim { steps: 50, eta: 0.5, spacing: Spacing::Leading }));
+        assert_eq!(SamplerKind::named("dpm-solver", 20, 0.0, None), Some(SamplerKind::DpmSolver { steps: 20, spacing: Spacing::Linspace }));
+        assert_eq!(
+            SamplerKind::named("dpm-solver", 20, 0.0, Some(Spacing::Trailing)),
+            Some(SamplerKind::DpmSolver { steps: 20, spacing: Spacing::Trailing })
+        );
+        assert_eq!(SamplerKind::named("ddpm-large", 7, 0.0, None), Some(SamplerKind::Ddpm { variance: Variance::FixedLarge }));
+        assert!(SAMPLER_NAMES.iter().all(|n| SamplerKind::named(n, 10, 0.0, None).is_some()));
+        assert_eq!(SamplerKind::named("euler", 10, 0.0, None), None);
+        assert_eq!(SamplerKind::named("ddpm", 1, 0.0, None).unwrap().describe(), "DDPM-1000 (FixedSmall)");
+    }
 
     fn x0_and_noise(device: &Device) -> (Tensor<4>, Tensor<4>) {
         let mut rng = Noise::new(3);

@@ -15,7 +15,7 @@ use crate::checkpoint::{self, DiffusersFolder, ModelCard};
 use crate::data::{
     ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, upload_from_bytes, upload_to_bytes, values_grid,
 };
-use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Spacing, Variance, q_sample};
+use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Variance, q_sample};
 use crate::model::Preset;
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::{TrainConfig, Trainer, state_metadata};
@@ -131,20 +131,7 @@ impl Settings {
 /// The sampler a page choice names.
 pub fn sampler_kind(choice: &SamplerChoice) -> SamplerKind {
     let steps = choice.steps.max(1);
-    match choice.name.as_str() {
-        "ddpm" => SamplerKind::Ddpm { variance: Variance::FixedSmall },
-        "ddpm-large" => SamplerKind::Ddpm { variance: Variance::FixedLarge },
-        "dpm-solver" => SamplerKind::DpmSolver { steps, spacing: Spacing::Linspace },
-        _ => SamplerKind::Ddim { steps, eta: choice.eta, spacing: Spacing::Leading },
-    }
-}
-
-fn sampler_name(kind: SamplerKind) -> &'static str {
-    match kind {
-        SamplerKind::Ddpm { .. } => "DDPM",
-        SamplerKind::Ddim { .. } => "DDIM",
-        SamplerKind::DpmSolver { .. } => "DPM-Solver++",
-    }
+    SamplerKind::named(&choice.name, steps, choice.eta, None).unwrap_or(SamplerKind::ddim(steps))
 }
 
 /// `[B, C, S, S]` values in [−1, 1] as a picture message with its RGBA bytes.
@@ -699,7 +686,7 @@ impl Session {
             self.out.send_with(Update::Picture(Canvas::Trajectory, strip), vec![rgba]);
         }
         self.out.send(Update::HasSamples);
-        self.out.send(Update::Status(format!("{what}: {len} {} steps in {seconds:.1} s.", sampler_name(kind))));
+        self.out.send(Update::Status(format!("{what}: {len} {} steps in {seconds:.1} s.", kind.family())));
         self.last_samples = Some((vec![count, c, s, s], values));
         Ok(())
     }
@@ -725,7 +712,7 @@ impl Session {
             let start = now_ms();
             let mut run = self.run(kind, count, None)?;
             while run.step(&self.trainer.ema).is_some() {
-                self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", sampler_name(kind), run.index, run.len())));
+                self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", kind.family(), run.index, run.len())));
                 yield_now(0).await;
             }
             both.extend(read(run.sample).await?);
