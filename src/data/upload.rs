@@ -15,6 +15,12 @@ fn is_zip(path: &str) -> bool {
     path.to_ascii_lowercase().ends_with(".zip")
 }
 
+/// Whether [`labelled_images`] reads a file of this name (a PNG, a JPEG or a zip of them):
+/// the others need not be read at all.
+pub fn is_image_or_zip(path: &str) -> bool {
+    is_image(path) || is_zip(path)
+}
+
 /// The PNG / JPEG files inside a zip, with their paths (other entries are skipped).
 pub fn unzip_images(name: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DataError> {
     let bad = |e: zip::result::ZipError| DataError::Format(format!("{name} is not a readable zip: {e}"));
