@@ -196,10 +196,15 @@ pub fn run(args: EvalArgs) -> CliResult {
         _ => None,
     };
 
+    let start = std::time::Instant::now();
     let real = net.embed(first(&test, n, &device))?;
     let dim = real.dim();
-    let model_scores = scores(&real, &net.embed(first(&samples, n, &device))?)?;
-    let floor = scores(&real, &net.embed(first(&train, n, &device))?)?;
+    let generated = net.embed(first(&samples, n, &device))?;
+    let training = net.embed(first(&train, n, &device))?;
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!("features of {} images in {seconds:.1} s ({:.2} images/s)", 3 * n, 3.0 * n as f64 / seconds);
+    let model_scores = scores(&real, &generated)?;
+    let floor = scores(&real, &training)?;
     let features_name = net.short_name();
     let sampler = match args.guidance {
         Some(w) => format!("{}, guided to class i mod K with w = {w}", args.sampling.describe()),
