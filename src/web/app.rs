@@ -10,7 +10,7 @@ use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::browser::{describe, download, query};
 use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
-use super::protocol::{Canvas, Command, Picture, Update, decode, encode};
+use super::protocol::{Canvas, Command, Picture, RunSettings, Update, decode, encode};
 use crate::diffusion::Schedule;
 
 /// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets
@@ -70,6 +70,8 @@ pub struct View {
     /// Class names of a class-conditional model (empty: unconditional).
     pub classes: RwSignal<Vec<String>>,
     pub model_card: RwSignal<String>,
+    /// The settings of a resumed run, for the Settings panel.
+    pub run_settings: RwSignal<Option<RunSettings>>,
     pub samples: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub trajectory: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub forward: RwSignal<Option<(Picture, Vec<u8>)>>,
@@ -98,6 +100,7 @@ impl View {
             dataset: RwSignal::new((String::new(), 0, 1000)),
             classes: RwSignal::new(Vec::new()),
             model_card: RwSignal::new(String::new()),
+            run_settings: RwSignal::new(None),
             samples: RwSignal::new(None),
             trajectory: RwSignal::new(None),
             forward: RwSignal::new(None),
@@ -132,6 +135,7 @@ impl View {
             Update::Dataset { name, images, timesteps } => self.dataset.set((name, images, timesteps)),
             Update::Classes(names) => self.classes.set(names),
             Update::ModelCard(s) => self.model_card.set(s),
+            Update::RunSettings(settings) => self.run_settings.set(Some(settings)),
             Update::Picture(canvas, picture) => {
                 let target = match canvas {
                     Canvas::Samples => self.samples,

@@ -90,6 +90,19 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
     let lr = RwSignal::new(get("lr", "0.001"));
     let ema = RwSignal::new(get("ema", "0.999"));
     let classes = RwSignal::new(get("classes", "0") == "1");
+    // A resumed run trains with its own settings: show those, not the URL's.
+    Effect::new(move |_| {
+        if let Some(run) = view.run_settings.get() {
+            if let Some(name) = run.model {
+                model.set(name);
+            }
+            schedule.set(run.schedule);
+            batch.set(run.batch.to_string());
+            lr.set(run.lr.to_string());
+            ema.set(run.ema.to_string());
+            classes.set(run.classes);
+        }
+    });
     let apply = move |_| {
         let Ok(params) = UrlSearchParams::new_with_str(&query()) else { return };
         for (key, value) in [("data", data), ("model", model), ("schedule", schedule), ("batch", batch), ("lr", lr), ("ema", ema)] {

@@ -70,6 +70,19 @@ pub enum Canvas {
     Compare,
 }
 
+/// A run's settings as the Settings panel's fields hold them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// The preset, if the model is one (an imported model is not).
+    pub model: Option<String>,
+    /// `linear` or `cosine`.
+    pub schedule: String,
+    pub batch: usize,
+    pub lr: f64,
+    pub ema: f64,
+    pub classes: bool,
+}
+
 /// What the session tells the page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Update {
@@ -90,6 +103,9 @@ pub enum Update {
     /// The class names a class-conditional model can be guided to (empty: unconditional).
     Classes(Vec<String>),
     ModelCard(String),
+    /// The settings of a resumed run (which trains with them, whatever the URL says), for the
+    /// Settings panel to show.
+    RunSettings(RunSettings),
     Picture(Canvas, Picture),
     /// The signal-to-noise numbers of the forward panel: t, ᾱ_t, SNR = ᾱ_t / (1 − ᾱ_t).
     ForwardNumbers { t: usize, alpha_bar: f64, snr: f64 },

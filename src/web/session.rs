@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::browser::{fetch_bytes, has_webgpu, now_ms, store, stored, unstore, yield_now};
-use super::protocol::{Canvas, Command, Picture, SamplerChoice, Update};
+use super::protocol::{Canvas, Command, Picture, RunSettings, SamplerChoice, Update};
 use super::worker::Outbox;
 use crate::checkpoint::{self, DiffusersFolder, ModelCard};
 use crate::data::{
@@ -572,7 +572,24 @@ impl Session {
         self.losses = losses.clone();
         self.out.send(Update::Losses { reset: true, values: losses });
         self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
+        self.out.send(Update::RunSettings(self.run_settings()));
         Ok(true)
+    }
+
+    /// The settings the run trains with, in the Settings panel's terms.
+    fn run_settings(&self) -> RunSettings {
+        let config = &self.trainer.config;
+        RunSettings {
+            model: Preset::from_name(&self.model_name).map(|p| p.name().to_string()),
+            schedule: match self.trainer.schedule.config.beta_schedule {
+                BetaSchedule::Linear => "linear".into(),
+                BetaSchedule::Cosine => "cosine".into(),
+            },
+            batch: config.batch_size,
+            lr: config.learning_rate,
+            ema: config.ema_decay,
+            classes: self.trainer.model_config.num_classes().is_some(),
+        }
     }
 
     fn reset_progress(&mut self) {
@@ -624,7 +641,7 @@ impl Session {
 
     /// Training and DDIM-50 throughput, measured as `tabdiffusion bench` does natively.
     async fn bench(&mut self, steps: usize) -> Result<String, String> {
-        let batch = self.settings.batch;
+        let batch = self.trainer.config.batch_size;
         self.out.send(Update::Status("Benchmark: warming up…".into()));
         self.timed_step().await?;
         let start = now_ms();

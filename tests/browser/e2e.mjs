@@ -135,11 +135,15 @@ try {
 
   // Reloading the page resumes the run saved on Pause: same step, same loss history. (The
   // weights' exactness shows below: the tab's samples must equal the CLI's from the export.)
+  // The URL asks for another learning rate: the resumed run keeps its own, and the Settings
+  // panel shows the run's.
   const [pausedStep, pausedLoss, pausedChart] = [await text('step'), await text('loss'), await page.locator('[data-testid=loss-chart] polyline').getAttribute('points')];
-  await page.reload();
+  await page.goto(page.url().replace('lr=0.003', 'lr=0.5'));
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`after reload: ${await text('status')}`);
   assert.match(await text('status'), /Resumed your saved run at step/);
+  assert.equal(await page.locator('[data-testid=lr]').inputValue(), '0.003', 'the Settings panel shows the run\'s learning rate');
+  assert.match(await text('model-card'), /lr 0\.003/);
   assert.equal(await text('step'), pausedStep, 'reload resumes at the same step');
   assert.equal(await text('loss'), pausedLoss, 'and with the same loss history');
   assert.equal(await page.locator('[data-testid=loss-chart] polyline').getAttribute('points'), pausedChart);
