@@ -454,6 +454,11 @@ fn eval_reports_fid_precision_recall_beside_the_floor() {
     assert!(number("recall") < number("floor_recall"), "{report}");
     assert_eq!(report["sampler"], "DDIM-5 (η = 0, Leading)");
     assert!(report["class_accuracy"].is_null(), "no guidance, no class accuracy: {report}");
+    assert_eq!((report["against"].as_str(), report["floor_count"].as_u64()), (Some("test"), Some(100)));
+    // As papers do: against the training images, with the test images as the floor.
+    let stdout = ok(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&classifier),
+        "--count", "20", "--steps", "2", "--against", "train"]);
+    assert!(stdout.contains("vs 20 images of the mnist train split") && stdout.contains("20 test images (floor)"), "{stdout}");
 
     // Guided samples of a class-conditional model: how often the classifier sees the class
     // asked for. Two training steps teach nothing, so only the plumbing is checked here; the

@@ -35,9 +35,14 @@ pub struct EvalArgs {
     /// weight file, `pt_inception-2015-12-05-6726825d.pth`.
     #[arg(long)]
     pub inception: Option<PathBuf>,
-    /// Images on each side (samples, test images, training images).
+    /// Images on each side (samples, reference images, floor images).
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
+    /// The split the samples are compared with; the other split gives the floor. Papers
+    /// compare with the training set (CIFAR-10: 50,000 samples against its 50,000 training
+    /// images); the test split keeps the reference out of what the model trained on.
+    #[arg(long, value_enum, default_value = "test")]
+    pub against: Against,
     #[command(flatten)]
     pub sampling: SamplerArgs,
     /// Images per sampling batch; batch k starts from seed + k.
@@ -55,6 +60,12 @@ pub struct EvalArgs {
     /// Print one JSON line instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Against {
+    Test,
+    Train,
 }
 
 /// FID and precision / recall of one comparison.
@@ -151,8 +162,18 @@ pub fn run(args: EvalArgs) -> CliResult {
         }
     }
     let n = args.count;
-    if train.len() < n || test.len() < n {
-        return Err(format!("--count {n} is more than {} has ({} train, {} test)", manifest.name, train.len(), test.len()));
+    let ((reference, reference_name), (other, other_name)) = match args.against {
+        Against::Test => ((&test, "test"), (&train, "train")),
+        Against::Train => ((&train, "train"), (&test, "test")),
+    };
+    if reference.len() < n {
+        return Err(format!("--count {n} is more than the {} {reference_name} images", reference.len()));
+    }
+    // The floor takes as many images of the other split as it has, up to n (CIFAR-10 has
+    // 10,000 test images against 50,000 training images).
+    let floor_count = n.min(other.len());
+    if floor_count < 2 * DEFAULT_K {
+        return Err(format!("the {other_name} split has {} images: too few for the floor", other.len()));
     }
     let model = source.build(&device)?;
     let schedule = Schedule::new(source.schedule.clone());
@@ -197,14 +218,15 @@ pub fn run(args: EvalArgs) -> CliResult {
     };
 
     let start = std::time::Instant::now();
-    let real = net.embed(first(&test, n, &device))?;
+    let real = net.embed(first(reference, n, &device))?;
     let dim = real.dim();
     let generated = net.embed(first(&samples, n, &device))?;
-    let training = net.embed(first(&train, n, &device))?;
+    let floor_features = net.embed(first(other, floor_count, &device))?;
     let seconds = start.elapsed().as_secs_f64();
-    eprintln!("features of {} images in {seconds:.1} s ({:.2} images/s)", 3 * n, 3.0 * n as f64 / seconds);
+    let embedded = 2 * n + floor_count;
+    eprintln!("features of {embedded} images in {seconds:.1} s ({:.2} images/s)", embedded as f64 / seconds);
     let model_scores = scores(&real, &generated)?;
-    let floor = scores(&real, &training)?;
+    let floor = scores(&real, &floor_features)?;
     let features_name = net.short_name();
     let sampler = match args.guidance {
         Some(w) => format!("{}, guided to class i mod K with w = {w}", args.sampling.describe()),
@@ -212,24 +234,26 @@ pub fn run(args: EvalArgs) -> CliResult {
     };
     if args.json {
         let json = serde_json::json!({
-            "model": args.model, "dataset": manifest.name, "count": n, "sampler": sampler,
+            "model": args.model, "dataset": manifest.name, "count": n, "against": reference_name, "sampler": sampler,
             "features": net.describe(dim),
             "fid": model_scores.fid, "precision": model_scores.precision, "recall": model_scores.recall,
+            "floor_count": floor_count,
             "floor_fid": floor.fid, "floor_precision": floor.precision, "floor_recall": floor.recall,
             "class_accuracy": class_accuracy,
         });
         println!("{json}");
     } else {
         println!(
-            "{} vs the {} test split: {n} images each, {sampler}, seed {}; features: {}, k = {DEFAULT_K}",
+            "{} vs {n} images of the {} {reference_name} split: {n} samples, {sampler}, seed {}; features: {}, k = {DEFAULT_K}",
             args.model,
             manifest.name,
             args.seed,
             net.describe(dim)
         );
-        println!("{:<24} {:>22} {:>10} {:>8}", "", format!("FID ({features_name} features)"), "precision", "recall");
-        for (name, sc) in [("model samples", &model_scores), ("train images (floor)", &floor)] {
-            println!("{name:<24} {:>22.3} {:>10.3} {:>8.3}", sc.fid, sc.precision, sc.recall);
+        println!("{:<30} {:>22} {:>10} {:>8}", "", format!("FID ({features_name} features)"), "precision", "recall");
+        let floor_name = format!("{floor_count} {other_name} images (floor)");
+        for (name, sc) in [("model samples", &model_scores), (floor_name.as_str(), &floor)] {
+            println!("{name:<30} {:>22.3} {:>10.3} {:>8.3}", sc.fid, sc.precision, sc.recall);
         }
         if let Some(hit) = class_accuracy {
             println!("guided samples the classifier puts in the class asked for: {:.1}%", 100.0 * hit);
