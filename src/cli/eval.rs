@@ -83,7 +83,7 @@ fn scores(real: &Features, other: &Features) -> CliResult<Scores> {
 
 /// The network whose features the metrics compare.
 enum FeatureNet {
-    Classifier { net: Classifier, config: ClassifierConfig, card: ClassifierCard },
+    Classifier { net: Box<Classifier>, config: ClassifierConfig, card: ClassifierCard },
     Inception(Box<FidInception>),
 }
 
@@ -96,7 +96,7 @@ impl FeatureNet {
         }
         let path = args.classifier.clone().unwrap_or_else(|| PathBuf::from("classifier.safetensors"));
         let (net, config, card) = load_classifier(&read(&path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self::Classifier { net, config, card })
+        Ok(Self::Classifier { net: Box::new(net), config, card })
     }
 
     /// The metric's name: "FID (LeNet-5 features)" is not the FID of papers.

@@ -85,7 +85,7 @@ pub async fn features(images: Tensor<4>, batch: usize, net: impl Fn(Tensor<4>) -
     let mut start = 0;
     while start < n {
         let end = (start + batch.max(1)).min(n);
-        let f = net(images.clone().slice([start..end]));
+        let f = net(images.clone().slice(start..end));
         let data = f.into_data_async().await.map_err(|e| format!("{e:?}"))?;
         out.extend(data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
         start = end;
