@@ -4,6 +4,7 @@
     python3 -m venv .venv-ref && .venv-ref/bin/pip install torch diffusers safetensors numpy
     .venv-ref/bin/python scripts/diffusers_fixtures.py make
     .venv-ref/bin/python scripts/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours
+    .venv-ref/bin/python scripts/diffusers_fixtures.py training-step
 
 `make` writes tests/fixtures/diffusers/: three tiny random-weight UNet2DModel folders (unet_a: the
 google/ddpm-cifar10-32 layout; unet_b: diffusers' defaults with multi-head attention and no mid
@@ -11,6 +12,9 @@ attention; unet_c: class-conditional, num_class_embeds = 4) and reference.json w
 schedules, the timestep spacings, single DDPM / DDIM / DPM-Solver++ steps for every prediction
 type, each U-Net's output at given t (and class labels for unet_c), and 10-step DDIM and
 DPM-Solver++ runs from fixed noise.
+
+`training-step` runs one step of DDPM's Algorithm 1 on unet_a with given x_0, t and ε and keeps
+the loss and the gradients of a few parameters in training_step.json.
 
 `check-export DIR` is the reverse direction: it loads our export (written by
 `tabdiffusion export`) with `UNet2DModel.from_pretrained`, runs it on fixed input, and records
@@ -211,9 +215,36 @@ def check_export(folder):
     print(json.dumps({k: v for k, v in case.items() if k not in ("input", "output")}))
 
 
+def training_step():
+    """One step of DDPM's Algorithm 1 on unet_a in PyTorch: the loss MSE(ε_θ(x_t, t), ε) and its
+    gradient for a few parameters (conv, linear, attention, norm), with given x_0, t and ε."""
+    model = UNet2DModel.from_pretrained(OUT / "unet_a")
+    model.train()
+    c, s = model.config.in_channels, model.config.sample_size
+    x0 = randn((3, c, s, s), 40).clamp(-1, 1)
+    noise = randn((3, c, s, s), 41)
+    t = torch.tensor([5, 500, 999])
+    x_t = DDPMScheduler(num_train_timesteps=1000).add_noise(x0, noise, t)
+    loss = torch.nn.functional.mse_loss(model(x_t, t).sample, noise)
+    loss.backward()
+    params = dict(model.named_parameters())
+    names = ["conv_in.weight", "conv_out.bias", "time_embedding.linear_1.weight",
+             "down_blocks.1.attentions.0.to_q.weight", "mid_block.resnets.0.norm1.weight",
+             "up_blocks.2.attentions.0.group_norm.bias"]
+    grads = {n: {"shape": list(params[n].shape), "grad": flat(params[n].grad)} for n in names if n in params}
+    norm = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters() if p.grad is not None))
+    (OUT / "training_step.json").write_text(json.dumps({
+        "source": f"diffusers {diffusers.__version__}, torch {torch.__version__}: scripts/diffusers_fixtures.py training-step",
+        "shape": list(x0.shape), "x0": flat(x0), "noise": flat(noise), "timesteps": t.tolist(),
+        "loss": loss.item(), "grad_norm": norm.item(), "grads": grads}))
+    print(f"loss {loss.item():.6f}, gradient norm {norm.item():.6f}, {sorted(grads)}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "make":
         make()
+    elif len(sys.argv) == 2 and sys.argv[1] == "training-step":
+        training_step()
     elif len(sys.argv) == 3 and sys.argv[1] == "check-export":
         check_export(sys.argv[2])
     else:

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 use tabdiffusion::diffusion::{
     BetaSchedule, Ddim, Ddpm, DpmSolver, Prediction, Schedule, ScheduleConfig, Spacing, Variance, ddim_timesteps,
-    dpm_solver_timesteps,
+    dpm_solver_timesteps, prediction_loss, q_sample,
 };
 
 fn fixtures() -> PathBuf {
@@ -264,4 +264,75 @@ fn ddpm_cifar10_preset_has_the_parameter_count_diffusers_gives() {
     let expected = reference()["ddpm_cifar10_parameters"].as_u64().unwrap();
     let model = Preset::DdpmCifar10.config().init(&Device::flex());
     assert_eq!(burn::module::Module::num_params(&model) as u64, expected);
+}
+
+/// The gradient of one parameter per visited path, as PyTorch lays it out (burn's Linear
+/// weights are `[in, out]`, PyTorch's `[out, in]`).
+struct NamedGrads<'a> {
+    grads: &'a burn::optim::GradientsParams,
+    path: Vec<String>,
+    out: std::collections::BTreeMap<String, Vec<f64>>,
+}
+
+impl burn::module::ModuleVisitor for NamedGrads<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let Some(grad) = self.grads.get::<D>(param.id) else { return };
+        let grad = if D == 2 { grad.transpose() } else { grad };
+        let mut name = self.path.join(".");
+        for (burn_name, torch_name) in [(".gamma", ".weight"), (".beta", ".bias")] {
+            if let Some(stem) = name.strip_suffix(burn_name) {
+                name = format!("{stem}{torch_name}");
+            }
+        }
+        let values = grad.into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
+        self.out.insert(name, values);
+    }
+}
+
+#[test]
+fn one_training_step_has_pytorchs_loss_and_gradients() {
+    // DDPM Algorithm 1 on unet_a with given x_0, t and ε: diffusers' add_noise, UNet2DModel,
+    // MSE, backward (scripts/diffusers_fixtures.py training-step). The trainer runs this
+    // same loss (q_sample, forward, prediction_loss) on an autodiff device.
+    use burn::module::Module;
+    use tabdiffusion::checkpoint::DiffusersFolder;
+    let text = std::fs::read_to_string(fixtures().join("training_step.json")).expect("fixture present");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    let dir = fixtures().join("unet_a");
+    let config = std::fs::read_to_string(dir.join(DiffusersFolder::CONFIG)).unwrap();
+    let weights = std::fs::read(dir.join(DiffusersFolder::WEIGHTS)).unwrap();
+    let (_, schedule, checkpoint) = DiffusersFolder::read(&config, Some(&weights), None).unwrap();
+    // As Trainer::from_model: weights loaded on the device, made trainable leaves by `train`.
+    let model = checkpoint.unwrap().load(&Device::flex()).unwrap().train();
+    let device = Device::flex().autodiff();
+    let schedule = Schedule::new(schedule);
+    let (x0, noise) = (tensor(&r["x0"], &r["shape"]).to_device(&device), tensor(&r["noise"], &r["shape"]).to_device(&device));
+    let t = usizes(&r["timesteps"]);
+    let x_t = q_sample(&schedule, x0, noise.clone(), &t);
+    let loss = prediction_loss(model.forward(x_t, &t), noise);
+    let value = f64::from(loss.clone().into_scalar::<f32>());
+    let expected = r["loss"].as_f64().unwrap();
+    assert!((value - expected).abs() < 1e-5 * expected, "loss {value}, PyTorch {expected}");
+
+    let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+    let mut named = NamedGrads { grads: &grads, path: Vec::new(), out: Default::default() };
+    model.visit(&mut named);
+    let norm = named.out.values().flatten().map(|g| g * g).sum::<f64>().sqrt();
+    let expected_norm = r["grad_norm"].as_f64().unwrap();
+    assert!((norm - expected_norm).abs() < 1e-4 * expected_norm, "gradient norm {norm}, PyTorch {expected_norm}");
+    let reference = r["grads"].as_object().unwrap();
+    assert!(reference.len() >= 5);
+    for (name, case) in reference {
+        let ours = named.out.get(name).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let theirs = floats(&case["grad"]);
+        let scale = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let d = max_diff(ours, &theirs);
+        assert!(d < 1e-4 * scale.max(1e-3), "{name}: gradient off by {d:e} (entries up to {scale:e})");
+    }
 }
