@@ -46,7 +46,7 @@ pub enum CheckpointError {
     MissingConfig,
     #[error("the model config in the file is not valid: {0}")]
     BadConfig(String),
-    #[error("tensor {name} is {dtype}; only F32, F16 and BF16 weights are supported")]
+    #[error("tensor {name} is {dtype}; only F64, F32, F16 and BF16 weights are supported")]
     Dtype { name: String, dtype: String },
     #[error("the weights do not match the model config: {0}")]
     Mismatch(String),
@@ -262,22 +262,29 @@ pub(crate) fn tensors(file: &SafeTensors) -> Result<Tensors, CheckpointError> {
 
 /// [`tensors`] without the tensors named in `skip`.
 pub(crate) fn tensors_except(file: &SafeTensors, skip: &[&str]) -> Result<Tensors, CheckpointError> {
-    use burn::tensor::{bf16, f16};
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
         if skip.contains(&name.as_str()) {
             continue;
         }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => return Err(CheckpointError::Dtype { name, dtype: format!("{other:?}") }),
+        let Some(values) = float_values(view.dtype(), view.data()) else {
+            return Err(CheckpointError::Dtype { name, dtype: format!("{:?}", view.dtype()) });
         };
         tensors.insert(current_name(&name), (view.shape().to_vec(), values));
     }
     Ok(tensors)
+}
+
+/// Little-endian values of a floating-point dtype as `f32`; `None` for any other dtype.
+pub(crate) fn float_values(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    use burn::tensor::{bf16, f16};
+    Some(match dtype {
+        Dtype::F64 => bytes.as_chunks().0.iter().map(|b| f64::from_le_bytes(*b) as f32).collect(),
+        Dtype::F32 => bytes.as_chunks().0.iter().map(|b| f32::from_le_bytes(*b)).collect(),
+        Dtype::F16 => bytes.as_chunks().0.iter().map(|b| f16::from_le_bytes(*b).to_f32()).collect(),
+        Dtype::BF16 => bytes.as_chunks().0.iter().map(|b| bf16::from_le_bytes(*b).to_f32()).collect(),
+        _ => return None,
+    })
 }
 
 fn current_name(name: &str) -> String {

@@ -4,30 +4,11 @@
 
 use std::path::Path;
 
-use burn::tensor::{bf16, f16};
 use pytorch_reader::{DType, PytorchReader};
 use safetensors::{Dtype, SafeTensors};
 
 use super::{CliResult, read};
-use crate::checkpoint::Tensors;
-
-/// Little-endian values of a floating-point type.
-#[derive(Clone, Copy)]
-enum Float {
-    F64,
-    F32,
-    F16,
-    BF16,
-}
-
-fn to_f32(float: Float, bytes: &[u8]) -> Vec<f32> {
-    match float {
-        Float::F64 => bytes.as_chunks().0.iter().map(|b| f64::from_le_bytes(*b) as f32).collect(),
-        Float::F32 => bytes.as_chunks().0.iter().map(|b| f32::from_le_bytes(*b)).collect(),
-        Float::F16 => bytes.as_chunks().0.iter().map(|b| f16::from_le_bytes(*b).to_f32()).collect(),
-        Float::BF16 => bytes.as_chunks().0.iter().map(|b| bf16::from_le_bytes(*b).to_f32()).collect(),
-    }
-}
+use crate::checkpoint::{Tensors, float_values};
 
 /// Every floating-point tensor of the file, as `f32` (PyTorch layout). Integer tensors (a
 /// BatchNorm's `num_batches_tracked`) are left out.
@@ -38,27 +19,24 @@ pub fn read_state_dict(path: &Path) -> CliResult<Tensors> {
         let bytes = read(path)?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a readable .safetensors file ({e})", path.display()))?;
         for (name, view) in file.tensors() {
-            let float = match view.dtype() {
-                Dtype::F64 => Float::F64,
-                Dtype::F32 => Float::F32,
-                Dtype::F16 => Float::F16,
-                Dtype::BF16 => Float::BF16,
-                _ => continue,
-            };
-            tensors.insert(name, (view.shape().to_vec(), to_f32(float, view.data())));
+            if let Some(values) = float_values(view.dtype(), view.data()) {
+                tensors.insert(name, (view.shape().to_vec(), values));
+            }
         }
     } else {
         let reader = PytorchReader::new(path).map_err(|e| what(&e))?;
         for (name, tensor) in reader.tensors() {
-            let float = match tensor.dtype() {
-                DType::F64 => Float::F64,
-                DType::F32 => Float::F32,
-                DType::F16 => Float::F16,
-                DType::BF16 => Float::BF16,
+            // The same little-endian layouts under safetensors' names.
+            let dtype = match tensor.dtype() {
+                DType::F64 => Dtype::F64,
+                DType::F32 => Dtype::F32,
+                DType::F16 => Dtype::F16,
+                DType::BF16 => Dtype::BF16,
                 _ => continue,
             };
             let bytes = tensor.read().map_err(|e| what(&e))?;
-            tensors.insert(name.clone(), (tensor.shape().to_vec(), to_f32(float, &bytes)));
+            let values = float_values(dtype, &bytes).expect("a floating-point dtype");
+            tensors.insert(name.clone(), (tensor.shape().to_vec(), values));
         }
     }
     if tensors.is_empty() {
