@@ -158,3 +158,16 @@ pub fn run(args: SampleArgs) -> CliResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sampler_flag_names_a_core_sampler() {
+        for name in SamplerName::value_variants() {
+            let args = SamplerArgs { sampler: *name, steps: 10, eta: 0.0, spacing: None };
+            assert!(!args.describe().is_empty(), "{name:?}");
+        }
+    }
+}
