@@ -103,10 +103,13 @@ impl Settings {
         if !DATASETS.contains(&data.as_str()) {
             return Err(format!("?data={data} is not a dataset; pick one of {}", DATASETS.join(", ")));
         }
-        let schedule = match get("schedule").as_deref() {
-            None | Some("linear") => BetaSchedule::Linear,
-            Some("cosine") => BetaSchedule::Cosine,
-            Some(other) => return Err(format!("?schedule={other}: pick linear or cosine")),
+        let schedule = match get("schedule") {
+            None => BetaSchedule::Linear,
+            Some(name) => SCHEDULES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, s)| s)
+                .ok_or(format!("?schedule={name}: pick linear or cosine"))?,
         };
         Ok(Self {
             data,
@@ -127,6 +130,9 @@ impl Settings {
         })
     }
 }
+
+/// The schedules by their names in the URL and the Settings panel (`?schedule=`).
+const SCHEDULES: [(&str, BetaSchedule); 2] = [("linear", BetaSchedule::Linear), ("cosine", BetaSchedule::Cosine)];
 
 /// The sampler a page choice names.
 pub fn sampler_kind(choice: &SamplerChoice) -> SamplerKind {
@@ -581,10 +587,11 @@ impl Session {
         let config = &self.trainer.config;
         RunSettings {
             model: Preset::from_name(&self.model_name).map(|p| p.name().to_string()),
-            schedule: match self.trainer.schedule.config.beta_schedule {
-                BetaSchedule::Linear => "linear".into(),
-                BetaSchedule::Cosine => "cosine".into(),
-            },
+            schedule: SCHEDULES
+                .iter()
+                .find(|(_, s)| *s == self.trainer.schedule.config.beta_schedule)
+                .map_or("linear", |&(n, _)| n)
+                .to_string(),
             batch: config.batch_size,
             lr: config.learning_rate,
             ema: config.ema_decay,
