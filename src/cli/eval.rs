@@ -83,7 +83,7 @@ fn scores(real: &Features, other: &Features) -> CliResult<Scores> {
 
 /// The network whose features the metrics compare.
 enum FeatureNet {
-    Classifier { net: Box<Classifier>, config: ClassifierConfig, card: ClassifierCard },
+    Classifier { net: Box<Classifier>, config: ClassifierConfig, card: ClassifierCard, path: PathBuf },
     Inception(Box<FidInception>),
 }
 
@@ -96,7 +96,7 @@ impl FeatureNet {
         }
         let path = args.classifier.clone().unwrap_or_else(|| PathBuf::from("classifier.safetensors"));
         let (net, config, card) = load_classifier(&read(&path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Self::Classifier { net: Box::new(net), config, card })
+        Ok(Self::Classifier { net: Box::new(net), config, card, path })
     }
 
     /// The metric's name: "FID (LeNet-5 features)" is not the FID of papers.
@@ -141,7 +141,6 @@ pub fn run(args: EvalArgs) -> CliResult {
     }
     args.sampling.check()?;
     let device = args.backend.device();
-    let net = FeatureNet::load(&args, &device)?;
     let (manifest, train) = load_split(&args.data, Split::Train)?;
     let (_, test) = load_split(&args.data, Split::Test)?;
     let source = model_source(&args.model)?;
@@ -152,8 +151,9 @@ pub fn run(args: EvalArgs) -> CliResult {
             manifest.name, manifest.height, manifest.width, manifest.channels
         ));
     }
-    if let FeatureNet::Classifier { config, card, .. } = &net {
-        let path = args.classifier.as_deref().unwrap_or("classifier.safetensors".as_ref()).display();
+    let net = FeatureNet::load(&args, &device)?;
+    if let FeatureNet::Classifier { config, card, path, .. } = &net {
+        let path = path.display();
         if card.dataset != manifest.name {
             return Err(format!("{path} was trained on {}, not {}: its features would not mean much here", card.dataset, manifest.name));
         }
