@@ -10,7 +10,7 @@ use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::browser::{describe, download, query};
 use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
-use super::protocol::{Canvas, Command, Picture, RunSettings, Update, decode, encode};
+use super::protocol::{Canvas, Command, Holder, Notice, Picture, RunSettings, Update, decode, encode};
 use crate::diffusion::Schedule;
 
 /// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets
@@ -55,8 +55,12 @@ fn polyline(values: impl ExactSizeIterator<Item = f64>) -> String {
 #[derive(Clone, Copy)]
 pub struct View {
     pub status: RwSignal<String>,
-    pub error: RwSignal<String>,
-    pub banner: RwSignal<String>,
+    pub error: RwSignal<Notice>,
+    pub banner: RwSignal<Notice>,
+    /// The step of the run's last save in this browser.
+    pub saved_step: RwSignal<Option<usize>>,
+    /// Whether this tab holds the saved run (trains and saves it).
+    pub holder: RwSignal<Holder>,
     pub backend: RwSignal<String>,
     pub ready: RwSignal<bool>,
     pub running: RwSignal<bool>,
@@ -88,8 +92,10 @@ impl View {
     pub fn new() -> Self {
         Self {
             status: RwSignal::new("Starting…".into()),
-            error: RwSignal::new(String::new()),
-            banner: RwSignal::new(String::new()),
+            error: RwSignal::new(Notice::default()),
+            banner: RwSignal::new(Notice::default()),
+            saved_step: RwSignal::new(None),
+            holder: RwSignal::new(Holder::ThisTab),
             backend: RwSignal::new(String::new()),
             ready: RwSignal::new(false),
             running: RwSignal::new(false),
@@ -116,8 +122,10 @@ impl View {
     fn apply(&self, update: Update, mut bytes: Vec<Vec<u8>>) {
         match update {
             Update::Status(s) => self.status.set(s),
-            Update::Error(s) => self.error.set(s),
-            Update::Banner(s) => self.banner.set(s),
+            Update::Error(notice) => self.error.set(notice),
+            Update::Banner(notice) => self.banner.set(notice),
+            Update::Saved(step) => self.saved_step.set(Some(step)),
+            Update::Holder(holder) => self.holder.set(holder),
             Update::Backend(s) => self.backend.set(s),
             Update::Ready => self.ready.set(true),
             Update::Running(r) => self.running.set(r),
@@ -156,7 +164,7 @@ impl View {
             }
             Update::Download { name, mime } => {
                 if let Err(message) = download(&bytes.pop().unwrap_or_default(), &name, &mime) {
-                    self.error.set(message);
+                    self.error.set(Notice::new("The download could not be offered.", message));
                 }
             }
         }
@@ -198,17 +206,24 @@ fn start_worker(view: View) -> Result<(), String> {
     let worker = Worker::new_with_options(&format!("./worker.js{}", query()), &options).map_err(describe)?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match decode::<Update>(&event.data()) {
         Ok((update, bytes)) => view.apply(update, bytes),
-        Err(message) => view.error.set(message),
+        Err(message) => view.error.set(Notice::new("The page and its training worker misunderstood each other.", message)),
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    // The worker died (a panic ends a wasm module). A panic has already said what it was doing
+    // (worker::report_panics); anything else gets this message.
     let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
         view.running.set(false);
         view.ready.set(false);
-        view.error.set(format!(
-            "Training stopped: {}. The GPU may have been lost or run out of memory. Your run is saved as of its last autosave: reload the page to resume it, with a smaller batch (Settings) if memory ran out.",
-            event.message()
-        ));
+        if !view.error.get_untracked().reload {
+            view.error.set(
+                Notice::new(
+                    "The training worker stopped (the GPU may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it, with a smaller batch (Settings) if memory ran out.",
+                    event.message(),
+                )
+                .with_reload(),
+            );
+        }
     });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     on_error.forget();
@@ -216,12 +231,57 @@ fn start_worker(view: View) -> Result<(), String> {
     Ok(())
 }
 
+/// A notice in words; its technical detail behind a "Details" toggle; a Reload button when
+/// reloading (which resumes the saved run) is the way on.
+#[component]
+fn NoticeView(notice: RwSignal<Notice>, class: &'static str, testid: &'static str, saved_step: RwSignal<Option<usize>>) -> impl IntoView {
+    let text = move || {
+        let notice = notice.get();
+        match saved_step.get() {
+            Some(step) if notice.reload => format!("{} (The last save is at step {step}.)", notice.text),
+            _ => notice.text,
+        }
+    };
+    let reload = |_| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.location().reload();
+        }
+    };
+    view! {
+        <div class=class hidden=move || notice.get().text.is_empty()>
+            <p data-testid=testid>{text}</p>
+            <details hidden=move || notice.get().detail.is_empty()>
+                <summary>"Details"</summary>
+                <pre data-testid=format!("{testid}-detail")>{move || notice.get().detail}</pre>
+            </details>
+            <button data-testid=format!("{testid}-reload") on:click=reload hidden=move || !notice.get().reload>"Reload and resume"</button>
+        </div>
+    }
+}
+
+/// Says when another tab holds the saved run, and offers to take it over.
+#[component]
+fn HolderView(view: View) -> impl IntoView {
+    let text = move || match view.holder.get() {
+        Holder::ThisTab => String::new(),
+        Holder::OtherTab => "This run is open in another tab, which trains and saves it. This tab samples from its last save (read-only); Take over moves the run here: the other tab saves and stops.".into(),
+        Holder::HandedOver => "This run is now open in another tab. This tab can still sample (read-only); Take over brings the run back here.".into(),
+    };
+    view! {
+        <div class="banner" hidden=move || view.holder.get() == Holder::ThisTab>
+            <p data-testid="holder">{text}</p>
+            <button data-testid="take-over" on:click=move |_| send(Command::TakeOver, Vec::new())
+                disabled=move || !view.ready.get()>"Take over"</button>
+        </div>
+    }
+}
+
 /// The whole app.
 #[component]
 pub fn App() -> impl IntoView {
     let view = View::new();
     if let Err(message) = start_worker(view) {
-        view.error.set(format!("Could not start the training worker: {message}"));
+        view.error.set(Notice::new("This browser could not start the page's training worker (a module Web Worker): try a current Chrome, Edge, Safari or Firefox.", message));
     }
     view! {
         <main>
@@ -230,9 +290,10 @@ pub fn App() -> impl IntoView {
                 "A U-Net learns to predict the noise added to images (DDPM, Algorithm 1), on this page's GPU, in a worker so the page never freezes. "
                 "Watch the forward process, train, sample with DDIM, DPM-Solver++ or DDPM, and take the weights away: they load in diffusers, and diffusers models load here."
             </p>
-            <p class="banner" data-testid="banner" hidden=move || view.banner.get().is_empty()>{move || view.banner.get()}</p>
+            <NoticeView notice=view.banner class="banner" testid="banner" saved_step=view.saved_step />
             <p class="status" data-testid="status">{move || view.status.get()}</p>
-            <p class="error" data-testid="error" hidden=move || view.error.get().is_empty()>{move || view.error.get()}</p>
+            <NoticeView notice=view.error class="error" testid="error" saved_step=view.saved_step />
+            <HolderView view=view />
             <pre class="bench" data-testid="bench" hidden=move || view.bench.get().is_empty()>{move || view.bench.get()}</pre>
             <SettingsPanel view=view />
             <ForwardPanel view=view />

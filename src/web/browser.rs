@@ -2,6 +2,7 @@
 //! ones the training session uses work both on the page and in its worker.
 
 use js_sys::{Array, Uint8Array};
+use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{Clamped, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -27,10 +28,48 @@ pub fn in_worker() -> bool {
     matches!(scope(), Scope::Worker(_))
 }
 
+/// A thrown JS value in words: an exception's name and message (`QuotaExceededError: …`),
+/// a string as it is, anything else as JSON.
 pub fn describe(e: JsValue) -> String {
+    if let Some(e) = e.dyn_ref::<web_sys::DomException>() {
+        return format!("{}: {}", e.name(), e.message());
+    }
+    if let Some(e) = e.dyn_ref::<js_sys::Error>() {
+        return format!("{}: {}", String::from(e.name()), String::from(e.message()));
+    }
     e.as_string()
         .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
         .unwrap_or_else(|| "unknown error".into())
+}
+
+/// Why a browser-storage write failed, in words.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The site's storage quota is used up (`QuotaExceededError`).
+    Full(String),
+    Other(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(detail) => write!(f, "this browser's storage for this page is full ({detail})"),
+            Self::Other(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl From<String> for StoreError {
+    fn from(detail: String) -> Self {
+        Self::Other(detail)
+    }
+}
+
+impl From<JsValue> for StoreError {
+    fn from(e: JsValue) -> Self {
+        let full = e.dyn_ref::<web_sys::DomException>().is_some_and(|e| e.name() == "QuotaExceededError");
+        if full { Self::Full(describe(e)) } else { Self::Other(describe(e)) }
+    }
 }
 
 /// GETs a same-origin URL as bytes.
@@ -154,18 +193,91 @@ pub async fn stored(name: &str) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// Writes a file of the browser storage. The browser writes to a temporary file and swaps it
-/// in on `close`, so an interrupted write leaves the previous file whole.
-pub async fn store(name: &str, bytes: &[u8]) -> Result<(), String> {
+/// in on `close`; a failed write (a full quota) aborts the temporary file, so the previous
+/// file stays whole either way.
+pub async fn store(name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let root = storage_root().await?;
     let options = web_sys::FileSystemGetFileOptions::new();
     options.set_create(true);
     let handle: web_sys::FileSystemFileHandle =
-        JsFuture::from(root.get_file_handle_with_options(name, &options)).await.map_err(describe)?.unchecked_into();
-    let stream: web_sys::FileSystemWritableFileStream =
-        JsFuture::from(handle.create_writable()).await.map_err(describe)?.unchecked_into();
-    JsFuture::from(stream.write_with_u8_array(bytes).map_err(describe)?).await.map_err(describe)?;
-    JsFuture::from(stream.close()).await.map_err(describe)?;
+        JsFuture::from(root.get_file_handle_with_options(name, &options)).await?.unchecked_into();
+    let stream: web_sys::FileSystemWritableFileStream = JsFuture::from(handle.create_writable()).await?.unchecked_into();
+    let written = match stream.write_with_u8_array(bytes) {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        let _ = JsFuture::from(stream.abort()).await; // drops the temporary file
+        return Err(e.into());
+    }
+    JsFuture::from(stream.close()).await?;
     Ok(())
+}
+
+/// A Web Lock this page or worker holds until [`HeldLock::release`] (or until it closes).
+pub struct HeldLock {
+    release: Option<js_sys::Function>,
+}
+
+impl HeldLock {
+    /// Lets go of the lock (a tab waiting for it gets it).
+    pub fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
+
+/// A promise and the function that resolves it.
+fn promise_with_resolve() -> (js_sys::Promise, js_sys::Function) {
+    let mut resolve = None;
+    let promise = js_sys::Promise::new(&mut |res, _| resolve = Some(res));
+    (promise, resolve.expect("the Promise executor runs at once"))
+}
+
+/// Takes the Web Lock `name` (`navigator.locks`, shared by the site's tabs and workers). With
+/// `wait`, waits until it is free; without, returns `None` at once if another holds it. A
+/// browser without Web Locks gets a lock that guards nothing (one tab is then all it can
+/// check).
+pub async fn lock(name: &str, wait: bool) -> Result<Option<HeldLock>, String> {
+    let navigator: JsValue = match scope() {
+        Scope::Window(window) => window.navigator().into(),
+        Scope::Worker(worker) => worker.navigator().into(),
+    };
+    let locks = js_sys::Reflect::get(&navigator, &"locks".into()).map_err(describe)?;
+    if locks.is_undefined() {
+        return Ok(Some(HeldLock { release: None }));
+    }
+    let request: js_sys::Function = js_sys::Reflect::get(&locks, &"request".into()).map_err(describe)?.unchecked_into();
+    let (granted, grant) = promise_with_resolve();
+    let (held, release) = promise_with_resolve();
+    // Called with the lock, or with null when `ifAvailable` finds it taken; the lock is held
+    // until the promise it returns settles.
+    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+        let got = !lock.is_null();
+        let _ = grant.call1(&JsValue::UNDEFINED, &JsValue::from_bool(got));
+        if got { held.into() } else { JsValue::UNDEFINED }
+    });
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::from_bool(!wait)).map_err(describe)?;
+    let args = Array::of3(&JsValue::from_str(name), &options, &callback);
+    request.apply(&locks, &args).map_err(describe)?;
+    let got = JsFuture::from(granted).await.map_err(describe)?.as_bool().unwrap_or(false);
+    Ok(got.then_some(HeldLock { release: Some(release) }))
+}
+
+/// A `BroadcastChannel` (messages between the site's tabs and workers) that hands each text
+/// message to `on_message`; it listens as long as the returned channel lives.
+pub fn channel(name: &str, mut on_message: impl FnMut(String) + 'static) -> Result<web_sys::BroadcastChannel, String> {
+    let channel = web_sys::BroadcastChannel::new(name).map_err(describe)?;
+    let listener = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        if let Some(text) = event.data().as_string() {
+            on_message(text);
+        }
+    });
+    channel.set_onmessage(Some(listener.as_ref().unchecked_ref()));
+    listener.forget(); // as long as the channel: the worker's life
+    Ok(channel)
 }
 
 /// Removes a file of the browser storage (nothing to do if there is none).

@@ -9,7 +9,7 @@ use web_sys::{HtmlInputElement, UrlSearchParams};
 
 use super::app::{View, chart_points, forget_then_load, schedule_points, send, snr_points};
 use super::browser::{draw_rgba, query, query_param, read_file};
-use super::protocol::{Command, Picture, SamplerChoice};
+use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
 use crate::diffusion::{BetaSchedule, Schedule, ScheduleConfig};
 use crate::model::Preset;
 
@@ -42,7 +42,7 @@ fn PictureCanvas(
         let Some(canvas) = canvas.get() else { return };
         let drawn = picture.with(|p| p.as_ref().map(|(p, rgba)| draw_rgba(&canvas, rgba, p.width, p.height)));
         if let Some(Err(message)) = drawn {
-            view.error.set(message);
+            view.error.set(Notice::new("A picture could not be drawn.", message));
         }
     });
     view! { <canvas node_ref=canvas data-testid=id class=id></canvas> }
@@ -66,7 +66,7 @@ fn on_files(view: View, then: fn(Vec<(String, Vec<u8>)>)) -> impl Fn(leptos::ev:
                 let name = path.filter(|p| !p.is_empty()).unwrap_or_else(|| file.name());
                 match read_file(&file).await {
                     Ok(bytes) => read.push((name, bytes)),
-                    Err(message) => return view.error.set(format!("{name}: {message}")),
+                    Err(message) => return view.error.set(Notice::new(format!("{name} could not be read."), message)),
                 }
             }
             then(read);
@@ -246,11 +246,12 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
             <div inner_html=TRAINING_EQUATION></div>
             <div class="controls">
                 <button data-testid="train" on:click=move |_| send(Command::Train, Vec::new())
-                    disabled=move || !view.ready.get() || view.running.get()>"Train"</button>
+                    disabled=move || !view.ready.get() || view.running.get() || view.holder.get() != Holder::ThisTab>"Train"</button>
                 <button data-testid="pause" on:click=move |_| send(Command::Pause, Vec::new())
                     disabled=move || !view.running.get()>"Pause"</button>
                 <button data-testid="reset" on:click=move |_| forget_then_load(view, query())
-                    disabled=move || !view.ready.get()>"Reset"</button>
+                    disabled=move || !view.ready.get() || view.holder.get() != Holder::ThisTab>"Reset"</button>
+                <span class="note" data-testid="saved-step">{move || view.saved_step.get().map(|step| format!("saved at step {step}")).unwrap_or_default()}</span>
             </div>
             <p class="note">"The run is saved in this browser every few hundred steps and on Pause; reloading the page continues it. Reset starts over."</p>
             <div class="row">

@@ -48,6 +48,60 @@ pub enum Command {
     /// Remove the saved run from the browser's storage (answered by [`Update::Forgotten`];
     /// the page then reloads).
     Forget,
+    /// Take the saved run over from the tab that holds it: that tab saves, stops and lets go
+    /// (answered by [`Update::Holder`]).
+    TakeOver,
+    /// Another tab asked for the run (sent to the holding tab's session by the browser, not
+    /// by its page): save, stop, let go.
+    HandOver,
+}
+
+/// Something the page shows in words, with the technical detail (an adapter's description,
+/// a panic message, a browser exception) behind a "Details" toggle.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What happened and what the visitor can do.
+    pub text: String,
+    /// The technical detail; empty if none.
+    pub detail: String,
+    /// Whether reloading the page is the way on (it resumes the saved run); the page then
+    /// offers a Reload button.
+    pub reload: bool,
+}
+
+impl Notice {
+    pub fn new(text: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { text: text.into(), detail: detail.into(), reload: false }
+    }
+
+    /// A notice whose way on is a reload.
+    pub fn with_reload(mut self) -> Self {
+        self.reload = true;
+        self
+    }
+}
+
+impl From<String> for Notice {
+    fn from(text: String) -> Self {
+        Self::new(text, "")
+    }
+}
+
+impl From<&str> for Notice {
+    fn from(text: &str) -> Self {
+        Self::new(text, "")
+    }
+}
+
+/// Which tab holds the saved run (the Web Locks API: one writer per site).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holder {
+    /// This tab: it trains and saves.
+    ThisTab,
+    /// Another tab held it when this one opened: this one samples from the last save.
+    OtherTab,
+    /// This tab held it and handed it over to another tab.
+    HandedOver,
 }
 
 /// An RGBA image for a 2D canvas; its pixels travel as the message's byte payload.
@@ -87,9 +141,14 @@ pub struct RunSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Update {
     Status(String),
-    /// An error message; empty clears it.
-    Error(String),
-    Banner(String),
+    /// An error; an empty text clears it.
+    Error(Notice),
+    /// A lasting note on how the page runs (no WebGPU, no adapter).
+    Banner(Notice),
+    /// The step of the run as last saved in this browser.
+    Saved(usize),
+    /// Who holds the saved run.
+    Holder(Holder),
     Backend(String),
     /// The session can take commands.
     Ready,

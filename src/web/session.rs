@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::browser::{fetch_bytes, has_webgpu, now_ms, store, stored, unstore, yield_now};
-use super::protocol::{Canvas, Command, Picture, RunSettings, SamplerChoice, Update};
-use super::worker::Outbox;
+use super::browser::{HeldLock, StoreError, channel, fetch_bytes, has_webgpu, lock, now_ms, store, stored, unstore, yield_now};
+use super::protocol::{Canvas, Command, Holder, Notice, Picture, RunSettings, SamplerChoice, Update};
+use super::worker::{Outbox, doing};
 use crate::checkpoint::{self, DiffusersFolder, ModelCard};
 use crate::data::{
     ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, upload_from_bytes, upload_to_bytes, values_grid,
@@ -29,6 +29,30 @@ const SAVED_IMAGES: &str = "tabdiffusion-images.safetensors";
 
 /// The dataset name of the user's own images (in the manifest and the saved run).
 const YOUR_IMAGES: &str = "your images";
+
+/// The Web Lock that one tab at a time holds to train and save the run (the saved run is one
+/// per site), and the channel on which another tab asks for it.
+const RUN_LOCK: &str = "tabdiffusion-run";
+const HAND_OVER: &str = "hand over";
+
+/// Set by the GPU's device-lost callback: nothing is read from or saved off a lost GPU.
+static GPU_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn gpu_lost() -> bool {
+    GPU_LOST.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What the page says once the GPU is lost (the device-lost callback, and every later try).
+fn lost_gpu() -> Notice {
+    Notice::new(
+        "The GPU was lost (its driver restarted, another program took it, or it ran out of memory): training stopped. Your run is saved in this browser as of its last save; reload the page to resume it, with a smaller batch (?batch=8) if memory ran out.",
+        "",
+    )
+    .with_reload()
+}
+
+/// What the visitor reads when WebGPU is missing or unusable.
+const BROWSERS: &str = "Chrome and Edge (113 and later), Safari 26 and Firefox 141 on Windows have WebGPU";
 
 thread_local! {
     static QUEUE: RefCell<VecDeque<(Command, Vec<Vec<u8>>)>> = const { RefCell::new(VecDeque::new()) };
@@ -85,6 +109,11 @@ pub struct Settings {
     /// Measure instead of waiting for Train: this many timed training steps, then DDIM-50
     /// (`?bench=5`; the numbers appear as JSON in the `bench` element).
     pub bench: Option<usize>,
+    /// For the page's fault tests only: destroy the GPU device (a real device loss, through
+    /// wgpu's `destroy`) right after this training step (`?test_lose_gpu_at=2`).
+    pub lose_gpu_at: Option<usize>,
+    /// For the page's fault tests only: panic in this training step (`?test_panic_at=2`).
+    pub panic_at: Option<usize>,
 }
 
 impl Settings {
@@ -127,6 +156,8 @@ impl Settings {
             batch_given: get("batch").is_some(),
             conditional: parse(&get, "classes", 0u8)? == 1,
             bench: get("bench").map(|v| v.parse().map_err(|_| format!("?bench={v} is not a number"))).transpose()?,
+            lose_gpu_at: get("test_lose_gpu_at").map(|v| v.parse().map_err(|_| format!("?test_lose_gpu_at={v} is not a number"))).transpose()?,
+            panic_at: get("test_panic_at").map(|v| v.parse().map_err(|_| format!("?test_panic_at={v} is not a number"))).transpose()?,
         })
     }
 }
@@ -158,6 +189,15 @@ struct Session {
     settings: Settings,
     out: Outbox,
     device: Device,
+    /// The WebGPU device under `device` (none on the CPU): for its lost callback, and for the
+    /// fault test that destroys it.
+    gpu: Option<burn::tensor::wgpu::wgpu::Device>,
+    /// The run's Web Lock while this tab holds it (only the holder trains and saves).
+    run_lock: Option<HeldLock>,
+    /// The channel on which a tab asks the holder to hand the run over.
+    tabs: Option<web_sys::BroadcastChannel>,
+    /// The step of the last save in this browser.
+    saved_step: Option<usize>,
     /// "WebGPU" or "CPU".
     backend: &'static str,
     manifest: Manifest,
@@ -183,7 +223,7 @@ pub async fn run(settings: Settings, out: Outbox) {
     let mut session = match Session::start(settings, out).await {
         Ok(session) => session,
         Err(message) => {
-            out.send(Update::Error(message));
+            out.send(Update::Error(message.into()));
             out.send(Update::Status("Could not start.".into()));
             return;
         }
@@ -191,24 +231,24 @@ pub async fn run(settings: Settings, out: Outbox) {
     if let Some(steps) = session.settings.bench {
         match session.bench(steps).await {
             Ok(json) => out.send(Update::Bench(json)),
-            Err(message) => out.send(Update::Error(message)),
+            Err(message) => out.send(Update::Error(message.into())),
         }
     }
     loop {
         while let Some((command, bytes)) = next_command() {
-            if let Err(message) = session.handle(command, bytes).await {
-                out.send(Update::Error(message));
+            if let Err(notice) = session.handle(command, bytes).await {
+                out.send(Update::Error(notice));
             }
         }
         if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles) {
             if let Err(message) = session.load_next_tile().await {
-                out.send(Update::Error(message));
+                out.send(Update::Error(message.into()));
                 session.tiles_loaded = usize::MAX; // stop trying; train on what arrived
             }
         } else if session.running {
-            if let Err(message) = session.train_step().await {
+            if let Err(notice) = session.train_step().await {
                 session.set_running(false);
-                out.send(Update::Error(message));
+                out.send(Update::Error(notice));
             }
             yield_now(0).await;
         } else {
@@ -219,26 +259,39 @@ pub async fn run(settings: Settings, out: Outbox) {
 
 impl Session {
     async fn start(settings: Settings, out: Outbox) -> Result<Self, String> {
+        doing("looking for a GPU");
         out.send(Update::Status("Looking for WebGPU…".into()));
-        let (device, backend) = if has_webgpu() {
-            match Device::wgpu_options().init_async().await {
-                Ok(device) => (device, "WebGPU"),
+        let (device, gpu, backend) = if has_webgpu() {
+            match Device::wgpu_options().init_with_setup_async().await {
+                Ok((device, setup)) => {
+                    setup.device.set_device_lost_callback(|reason, message| {
+                        GPU_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+                        Outbox.send(Update::Running(false));
+                        Outbox.send(Update::Error(Notice { detail: format!("device lost: {reason:?} {message}"), ..lost_gpu() }));
+                    });
+                    (device, Some(setup.device), "WebGPU")
+                }
                 Err(e) => {
-                    out.send(Update::Banner(format!(
-                        "This browser has WebGPU but no usable GPU adapter ({e}); training on the CPU instead (slow)."
+                    out.send(Update::Banner(Notice::new(
+                        format!(
+                            "This browser has WebGPU, but it gave this page no GPU to use (the GPU or its driver may be blocklisted, or hardware acceleration is off). Training runs on the CPU instead, which is slow: pick the tiny model in Settings. {BROWSERS}; chrome://gpu tells why it is off."
+                        ),
+                        e.to_string(),
                     )));
-                    (Device::flex(), "CPU")
+                    (Device::flex(), None, "CPU")
                 }
             }
         } else {
-            out.send(Update::Banner(
-                "This browser has no WebGPU: training on the CPU instead (slow). Chrome, Edge or Safari 26+ have WebGPU.".into(),
-            ));
-            (Device::flex(), "CPU")
+            out.send(Update::Banner(Notice::new(
+                format!("This browser has no WebGPU, so training runs on the CPU, which is slow: pick the tiny model in Settings. {BROWSERS}."),
+                "navigator.gpu is undefined",
+            )));
+            (Device::flex(), None, "CPU")
         };
         out.send(Update::Backend(backend.into()));
 
         let dir = format!("data/{}", settings.data);
+        doing(format!("loading {}", settings.data));
         out.send(Update::Status(format!("Loading {}…", settings.data)));
         let manifest_bytes = fetch_bytes(&format!("{dir}/manifest.json")).await.map_err(|e| {
             format!(
@@ -262,6 +315,7 @@ impl Session {
         model_config
             .validate()
             .map_err(|e| format!("The model {} does not fit {} ({e}); pick another model in Settings.", settings.preset.name(), manifest.name))?;
+        model_config.check_batch(settings.batch).map_err(|e| format!("?batch={}: {e}", settings.batch))?;
         let train_config = TrainConfig::new()
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
@@ -274,6 +328,10 @@ impl Session {
             settings,
             out,
             device,
+            gpu,
+            run_lock: None,
+            tabs: None,
+            saved_step: None,
             backend,
             manifest,
             data,
@@ -289,10 +347,30 @@ impl Session {
             guidance: 3.0,
         };
         session.load_next_tile().await?;
+        // One tab trains and saves the run; another one opened beside it samples from the
+        // last save until it takes the run over.
+        // A reload's previous worker may still be letting go of the lock for a moment.
+        for _ in 0..20 {
+            session.run_lock = lock(RUN_LOCK, false).await?;
+            if session.run_lock.is_some() {
+                break;
+            }
+            yield_now(250).await;
+        }
+        session.tabs = channel(RUN_LOCK, |message| {
+            if message == HAND_OVER {
+                send(Command::HandOver, Vec::new());
+            }
+        })
+        .ok();
+        out.send(Update::Holder(if session.run_lock.is_some() { Holder::ThisTab } else { Holder::OtherTab }));
         let resumed = match session.restore().await {
             Ok(resumed) => resumed,
             Err(message) => {
-                out.send(Update::Banner(format!("Your saved run could not be read ({message}); starting a new one. Reset removes the saved run.")));
+                out.send(Update::Banner(Notice::new(
+                    "Your saved run could not be read, so this is a new one. Reset removes the saved run.",
+                    message,
+                )));
                 false
             }
         };
@@ -365,13 +443,33 @@ impl Session {
         self.out.send(Update::Running(running));
     }
 
-    async fn handle(&mut self, command: Command, bytes: Vec<Vec<u8>>) -> Result<(), String> {
+    async fn handle(&mut self, command: Command, bytes: Vec<Vec<u8>>) -> Result<(), Notice> {
+        doing(match &command {
+            Command::Train => "starting to train",
+            Command::Pause => "pausing and saving the run",
+            Command::Sample(_) => "sampling",
+            Command::Compare => "sampling DDPM-1000 beside DDIM-50",
+            Command::Forward { .. } => "drawing the forward process",
+            Command::Export | Command::ExportDiffusers => "exporting the weights",
+            Command::Import(_) => "importing weights",
+            Command::UseImages(_) => "reading your images",
+            Command::DownloadSamples => "saving the samples",
+            Command::Forget => "removing the saved run",
+            Command::TakeOver => "taking the run over from another tab",
+            Command::HandOver => "handing the run over to another tab",
+        });
         match command {
             Command::Train => {
                 if let Some(why) = &self.untrainable {
-                    return Err(format!("This model cannot train here: {why}."));
+                    return Err(format!("This model cannot train here: {why}.").into());
                 }
-                self.out.send(Update::Error(String::new()));
+                if self.run_lock.is_none() {
+                    return Err("This run is open in another tab, which trains and saves it: press Take over to train it here.".into());
+                }
+                if gpu_lost() {
+                    return Err(lost_gpu());
+                }
+                self.out.send(Update::Error(Notice::default()));
                 self.train_ms = 0.0;
                 self.train_images = 0;
                 self.set_running(true);
@@ -383,7 +481,12 @@ impl Session {
                 self.save().await?;
                 self.out.send(Update::Status(format!("Paused at step {} (saved in this browser).", self.trainer.step)));
             }
+            Command::TakeOver => self.take_over().await?,
+            Command::HandOver => self.hand_over().await,
             Command::Forget => {
+                if self.run_lock.is_none() {
+                    return Err("This run is open in another tab: take it over first, then Reset.".into());
+                }
                 self.set_running(false);
                 unstore(SAVED_RUN).await?;
                 unstore(SAVED_IMAGES).await?;
@@ -497,12 +600,16 @@ impl Session {
         let c = &self.trainer.model_config;
         let (set, classes) = images_from_upload(files, c.sample_size, c.in_channels).map_err(|e| e.to_string())?;
         // Kept in browser storage, so that a saved run on them resumes after a reload.
-        let kept = match store(SAVED_IMAGES, &upload_to_bytes(&set, &classes)).await {
-            Ok(()) => String::new(),
-            Err(e) => format!(" (they could not be kept in this browser: {e})"),
+        let kept = if self.run_lock.is_none() {
+            " (not kept in this browser: the run is open in another tab)".to_string()
+        } else {
+            match store(SAVED_IMAGES, &upload_to_bytes(&set, &classes)).await {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (they could not be kept in this browser: {e})"),
+            }
         };
         self.set_running(false);
-        self.out.send(Update::Error(String::new()));
+        self.out.send(Update::Error(Notice::default()));
         self.set_images(set, classes.clone());
         let count = self.data.len();
         let classes = if classes.is_empty() { String::new() } else { format!(" in {} classes ({})", classes.len(), classes.join(", ")) };
@@ -532,11 +639,16 @@ impl Session {
     }
 
     /// Saves the run (weights, EMA, Adam, step, random stream, settings, loss history) to the
-    /// browser's storage.
-    async fn save(&mut self) -> Result<(), String> {
-        if self.untrainable.is_some() || self.trainer.step == 0 {
-            return Ok(()); // nothing trained here to lose
+    /// browser's storage, if this tab holds it. A save that fails leaves the previous one
+    /// whole, and says so.
+    async fn save(&mut self) -> Result<(), Notice> {
+        if self.untrainable.is_some() || self.trainer.step == 0 || self.run_lock.is_none() {
+            return Ok(()); // nothing trained here to lose, or another tab's run
         }
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
+        doing(format!("saving the run at step {}", self.trainer.step));
         let card = ModelCard {
             dataset: self.manifest.name.clone(),
             steps: self.trainer.step as u64,
@@ -547,8 +659,71 @@ impl Session {
             ("tab_model", self.model_name.clone()),
             ("tab_losses", serde_json::to_string(&self.losses).expect("floats serialise")),
         ];
-        let bytes = self.trainer.state_bytes_with(&card, &extra).await.map_err(|e| format!("saving the run: {e}"))?;
-        store(SAVED_RUN, &bytes).await.map_err(|e| format!("saving the run in this browser failed: {e}"))
+        let bytes = self.trainer.state_bytes_with(&card, &extra).await.map_err(|e| Notice::new("Saving the run failed.", e.to_string()))?;
+        let previous = match self.saved_step {
+            Some(step) => format!("The previous save, at step {step}, is kept whole"),
+            None => "Nothing was saved before".into(),
+        };
+        match store(SAVED_RUN, &bytes).await {
+            Ok(()) => {
+                self.saved_step = Some(self.trainer.step);
+                self.out.send(Update::Saved(self.trainer.step));
+                Ok(())
+            }
+            Err(StoreError::Full(detail)) => Err(Notice::new(
+                format!(
+                    "Saving the run at step {} failed: this browser's storage for this page is full. {previous}; training stopped. Export the weights to keep this step, free some space (site data in the browser's settings), then press Train to go on.",
+                    self.trainer.step
+                ),
+                detail,
+            )),
+            Err(StoreError::Other(detail)) => Err(Notice::new(
+                format!("Saving the run at step {} in this browser failed. {previous}; training stopped.", self.trainer.step),
+                detail,
+            )),
+        }
+    }
+
+    /// Asks the tab that holds the run to save it and let go, waits for the lock, then
+    /// continues from that save.
+    async fn take_over(&mut self) -> Result<(), String> {
+        if self.run_lock.is_some() {
+            return Ok(());
+        }
+        self.out.send(Update::Status("Asking the other tab to save the run and let go…".into()));
+        if let Some(tabs) = &self.tabs {
+            tabs.post_message(&HAND_OVER.into()).map_err(super::browser::describe)?;
+        }
+        self.run_lock = lock(RUN_LOCK, true).await?;
+        self.out.send(Update::Holder(Holder::ThisTab));
+        let resumed = self.restore().await?;
+        self.show_card();
+        self.out.send(Update::Status(if resumed {
+            format!("This tab holds the run now, at step {}: press Train to continue.", self.trainer.step)
+        } else {
+            "This tab holds the run now: press Train.".into()
+        }));
+        Ok(())
+    }
+
+    /// Another tab asked for the run: save it, stop, and let go of it.
+    async fn hand_over(&mut self) {
+        if self.run_lock.is_none() {
+            return;
+        }
+        self.set_running(false);
+        let saved = self.save().await;
+        if let Some(held) = self.run_lock.take() {
+            held.release();
+        }
+        self.out.send(Update::Holder(Holder::HandedOver));
+        match saved {
+            Ok(()) => self.out.send(Update::Status(format!(
+                "Another tab took this run over at step {} (saved). This tab can still sample; Take over brings the run back.",
+                self.trainer.step
+            ))),
+            Err(notice) => self.out.send(Update::Error(notice)),
+        }
     }
 
     /// Continues the saved run if there is one for this dataset; whether it did.
@@ -565,6 +740,8 @@ impl Session {
             _ => return Ok(false), // a run on another dataset: kept for when that one is picked
         };
         let (mut trainer, _) = Trainer::from_state_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+        self.saved_step = Some(trainer.step);
+        self.out.send(Update::Saved(trainer.step));
         let losses: Vec<f32> = info.get("tab_losses").and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
         if self.settings.batch_given {
             trainer.config.batch_size = self.settings.batch;
@@ -604,14 +781,31 @@ impl Session {
         self.out.send(Update::Losses { reset: true, values: Vec::new() });
         self.set_running(false);
         self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
-        self.out.send(Update::Error(String::new()));
+        self.out.send(Update::Error(Notice::default()));
     }
 
-    async fn train_step(&mut self) -> Result<(), String> {
+    async fn train_step(&mut self) -> Result<(), Notice> {
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
         let start = now_ms();
-        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| e.to_string())?;
+        let step = self.trainer.step + 1;
+        doing(format!("training step {step}"));
+        if self.settings.panic_at == Some(step) {
+            panic!("?test_panic_at={step}: a panic injected in training step {step} (the page's test of a crashed worker)");
+        }
+        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| Notice::from(e.to_string()))?;
         let loss = self.trainer.step_batch(batch);
-        let loss = loss.into_scalar_async::<f32>().await.map_err(|e| format!("reading the loss failed: {e:?}"))?;
+        let loss = loss.into_scalar_async::<f32>().await.map_err(|e| {
+            Notice::new(
+                "The GPU stopped answering while training (it may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it.",
+                format!("reading the loss of step {step}: {e:?}"),
+            )
+            .with_reload()
+        })?;
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
         if !loss.is_finite() {
             let step = self.trainer.step;
             let back = match self.restore().await {
@@ -619,7 +813,7 @@ impl Session {
                 _ => "no saved state to go back to".to_string(),
             };
             self.show_card();
-            return Err(format!("The loss became {loss} at step {step}: training stopped, {back}. Try a smaller learning rate."));
+            return Err(format!("The loss became {loss} at step {step}: training stopped, {back}. Try a smaller learning rate.").into());
         }
         self.train_ms += now_ms() - start;
         self.train_images += self.trainer.config.batch_size;
@@ -629,6 +823,11 @@ impl Session {
         self.out.send(Update::Step { step: self.trainer.step, images_per_s });
         if self.trainer.step % self.settings.autosave_every == 0 {
             self.save().await?;
+        }
+        if self.settings.lose_gpu_at == Some(self.trainer.step)
+            && let Some(gpu) = &self.gpu
+        {
+            gpu.destroy(); // a real device loss: the lost callback reports it
         }
         if self.trainer.step % self.settings.preview_every == 0 {
             let kind = SamplerKind::ddim(self.settings.preview_steps);
