@@ -367,6 +367,47 @@ fn serve_folder(dir: PathBuf) -> String {
     url
 }
 
+/// A small CIFAR-10 in its two real formats: `binary/` holds the official binary batches
+/// (`data_batch_1.bin` … `data_batch_5.bin`, `test_batch.bin`; records of a label byte and the
+/// red, green and blue 32×32 planes, per the CIFAR-10 home page), two train records per batch
+/// and one test record per class; `tars/` holds `train.tar` and `test.tar` of JPEGs as
+/// `split/<class>/N.jpg`. Returns the train records then the test records (label, planes).
+fn small_cifar10(binary: &Path, tars: &Path) -> Vec<(u8, Vec<u8>)> {
+    use tabdiffusion::data::CIFAR10_CLASSES;
+    let record = |label: u8, k: usize| -> (u8, Vec<u8>) {
+        (label, (0..3072).map(|i| ((i * 7 + k * 31 + usize::from(label) * 13) % 251) as u8).collect())
+    };
+    let train: Vec<_> = (0..10).map(|k| record(((k * 3) % 10) as u8, k)).collect();
+    let test: Vec<_> = (0..10).map(|c| record(c as u8, 100 + c)).collect();
+    std::fs::create_dir_all(binary).unwrap();
+    let bytes = |records: &[(u8, Vec<u8>)]| records.iter().flat_map(|(l, p)| std::iter::once(*l).chain(p.iter().copied())).collect::<Vec<u8>>();
+    for (b, pair) in train.chunks(2).enumerate() {
+        std::fs::write(binary.join(format!("data_batch_{}.bin", b + 1)), bytes(pair)).unwrap();
+    }
+    std::fs::write(binary.join("test_batch.bin"), bytes(&test)).unwrap();
+
+    std::fs::create_dir_all(tars).unwrap();
+    for (split, records) in [("train", &train), ("test", &test)] {
+        let mut tar = tar::Builder::new(std::fs::File::create(tars.join(format!("{split}.tar"))).unwrap());
+        for (k, (label, planes)) in records.iter().enumerate() {
+            let rgb = image::RgbImage::from_fn(32, 32, |x, y| {
+                let p = (y * 32 + x) as usize;
+                image::Rgb([planes[p], planes[1024 + p], planes[2048 + p]])
+            });
+            let mut jpeg = Vec::new();
+            rgb.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+            let mut header = tar::Header::new_gnu();
+            header.set_size(jpeg.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            let name = format!("{split}/{}/{k:04}.jpg", CIFAR10_CLASSES[usize::from(*label)]);
+            tar.append_data(&mut header, name, &jpeg[..]).unwrap();
+        }
+        tar.finish().unwrap();
+    }
+    train.into_iter().chain(test).collect()
+}
+
 #[test]
 fn data_reads_every_dataset() {
     let dir = tempfile::tempdir().unwrap();
@@ -393,17 +434,45 @@ fn data_reads_every_dataset() {
         std::fs::read(fashion.join("train-0.png")).unwrap()
     );
 
-    // CIFAR-10 from the JPEG tars in ../shared/data/cifar10 (the official binary archive is
-    // parsed by a unit test of the record format).
-    let shared = repo().join("../shared/data/cifar10");
-    assert!(shared.join("train.tar").exists(), "{} is missing", shared.display());
+    // CIFAR-10 in both of its real formats, built here: the official binary batches
+    // (`data_batch_1.bin` … `test_batch.bin`) and the JPEG tars (`split/<class>/N.jpg`).
+    let (binary, tars) = (dir.path().join("cifar-binary"), dir.path().join("cifar-tars"));
+    let records = small_cifar10(&binary, &tars);
     let cifar = dir.path().join("cifar");
-    let stdout = ok(&["data", "cifar10", "--from", s(&shared), "--out", s(&cifar)]);
-    assert!(stdout.contains("50000 train + 10000 test"), "{stdout}");
+    let stdout = ok(&["data", "cifar10", "--from", s(&binary), "--out", s(&cifar)]);
+    assert!(stdout.contains("10 train + 10 test"), "{stdout}");
     let m = manifest(&cifar);
-    assert_eq!((m.height, m.channels, m.train.tiles.len(), m.classes[0].as_str()), (32, 3, 5, "airplane"));
-    let labels = std::fs::read(cifar.join(&m.test.labels)).unwrap();
-    assert!((0..10).all(|c| labels.iter().filter(|&&l| l == c).count() == 1000), "1,000 test images per class");
+    assert_eq!((m.height, m.width, m.channels, m.classes[0].as_str()), (32, 32, 3, "airplane"));
+    // Planar RGB records come out as the same pixels, interleaved, with their labels.
+    let tile = tabdiffusion::data::decode_tile(&std::fs::read(cifar.join(&m.train.tiles[0])).unwrap(), 10, 32, 32, 3).unwrap();
+    for (i, (label, planes)) in records.iter().take(10).enumerate() {
+        assert_eq!(tile.labels[i], *label);
+        let interleaved: Vec<u8> = (0..1024).flat_map(|p| [planes[p], planes[1024 + p], planes[2048 + p]]).collect();
+        assert_eq!(tile.image(i), &interleaved[..], "train image {i}");
+    }
+    assert_eq!(std::fs::read(cifar.join(&m.test.labels)).unwrap(), (0..10).collect::<Vec<u8>>());
+    let cifar_tars = dir.path().join("cifar-from-tars");
+    let stdout = ok(&["data", "cifar10", "--from", s(&tars), "--out", s(&cifar_tars)]);
+    assert!(stdout.contains("10 train + 10 test"), "{stdout}");
+    let m = manifest(&cifar_tars);
+    assert_eq!((m.height, m.channels), (32, 3));
+    let labels = std::fs::read(cifar_tars.join(&m.test.labels)).unwrap();
+    assert_eq!(labels, (0..10).collect::<Vec<u8>>(), "one test image per class, in class order");
+
+    // The full CIFAR-10 where it is at hand (the development machines' ../shared/data/cifar10,
+    // JPEG tars of all 60,000 images); a user's clone has no ../shared and skips this part.
+    let shared = repo().join("../shared/data/cifar10");
+    if shared.join("train.tar").exists() {
+        let cifar = dir.path().join("cifar-full");
+        let stdout = ok(&["data", "cifar10", "--from", s(&shared), "--out", s(&cifar)]);
+        assert!(stdout.contains("50000 train + 10000 test"), "{stdout}");
+        let m = manifest(&cifar);
+        assert_eq!((m.height, m.channels, m.train.tiles.len(), m.classes[0].as_str()), (32, 3, 5, "airplane"));
+        let labels = std::fs::read(cifar.join(&m.test.labels)).unwrap();
+        assert!((0..10).all(|c| labels.iter().filter(|&&l| l == c).count() == 1000), "1,000 test images per class");
+    } else {
+        eprintln!("{} is not here: the full-size CIFAR-10 check is skipped", shared.display());
+    }
 
     // A folder of images, one subfolder per class.
     let images = dir.path().join("images");

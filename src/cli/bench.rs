@@ -34,6 +34,7 @@ pub fn run(args: BenchArgs) -> CliResult {
     }
     let device = args.backend.device();
     let source = model_source(&args.model)?;
+    source.config.check_batch(args.batch).map_err(|e| format!("--batch: {e}"))?;
     let (model, config) = (source.build(&device)?, source.config.clone());
     let schedule = Schedule::new(source.schedule.clone());
     let params = model.num_params();

@@ -144,6 +144,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     let (manifest, train) = load_split(&args.data, Split::Train)?;
     let (_, test) = load_split(&args.data, Split::Test)?;
     let source = model_source(&args.model)?;
+    source.config.check_batch(args.batch).map_err(|e| format!("--batch: {e}"))?;
     let (c, s) = (source.config.in_channels, source.config.sample_size);
     if (c, s) != (manifest.channels, manifest.height) {
         return Err(format!(

@@ -123,7 +123,10 @@ fn init_noise(path: &std::path::Path, config: &UNetConfig, device: &Device) -> C
     let (shape, values) = decode_npy(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     let (c, s) = (config.in_channels, config.sample_size);
     match shape[..] {
-        [n, sc, sh, sw] if n > 0 && (sc, sh, sw) == (c, s, s) => Ok(Tensor::from_data(TensorData::new(values, [n, c, s, s]), device)),
+        [n, sc, sh, sw] if n > 0 && (sc, sh, sw) == (c, s, s) => {
+            config.check_batch(n).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Tensor::from_data(TensorData::new(values, [n, c, s, s]), device))
+        }
         _ => Err(format!("{}: x_T has shape {shape:?}; this model needs [N, {c}, {s}, {s}]", path.display())),
     }
 }
@@ -135,6 +138,9 @@ pub fn run(args: SampleArgs) -> CliResult {
     args.sampling.check()?;
     let device = args.backend.device();
     let source = model_source(&args.model)?;
+    if args.init_noise.is_none() {
+        source.config.check_batch(args.count).map_err(|e| format!("--count: {e}"))?;
+    }
     let model = source.build(&device)?;
     let (config, schedule) = (&source.config, Schedule::new(source.schedule.clone()));
     let run = match &args.init_noise {

@@ -197,6 +197,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     };
     let batch_size = trainer.config.batch_size;
     let mc = &trainer.model_config;
+    mc.check_batch(batch_size).map_err(|e| format!("--batch: {e}"))?;
     if (mc.in_channels, mc.sample_size) != (set.channels, set.height) || set.height != set.width {
         return Err(format!(
             "the model takes {}×{}×{} images but {} has {}×{}×{}",

@@ -73,7 +73,7 @@ impl Reader<'_> {
     fn usize(&self, key: &str, default: usize) -> Result<usize, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_u64().map(|n| n as usize).ok_or(format!("{key} must be a whole number, not {v}")),
+            Some(v) => self.usize_value(key, v),
         }
     }
 
@@ -145,8 +145,11 @@ impl Reader<'_> {
             None => vec![224, 448, 672, 896],
             Some(v) => v
                 .as_array()
-                .and_then(|a| a.iter().map(|c| c.as_u64().map(|c| c as usize)).collect())
-                .ok_or(format!("block_out_channels must be a list of whole numbers, not {v}"))?,
+                .ok_or(format!("block_out_channels must be a list of whole numbers, not {v}"))?
+                .iter()
+                .enumerate()
+                .map(|(i, c)| self.usize_value(&format!("block_out_channels[{i}]"), c))
+                .collect::<Result<_, _>>()?,
         };
         let down = self.strings("down_block_types", &[DOWN, ATTN_DOWN, ATTN_DOWN, ATTN_DOWN])?;
         let up = self.strings("up_block_types", &[ATTN_UP, ATTN_UP, ATTN_UP, UP])?;
@@ -217,7 +220,9 @@ impl Reader<'_> {
     }
 
     fn usize_value(&self, key: &str, v: &Value) -> Result<usize, String> {
-        v.as_u64().map(|n| n as usize).ok_or(format!("{key} must be a whole number, not {v}"))
+        let n = v.as_u64().ok_or(format!("{key} must be a whole number, not {v}"))?;
+        // A 32-bit usize (the tab's wasm) must not wrap a huge value into a small one.
+        usize::try_from(n).map_err(|_| format!("{key} = {n} is too large"))
     }
 }
 
@@ -284,4 +289,35 @@ mod tests {
         v["some_future_key"] = 1.into();
         assert!(from_diffusers_config(&v.to_string()).is_ok());
     }
+    /// The configs a new user tried in the "nothing breaks" issue: each crashed the process
+    /// (panic, abort while allocating, NaN samples); each is now refused, naming the field.
+    #[test]
+    fn impossible_configs_are_refused_by_name() {
+        let with = |key: &str, value: &str| {
+            let mut v: Value = serde_json::from_str(DDPM_CIFAR10).unwrap();
+            v[key] = serde_json::from_str(value).unwrap();
+            from_diffusers_config(&v.to_string())
+        };
+        for (key, value, expected) in [
+            ("sample_size", "0", "sample_size = 0"),
+            ("sample_size", "1000000", "sample_size = 1000000 is too large"),
+            ("sample_size", "[0, 0]", "sample_size = 0"),
+            ("layers_per_block", "1000000000", "layers_per_block = 1000000000 is too large"),
+            ("block_out_channels", "[1000000000, 256, 256, 256]", "block_out_channels[0] = 1000000000 is too large"),
+            ("block_out_channels", "[128, -256, 256, 256]", "block_out_channels must be a list of whole numbers"),
+            ("num_class_embeds", "1000000000000", "num_class_embeds = 1000000000000"),
+            ("num_class_embeds", "18446744073709551615", "num_class_embeds = 18446744073709551615"),
+            ("norm_eps", "-1e-6", "norm_eps = -0.000001: it must be a positive number"),
+            ("norm_eps", "0", "norm_eps = 0"),
+            ("dropout", "2.5", "dropout = 2.5"),
+            ("norm_num_groups", "0", "norm_num_groups = 0"),
+            ("attention_head_dim", "0", "attention_head_dim = 0"),
+            ("in_channels", "0", "in_channels = 0"),
+            ("time_embedding_dim", "0", "time_embedding_dim = 0"),
+        ] {
+            let message = with(key, value).expect_err(key);
+            assert!(message.contains(expected), "{key} = {value}: {message:?} should say {expected:?}");
+        }
+    }
 }
+

@@ -15,4 +15,4 @@ pub use diffusers::{from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::{Preset, preset_names};
-pub use unet::{DownBlock, MidBlock, UNet, UNetConfig, UpBlock};
+pub use unet::{DownBlock, MidBlock, UNet, UNetConfig, UpBlock, limits};
