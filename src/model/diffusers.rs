@@ -299,21 +299,21 @@ mod tests {
             from_diffusers_config(&v.to_string())
         };
         for (key, value, expected) in [
-            ("sample_size", "0", "sample_size = 0"),
+            ("sample_size", "0", "sample_size must be positive, not 0"),
             ("sample_size", "1000000", "sample_size = 1000000 is too large"),
-            ("sample_size", "[0, 0]", "sample_size = 0"),
+            ("sample_size", "[0, 0]", "sample_size must be positive, not 0"),
             ("layers_per_block", "1000000000", "layers_per_block = 1000000000 is too large"),
             ("block_out_channels", "[1000000000, 256, 256, 256]", "block_out_channels[0] = 1000000000 is too large"),
-            ("block_out_channels", "[128, -256, 256, 256]", "block_out_channels must be a list of whole numbers"),
+            ("block_out_channels", "[128, -256, 256, 256]", "block_out_channels[1] must be a whole number, not -256"),
             ("num_class_embeds", "1000000000000", "num_class_embeds = 1000000000000"),
             ("num_class_embeds", "18446744073709551615", "num_class_embeds = 18446744073709551615"),
             ("norm_eps", "-1e-6", "norm_eps = -0.000001: it must be a positive number"),
-            ("norm_eps", "0", "norm_eps = 0"),
+            ("norm_eps", "0", "norm_eps = 0: it must be a positive number"),
             ("dropout", "2.5", "dropout = 2.5"),
-            ("norm_num_groups", "0", "norm_num_groups = 0"),
-            ("attention_head_dim", "0", "attention_head_dim = 0"),
-            ("in_channels", "0", "in_channels = 0"),
-            ("time_embedding_dim", "0", "time_embedding_dim = 0"),
+            ("norm_num_groups", "0", "norm_num_groups must be positive, not 0"),
+            ("attention_head_dim", "0", "attention_head_dim must be positive, not 0"),
+            ("in_channels", "0", "in_channels must be positive, not 0"),
+            ("time_embedding_dim", "0", "time_embedding_dim must be positive, not 0"),
         ] {
             let message = with(key, value).expect_err(key);
             assert!(message.contains(expected), "{key} = {value}: {message:?} should say {expected:?}");

@@ -155,7 +155,7 @@ impl UNetConfig {
     pub fn validate(&self) -> Result<(), String> {
         let positive = |name: &str, value: usize, max: usize| -> Result<(), String> {
             if value == 0 {
-                Err(format!("{name} = 0: it must be positive"))
+                Err(format!("{name} must be positive, not 0"))
             } else if value > max {
                 Err(format!("{name} = {value} is too large (the limit is {max})"))
             } else {
@@ -598,20 +598,20 @@ mod tests {
     fn impossible_configs_are_refused_before_anything_is_allocated() {
         let good = Preset::MnistSmall.config();
         let cases: Vec<(UNetConfig, &str)> = vec![
-            (UNetConfig { sample_size: 0, ..good.clone() }, "sample_size = 0"),
+            (UNetConfig { sample_size: 0, ..good.clone() }, "sample_size must be positive, not 0"),
             (UNetConfig { sample_size: 1_000_000, ..good.clone() }, "sample_size = 1000000 is too large (the limit is 1024)"),
             (UNetConfig { layers_per_block: 1_000_000_000, ..good.clone() }, "layers_per_block = 1000000000 is too large"),
             (UNetConfig { block_out_channels: vec![1_000_000_000, 64, 64], ..good.clone() }, "block_out_channels[0] = 1000000000 is too large"),
             (UNetConfig { num_class_embeds: Some(1_000_000_000_000), ..good.clone() }, "num_class_embeds = 1000000000000 is too large"),
-            (UNetConfig { num_class_embeds: Some(0), ..good.clone() }, "num_class_embeds = 0"),
+            (UNetConfig { num_class_embeds: Some(0), ..good.clone() }, "num_class_embeds must be positive, not 0"),
             (UNetConfig { norm_eps: -1e-5, ..good.clone() }, "norm_eps = -0.00001: it must be a positive number"),
             (UNetConfig { norm_eps: f64::NAN, ..good.clone() }, "norm_eps = NaN"),
             (UNetConfig { dropout: 1.0, ..good.clone() }, "dropout = 1"),
-            (UNetConfig { norm_num_groups: 0, ..good.clone() }, "norm_num_groups = 0"),
-            (UNetConfig { attention_head_dim: Some(0), ..good.clone() }, "attention_head_dim = 0"),
+            (UNetConfig { norm_num_groups: 0, ..good.clone() }, "norm_num_groups must be positive, not 0"),
+            (UNetConfig { attention_head_dim: Some(0), ..good.clone() }, "attention_head_dim must be positive, not 0"),
             (UNetConfig { attention_head_dim: Some(24), ..good.clone() }, "not divisible by attention_head_dim = 24"),
-            (UNetConfig { in_channels: 0, ..good.clone() }, "in_channels = 0"),
-            (UNetConfig { time_embedding_dim: Some(0), ..good.clone() }, "time_embedding_dim = 0"),
+            (UNetConfig { in_channels: 0, ..good.clone() }, "in_channels must be positive, not 0"),
+            (UNetConfig { time_embedding_dim: Some(0), ..good.clone() }, "time_embedding_dim must be positive, not 0"),
             (UNetConfig { downsample_padding: 3, ..good.clone() }, "downsample_padding = 3"),
             (UNetConfig { block_out_channels: vec![], attention: vec![], ..good.clone() }, "block_out_channels is empty"),
             (UNetConfig { block_out_channels: vec![32; 9], attention: vec![false; 9], ..good.clone() }, "9 levels"),
