@@ -445,8 +445,9 @@ fn data_reads_every_dataset() {
     assert_eq!((m.height, m.width, m.channels, m.classes[0].as_str()), (32, 32, 3, "airplane"));
     // Planar RGB records come out as the same pixels, interleaved, with their labels.
     let tile = tabdiffusion::data::decode_tile(&std::fs::read(cifar.join(&m.train.tiles[0])).unwrap(), 10, 32, 32, 3).unwrap();
+    let labels = std::fs::read(cifar.join(&m.train.labels)).unwrap();
     for (i, (label, planes)) in records.iter().take(10).enumerate() {
-        assert_eq!(tile.labels[i], *label);
+        assert_eq!(labels[i], *label);
         let interleaved: Vec<u8> = (0..1024).flat_map(|p| [planes[p], planes[1024 + p], planes[2048 + p]]).collect();
         assert_eq!(tile.image(i), &interleaved[..], "train image {i}");
     }
