@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
 use crate::model::{Classifier, ClassifierConfig, UNet, UNetConfig, from_diffusers_config, to_diffusers_config};
 
@@ -52,6 +53,8 @@ pub enum CheckpointError {
     Mismatch(String),
     #[error("could not read the weights from the device: {0}")]
     Device(String),
+    #[error("the file is beyond what this tool reads: {0}")]
+    Limit(String),
 }
 
 /// Named `f32` tensors: shape (PyTorch layout) and values.
@@ -236,7 +239,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     let (file, info) = read(bytes)?;
     let config = unet_config(info.get("config").ok_or(CheckpointError::MissingConfig)?)?;
     let schedule = match info.get("scheduler") {
-        Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::BadConfig(format!("scheduler: {e}")))?,
+        Some(json) => schedule_config(json, "scheduler")?,
         None => ScheduleConfig::default(),
     };
     let card = info
@@ -246,10 +249,38 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     Ok(Checkpoint { config, schedule, card, tensors: tensors(&file)? })
 }
 
+/// A schedule from JSON (our metadata's `scheduler`, a diffusers `scheduler_config.json`),
+/// checked: 1 ≤ T ≤ [`limits::MAX_TRAIN_TIMESTEPS`] and each β in [0, 1). `what` names the
+/// source in messages.
+pub(crate) fn schedule_config(json: &str, what: &str) -> Result<ScheduleConfig, CheckpointError> {
+    let bad = |message: String| CheckpointError::BadConfig(format!("{what}: {message}"));
+    let schedule: ScheduleConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let steps = schedule.num_train_timesteps;
+    if steps == 0 {
+        return Err(bad("num_train_timesteps is 0".into()));
+    }
+    limits::at_most("num_train_timesteps", steps, limits::MAX_TRAIN_TIMESTEPS).map_err(bad)?;
+    for (name, beta) in [("beta_start", schedule.beta_start), ("beta_end", schedule.beta_end)] {
+        if !(0.0..1.0).contains(&beta) {
+            return Err(bad(format!("{name} is {beta}; it must be in [0, 1)")));
+        }
+    }
+    Ok(schedule)
+}
+
+/// Opens safetensors bytes, after checking them against [`limits::MAX_WEIGHTS_FILE_BYTES`],
+/// [`limits::MAX_TENSORS`] and [`limits::MAX_TENSOR_BYTES`] (the safetensors crate checks
+/// that every tensor's shape and offsets fit the bytes present).
 pub(crate) fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
     let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
+    limits::at_most("file bytes", bytes.len() as u64, limits::MAX_WEIGHTS_FILE_BYTES).map_err(CheckpointError::Limit)?;
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
     let file = SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    limits::at_most("tensors", file.len(), limits::MAX_TENSORS).map_err(CheckpointError::Limit)?;
+    for (name, view) in file.iter() {
+        limits::at_most(&format!("tensor {name}: bytes"), view.data().len() as u64, limits::MAX_TENSOR_BYTES)
+            .map_err(CheckpointError::Limit)?;
+    }
     Ok((file, metadata.metadata().clone().unwrap_or_default()))
 }
 
@@ -360,8 +391,7 @@ impl DiffusersFolder {
     ) -> Result<(UNetConfig, ScheduleConfig, Option<Checkpoint>), CheckpointError> {
         let config = from_diffusers_config(config_json).map_err(CheckpointError::BadConfig)?;
         let schedule = match scheduler_json {
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| CheckpointError::BadConfig(format!("scheduler_config.json: {e}")))?,
+            Some(json) => schedule_config(json, Self::SCHEDULER)?,
             None => ScheduleConfig::default(),
         };
         let checkpoint = match weights {

@@ -210,5 +210,6 @@ fn load_split(dir: &Path, which: Split) -> CliResult<(Manifest, ImageSet)> {
         set.extend(&part);
     }
     set.labels = read(&dir.join(&split.labels))?;
+    split.check_labels(&set.labels).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((manifest, set))
 }

@@ -5,39 +5,54 @@
 use std::path::Path;
 
 use pytorch_reader::{DType, PytorchReader};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 
 use super::{CliResult, read};
-use crate::checkpoint::{Tensors, float_values};
+use crate::checkpoint::{self, Tensors, float_values};
+use crate::data::limits;
 
 /// Every floating-point tensor of the file, as `f32` (PyTorch layout). Integer tensors (a
-/// BatchNorm's `num_batches_tracked`) are left out.
+/// BatchNorm's `num_batches_tracked`) are left out. The file's size, its number of tensors and
+/// each tensor's size (from the shape the pickle declares, before its bytes are read) are
+/// checked against [`limits`]; a panic inside the third-party pickle reader is reported as an
+/// unreadable file.
 pub fn read_state_dict(path: &Path) -> CliResult<Tensors> {
     let what = |e: &dyn std::fmt::Display| format!("{}: not a readable PyTorch file ({e})", path.display());
+    let size = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+    limits::at_most("file bytes", size, limits::MAX_WEIGHTS_FILE_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut tensors = Tensors::new();
     if path.extension().is_some_and(|e| e == "safetensors") {
         let bytes = read(path)?;
-        let file = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: not a readable .safetensors file ({e})", path.display()))?;
+        let (file, _) = checkpoint::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         for (name, view) in file.tensors() {
             if let Some(values) = float_values(view.dtype(), view.data()) {
                 tensors.insert(name, (view.shape().to_vec(), values));
             }
         }
     } else {
-        let reader = PytorchReader::new(path).map_err(|e| what(&e))?;
-        for (name, tensor) in reader.tensors() {
-            // The same little-endian layouts under safetensors' names.
-            let dtype = match tensor.dtype() {
-                DType::F64 => Dtype::F64,
-                DType::F32 => Dtype::F32,
-                DType::F16 => Dtype::F16,
-                DType::BF16 => Dtype::BF16,
-                _ => continue,
-            };
-            let bytes = tensor.read().map_err(|e| what(&e))?;
-            let values = float_values(dtype, &bytes).expect("a floating-point dtype");
-            tensors.insert(name.clone(), (tensor.shape().to_vec(), values));
-        }
+        let read_all = || -> CliResult<Tensors> {
+            let reader = PytorchReader::new(path).map_err(|e| what(&e))?;
+            limits::at_most("tensors", reader.len(), limits::MAX_TENSORS).map_err(|e| what(&e))?;
+            let mut tensors = Tensors::new();
+            for (name, tensor) in reader.tensors() {
+                // The same little-endian layouts under safetensors' names.
+                let (dtype, size) = match tensor.dtype() {
+                    DType::F64 => (Dtype::F64, 8),
+                    DType::F32 => (Dtype::F32, 4),
+                    DType::F16 => (Dtype::F16, 2),
+                    DType::BF16 => (Dtype::BF16, 2),
+                    _ => continue,
+                };
+                let dims: Vec<u64> = tensor.shape().iter().map(|&d| d as u64).chain([size]).collect();
+                limits::product_at_most(&format!("tensor {name}: bytes"), &dims, limits::MAX_TENSOR_BYTES)
+                    .map_err(|e| what(&e))?;
+                let bytes = tensor.read().map_err(|e| what(&e))?;
+                let values = float_values(dtype, &bytes).expect("a floating-point dtype");
+                tensors.insert(name.clone(), (tensor.shape().to_vec(), values));
+            }
+            Ok(tensors)
+        };
+        tensors = std::panic::catch_unwind(read_all).unwrap_or_else(|_| Err(what(&"the pickle reader gave up on it")))?;
     }
     if tensors.is_empty() {
         return Err(format!("{}: the file holds no floating-point tensors", path.display()));

@@ -1,9 +1,12 @@
 //! Datasets that arrive as something other than IDX: CIFAR-10's binary batches and ordinary
 //! image files (PNG, JPEG).
 
-use image::imageops::FilterType;
+use std::io::Cursor;
 
-use super::{DataError, ImageSet};
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+
+use super::{DataError, ImageSet, limits};
 
 /// CIFAR-10's classes, in label order (the dataset's `batches.meta.txt`).
 pub const CIFAR10_CLASSES: [&str; 10] =
@@ -19,7 +22,7 @@ const CIFAR_RECORD: usize = 1 + 3 * CIFAR_SIZE * CIFAR_SIZE;
 /// One or more of CIFAR-10's binary batch files (`data_batch_1.bin`, …, `test_batch.bin`)
 /// concatenated: records of one label byte, then the red, green and blue 32×32 planes.
 pub fn images_from_cifar_binary(bytes: &[u8]) -> Result<ImageSet, DataError> {
-    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(DataError::Format(format!(
             "{} bytes is not a whole number of CIFAR-10 records ({CIFAR_RECORD} bytes each)",
             bytes.len()
@@ -29,7 +32,7 @@ pub fn images_from_cifar_binary(bytes: &[u8]) -> Result<ImageSet, DataError> {
     let n = bytes.len() / CIFAR_RECORD;
     let mut pixels = Vec::with_capacity(n * 3 * plane);
     let mut labels = Vec::with_capacity(n);
-    for record in bytes.chunks_exact(CIFAR_RECORD) {
+    for record in bytes.as_chunks::<CIFAR_RECORD>().0 {
         if record[0] as usize >= CIFAR10_CLASSES.len() {
             return Err(DataError::Format(format!("label {} is not a CIFAR-10 class", record[0])));
         }
@@ -45,7 +48,9 @@ pub fn images_from_cifar_binary(bytes: &[u8]) -> Result<ImageSet, DataError> {
 
 /// Decodes image files (PNG or JPEG bytes, each with its label), centre-crops each to a square,
 /// resizes it to `size`×`size` (Lanczos, or as is when it already fits) and keeps 1 (gray) or
-/// 3 (RGB) channels. Names are only for messages.
+/// 3 (RGB) channels. Names are only for messages. Each file's dimensions are read from its
+/// header and checked against [`limits::MAX_IMAGE_SIDE`] and [`limits::MAX_IMAGE_PIXELS`]
+/// before it is decoded; the decoded set may hold at most [`limits::MAX_DATASET_BYTES`].
 pub fn images_from_files<'a>(
     files: impl IntoIterator<Item = (&'a str, &'a [u8], u8)>,
     size: usize,
@@ -54,13 +59,27 @@ pub fn images_from_files<'a>(
     if size == 0 || !(channels == 1 || channels == 3) {
         return Err(DataError::Format(format!("cannot make {size}×{size}×{channels} images (channels: 1 or 3)")));
     }
+    limits::at_most("image size", size, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+    let image_bytes = (size * size * channels) as u64; // at most 256 · 256 · 3
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for (name, bytes, label) in files {
-        let image = image::load_from_memory(bytes)
+        let total = image_bytes * (labels.len() as u64 + 1);
+        limits::at_most("images: decoded bytes", total, limits::MAX_DATASET_BYTES).map_err(DataError::Format)?;
+        let image = decode_image(
+            bytes,
+            None,
+            limits::MAX_IMAGE_SIDE,
+            limits::MAX_IMAGE_SIDE,
+            limits::MAX_IMAGE_PIXELS,
+            limits::MAX_IMAGE_ALLOC,
+        )
             .map_err(|e| DataError::Format(format!("{name} is not a readable PNG or JPEG image: {e}")))?;
         let (w, h) = (image.width(), image.height());
         let side = w.min(h);
+        if side == 0 {
+            return Err(DataError::Format(format!("{name} is an empty image ({w}×{h})")));
+        }
         let square = image.crop_imm((w - side) / 2, (h - side) / 2, side, side);
         let square = if side as usize == size {
             square
@@ -77,6 +96,36 @@ pub fn images_from_files<'a>(
         return Err(DataError::Format("no images".into()));
     }
     ImageSet::new(size, size, channels, pixels, labels)
+}
+
+/// Decodes a PNG or JPEG (`format`, or guessed from the bytes) after reading its dimensions
+/// from the header: each side at most `max_width` / `max_height`, at most `max_pixels`
+/// pixels, and the decoder allocates at most `max_alloc` bytes.
+pub(super) fn decode_image(
+    bytes: &[u8],
+    format: Option<ImageFormat>,
+    max_width: u32,
+    max_height: u32,
+    max_pixels: u64,
+    max_alloc: u64,
+) -> Result<DynamicImage, String> {
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, String> {
+        let mut reader = match format {
+            Some(format) => ImageReader::with_format(Cursor::new(bytes), format),
+            None => ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?,
+        };
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(max_width);
+        limits.max_image_height = Some(max_height);
+        limits.max_alloc = Some(max_alloc);
+        reader.limits(limits);
+        Ok(reader)
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(|e| e.to_string())?;
+    limits::at_most("image width", width, max_width)?;
+    limits::at_most("image height", height, max_height)?;
+    limits::product_at_most("image pixels", &[u64::from(width), u64::from(height)], max_pixels)?;
+    reader()?.decode().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

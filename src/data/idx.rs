@@ -1,6 +1,6 @@
 //! The IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/).
 
-use super::DataError;
+use super::{DataError, limits};
 
 /// An IDX array of unsigned bytes: its dimensions and values.
 #[derive(Clone, Debug, PartialEq)]
@@ -9,7 +9,8 @@ pub struct Idx {
     pub values: Vec<u8>,
 }
 
-/// Parses an uncompressed IDX file of type `u8` (magic `0x00 0x00 0x08 ndim`).
+/// Parses an uncompressed IDX file of type `u8` (magic `0x00 0x00 0x08 ndim`). The
+/// dimensions must multiply (without overflow) to exactly the bytes that follow the header.
 pub fn parse_idx(bytes: &[u8]) -> Result<Idx, DataError> {
     let bad = |why: String| DataError::Format(format!("IDX: {why}"));
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
@@ -18,18 +19,19 @@ pub fn parse_idx(bytes: &[u8]) -> Result<Idx, DataError> {
     if bytes[2] != 0x08 {
         return Err(bad(format!("element type 0x{:02x}, expected 0x08 (unsigned byte)", bytes[2])));
     }
-    let ndim = bytes[3] as usize;
+    let ndim = limits::at_most("IDX: dimensions", bytes[3] as usize, limits::MAX_ARRAY_DIMS).map_err(DataError::Format)?;
     let header = 4 + 4 * ndim;
-    if bytes.len() < header {
-        return Err(bad("truncated header".into()));
+    let Some(dims_bytes) = bytes.get(4..header) else {
+        return Err(bad(format!("truncated header ({} bytes; {ndim} dimensions need {header})", bytes.len())));
+    };
+    let dims: Vec<u64> = dims_bytes.as_chunks::<4>().0.iter().map(|d| u64::from(u32::from_be_bytes(*d))).collect();
+    let data = (bytes.len() - header) as u64;
+    // The data present bounds the product: a header cannot claim more than the file holds.
+    let len = limits::product_at_most("IDX: data bytes of the dimensions", &dims, data).map_err(DataError::Format)?;
+    if len != data {
+        return Err(bad(format!("{data} data bytes for dimensions {dims:?} ({len} expected)")));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
-    let len: usize = dims.iter().product();
-    if bytes.len() != header + len {
-        return Err(bad(format!("{} data bytes for dimensions {dims:?} ({len} expected)", bytes.len() - header)));
-    }
+    let dims = dims.into_iter().map(|d| d as usize).collect(); // each ≤ u32::MAX ≤ usize (32 or 64 bits)
     Ok(Idx { dims, values: bytes[header..].to_vec() })
 }
 
@@ -47,5 +49,15 @@ mod tests {
         assert_eq!(idx.values, vec![1, 2, 3, 4]);
         assert!(parse_idx(&bytes[..bytes.len() - 1]).is_err());
         assert!(parse_idx(&[0x1f, 0x8b, 8, 0]).is_err());
+    }
+
+    #[test]
+    fn dimensions_that_claim_more_than_the_file_holds_are_refused() {
+        // 2^32−1 × 2^32−1 images: the product overflows nothing (checked) and exceeds the data.
+        let bytes = [0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2];
+        let message = parse_idx(&bytes).unwrap_err().to_string();
+        assert!(message.contains("the limit is 2"), "{message}");
+        let message = parse_idx(&[0, 0, 8, 200]).unwrap_err().to_string();
+        assert_eq!(message, "IDX: dimensions: 200; the limit is 32");
     }
 }

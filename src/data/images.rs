@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::DataError;
+use super::{DataError, limits};
 
 /// Images stored `[N, H, W, C]` as bytes, with optional class labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,9 +15,15 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
+    /// Checks that the pixels are whole images of a shape within [`limits`] and that there is
+    /// one label per image (or none).
     pub fn new(height: usize, width: usize, channels: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Result<Self, DataError> {
-        let size = height * width * channels;
-        if size == 0 || pixels.len() % size != 0 {
+        for (what, side) in [("image height", height), ("image width", width)] {
+            limits::at_most(what, side, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+        }
+        limits::at_most("image channels", channels, limits::MAX_CHANNELS).map_err(DataError::Format)?;
+        let size = height * width * channels; // at most 256 · 256 · 4: no overflow
+        if size == 0 || !pixels.len().is_multiple_of(size) {
             return Err(DataError::Format(format!(
                 "{} bytes is not a whole number of {height}×{width}×{channels} images",
                 pixels.len()

@@ -3,6 +3,7 @@
 mod decode;
 mod idx;
 mod images;
+pub mod limits;
 mod npy;
 mod tiles;
 mod upload;
@@ -25,6 +26,7 @@ pub enum DataError {
 
 /// One split of a tiled dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SplitFields")]
 pub struct SplitManifest {
     /// Number of images.
     pub count: usize,
@@ -34,8 +36,10 @@ pub struct SplitManifest {
     pub labels: String,
 }
 
-/// `manifest.json` of a tiled dataset folder.
+/// `manifest.json` of a tiled dataset folder. Deserialising checks it (see
+/// [`Manifest::check`]), so a manifest read with serde is one the loaders can follow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ManifestFields")]
 pub struct Manifest {
     pub name: String,
     /// Class names, in label order (empty where the images have no labels).
@@ -48,6 +52,97 @@ pub struct Manifest {
     pub test: SplitManifest,
 }
 
+/// The fields of [`SplitManifest`] as a file holds them, before they are checked.
+#[derive(Deserialize)]
+struct SplitFields {
+    count: usize,
+    tiles: Vec<String>,
+    labels: String,
+}
+
+impl TryFrom<SplitFields> for SplitManifest {
+    type Error = String;
+    fn try_from(f: SplitFields) -> Result<Self, String> {
+        let count = limits::at_most("manifest: count", f.count, limits::MAX_DATASET_IMAGES)?;
+        let tiles = count.div_ceil(PER_TILE);
+        if f.tiles.len() != tiles {
+            return Err(format!("manifest: {} tiles listed for {count} images ({tiles} expected)", f.tiles.len()));
+        }
+        for tile in &f.tiles {
+            limits::file_name("manifest: tile", tile)?;
+        }
+        limits::file_name("manifest: labels", &f.labels)?;
+        Ok(Self { count, tiles: f.tiles, labels: f.labels })
+    }
+}
+
+/// The fields of [`Manifest`] as a file holds them, before they are checked.
+#[derive(Deserialize)]
+struct ManifestFields {
+    name: String,
+    #[serde(default)]
+    classes: Vec<String>,
+    height: usize,
+    width: usize,
+    channels: usize,
+    train: SplitManifest,
+    test: SplitManifest,
+}
+
+impl TryFrom<ManifestFields> for Manifest {
+    type Error = String;
+    fn try_from(f: ManifestFields) -> Result<Self, String> {
+        let manifest = Manifest {
+            name: f.name,
+            classes: f.classes,
+            height: f.height,
+            width: f.width,
+            channels: f.channels,
+            train: f.train,
+            test: f.test,
+        };
+        manifest.check()?;
+        Ok(manifest)
+    }
+}
+
+impl Manifest {
+    /// Checks the image shape and names against [`limits`] and each split's bytes against
+    /// [`limits::MAX_DATASET_BYTES`] (the splits' own fields are checked as they are read).
+    pub fn check(&self) -> Result<(), String> {
+        limits::at_most("manifest: name length", self.name.len(), limits::MAX_NAME_BYTES)?;
+        limits::at_most("manifest: classes", self.classes.len(), limits::MAX_CLASSES)?;
+        for class in &self.classes {
+            limits::at_most("manifest: class name length", class.len(), limits::MAX_NAME_BYTES)?;
+        }
+        for (what, side) in [("height", self.height), ("width", self.width)] {
+            if side == 0 {
+                return Err(format!("manifest: {what} is 0"));
+            }
+            limits::at_most(&format!("manifest: {what}"), side, limits::MAX_DATASET_SIDE)?;
+        }
+        if !(self.channels == 1 || self.channels == 3) {
+            return Err(format!("manifest: channels: {}; 1 (gray) or 3 (RGB)", self.channels));
+        }
+        for (what, split) in [("train", &self.train), ("test", &self.test)] {
+            let dims = [split.count, self.height, self.width, self.channels].map(|d| d as u64);
+            limits::product_at_most(&format!("manifest: {what} pixel bytes"), &dims, limits::MAX_DATASET_BYTES)?;
+        }
+        Ok(())
+    }
+}
+
+impl SplitManifest {
+    /// Checks a split's label file: one byte per image (or none for unlabelled images).
+    pub fn check_labels(&self, labels: &[u8]) -> Result<(), DataError> {
+        if labels.is_empty() || labels.len() == self.count {
+            Ok(())
+        } else {
+            Err(DataError::Format(format!("{}: {} labels for {} images", self.labels, labels.len(), self.count)))
+        }
+    }
+}
+
 /// Pairs an IDX image file (`[N, H, W]`) with its IDX label file (`[N]`).
 pub fn images_from_idx(images: &[u8], labels: &[u8]) -> Result<ImageSet, DataError> {
     let images = parse_idx(images)?;
@@ -57,6 +152,10 @@ pub fn images_from_idx(images: &[u8], labels: &[u8]) -> Result<ImageSet, DataErr
             "IDX images {:?} and labels {:?} do not pair up",
             images.dims, labels.dims
         )));
+    }
+    limits::at_most("IDX: images", images.dims[0], limits::MAX_DATASET_IMAGES).map_err(DataError::Format)?;
+    for (what, side) in [("IDX: height", images.dims[1]), ("IDX: width", images.dims[2])] {
+        limits::at_most(what, side, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
     }
     ImageSet::new(images.dims[1], images.dims[2], 1, images.values, labels.values)
 }
@@ -79,7 +178,7 @@ pub fn to_tiles(set: &ImageSet, split: &str) -> (Vec<(String, Vec<u8>)>, SplitMa
 
 /// Number of images in tile `k` of a split of `count` images.
 pub fn tile_count(count: usize, k: usize) -> usize {
-    count.saturating_sub(k * PER_TILE).min(PER_TILE)
+    count.saturating_sub(k.saturating_mul(PER_TILE)).min(PER_TILE)
 }
 
 /// `[B, C, H, W]` values in [−1, 1] as one image: a grid with ⌈√B⌉ images per row.

@@ -2,7 +2,7 @@
 //! across implementations. Written here because the npy crates pull a Python-literal parser
 //! for the general case; this is the one dtype and layout we write and read.
 
-use super::DataError;
+use super::{DataError, limits};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -24,7 +24,8 @@ pub fn encode_npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Decodes an array written by [`encode_npy`] (or NumPy: `<f4`, C order, format 1.0).
+/// Decodes an array written by [`encode_npy`] (or NumPy: `<f4`, C order, format 1.0). The
+/// shape must multiply (without overflow) to exactly the values that follow the header.
 pub fn decode_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), DataError> {
     let bad = |why: &str| DataError::Format(format!(".npy: {why}"));
     if bytes.len() < 10 || &bytes[..6] != MAGIC || bytes[6] != 1 {
@@ -45,14 +46,18 @@ pub fn decode_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), DataError> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad("bad shape")))
+        .map(|s| s.parse().map_err(|_| bad(&format!("shape entry {s:?} is not a size"))))
         .collect::<Result<_, _>>()?;
+    limits::at_most(".npy: dimensions", shape.len(), limits::MAX_ARRAY_DIMS).map_err(DataError::Format)?;
     let data = &bytes[10 + header_len..];
-    let count: usize = shape.iter().product();
-    if data.len() != 4 * count {
-        return Err(bad("data length does not match the shape"));
+    // The data present bounds the product: a header cannot claim more than the file holds.
+    let dims: Vec<u64> = shape.iter().map(|&d| d as u64).chain([4]).collect();
+    let expected = limits::product_at_most(".npy: data bytes of the shape", &dims, data.len() as u64)
+        .map_err(DataError::Format)?;
+    if data.len() as u64 != expected {
+        return Err(bad(&format!("{} data bytes for shape {shape:?} ({expected} expected)", data.len())));
     }
-    let values = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let values = data.as_chunks::<4>().0.iter().map(|b| f32::from_le_bytes(*b)).collect();
     Ok((shape, values))
 }
 
@@ -71,5 +76,19 @@ mod tests {
         assert_eq!(shape, vec![2, 3]);
         assert_eq!(values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert!(decode_npy(&bytes[..bytes.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn a_shape_larger_than_the_data_is_refused_without_overflow() {
+        let bytes = encode_npy(&[2, 3], &[0.0; 6]);
+        let at = bytes.windows(6).position(|w| w == b"(2, 3)").unwrap();
+        let newline = bytes.iter().position(|&b| b == b'\n').unwrap();
+        // The same header length: the 19 more digits take 19 spaces of the padding.
+        let mut huge = bytes[..at].to_vec();
+        huge.extend_from_slice(b"(18446744073709551615, 3)");
+        huge.extend_from_slice(&bytes[at + 6..newline - 19]);
+        huge.extend_from_slice(&bytes[newline..]);
+        let message = decode_npy(&huge).unwrap_err().to_string();
+        assert!(message.starts_with(".npy: data bytes of the shape") && message.contains("the limit is 24"), "{message}");
     }
 }

@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 
-use super::{DataError, ImageSet};
+use super::{DataError, ImageSet, limits};
 
 /// Images per tile row (and rows per tile).
 pub const COLUMNS: usize = 100;
@@ -45,25 +45,40 @@ pub fn encode_tile(set: &ImageSet, indices: &[usize]) -> Vec<u8> {
     bytes
 }
 
-/// Decodes `count` images of `height × width × channels` from a PNG tile.
+/// Decodes `count` images of `height × width × channels` from a PNG tile. The tile's
+/// dimensions are read from its header first: at least one image wide and at most
+/// [`COLUMNS`] images wide and high, with room for `count` images.
 pub fn decode_tile(png: &[u8], count: usize, height: usize, width: usize, channels: usize) -> Result<ImageSet, DataError> {
-    let image = image::load_from_memory_with_format(png, ImageFormat::Png)
-        .map_err(|e| DataError::Format(format!("tile is not a PNG image: {e}")))?;
+    let bad = |why: String| DataError::Format(format!("tile: {why}"));
+    if !(channels == 1 || channels == 3) {
+        return Err(bad(format!("{channels} channels per image are not supported")));
+    }
+    for (what, side) in [("image height", height), ("image width", width)] {
+        if side == 0 {
+            return Err(bad(format!("{what} is 0")));
+        }
+        limits::at_most(&format!("tile: {what}"), side, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+    }
+    limits::at_most("tile: images", count, PER_TILE).map_err(DataError::Format)?;
+    // At most COLUMNS × COLUMNS images (written by `encode_tile`): 25,600 px a side at most.
+    let (max_width, max_height) = ((COLUMNS * width) as u32, (COLUMNS * height) as u32);
+    let max_pixels = u64::from(max_width) * u64::from(max_height);
+    let image = super::decode::decode_image(png, Some(ImageFormat::Png), max_width, max_height, max_pixels, 8 * max_pixels)
+        .map_err(|e| bad(format!("not a PNG image of up to {COLUMNS}×{COLUMNS} images of {height}×{width}: {e}")))?;
     let (gw, raw) = match channels {
         1 => {
             let g = image.into_luma8();
             (g.width() as usize, g.into_raw())
         }
-        3 => {
+        _ => {
             let g = image.into_rgb8();
             (g.width() as usize, g.into_raw())
         }
-        _ => return Err(DataError::Format(format!("{channels} channels per image are not supported"))),
     };
     let columns = gw / width;
-    let rows = raw.len() / channels / gw / height.max(1);
+    let rows = raw.len() / channels / gw.max(1) / height;
     if columns == 0 || count > columns * rows {
-        return Err(DataError::Format(format!("tile is too small for {count} images of {height}×{width}")));
+        return Err(bad(format!("too small for {count} images of {height}×{width}")));
     }
     let mut pixels = Vec::with_capacity(count * height * width * channels);
     for k in 0..count {
@@ -88,5 +103,16 @@ mod tests {
         let back = decode_tile(&png, 5, 4, 3, 3).unwrap();
         assert_eq!(back.pixels, set.pixels);
         assert!(decode_tile(b"not a png", 1, 4, 3, 3).is_err());
+    }
+
+    #[test]
+    fn a_tile_larger_than_its_images_need_is_refused_before_decoding() {
+        // A PNG header claiming 65535×65535 px (IHDR only): refused from the header.
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\xff\xff\0\0\xff\xff\x08\x00\0\0\0".to_vec();
+        png.extend_from_slice(&[0; 4]);
+        let message = decode_tile(&png, 1, 28, 28, 1).unwrap_err().to_string();
+        assert!(message.starts_with("tile:"), "{message}");
+        assert!(decode_tile(&png, 1, 0, 28, 1).unwrap_err().to_string().contains("image height is 0"));
+        assert!(decode_tile(&png, 1, 4000, 28, 1).unwrap_err().to_string().contains("the limit is 256"));
     }
 }

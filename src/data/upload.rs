@@ -4,7 +4,7 @@
 
 use std::io::{Cursor, Read};
 
-use super::{DataError, ImageSet, images_from_files};
+use super::{DataError, ImageSet, images_from_files, limits};
 
 fn is_image(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
@@ -21,36 +21,65 @@ pub fn is_image_or_zip(path: &str) -> bool {
     is_image(path) || is_zip(path)
 }
 
-/// The PNG / JPEG files inside a zip, with their paths (other entries are skipped).
+/// The PNG / JPEG files inside a zip, with their paths (other entries are skipped). At most
+/// [`limits::MAX_ZIP_MEMBERS`] entries, each at most [`limits::MAX_ZIP_MEMBER_BYTES`]
+/// uncompressed and all of them at most [`limits::MAX_UPLOAD_BYTES`]; the sizes the zip
+/// declares are checked first, and reading stops at the limit whatever they said.
 pub fn unzip_images(name: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, DataError> {
-    let bad = |e: zip::result::ZipError| DataError::Format(format!("{name} is not a readable zip: {e}"));
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad)?;
+    let mut budget = limits::MAX_UPLOAD_BYTES;
     let mut files = Vec::new();
+    unzip_into(name, bytes, &mut budget, &mut files)?;
+    Ok(files)
+}
+
+/// [`unzip_images`], appending to `files` and taking the uncompressed bytes from `budget`.
+fn unzip_into(name: &str, bytes: &[u8], budget: &mut u64, files: &mut Vec<(String, Vec<u8>)>) -> Result<(), DataError> {
+    let bad = |e: zip::result::ZipError| DataError::Format(format!("{name} is not a readable zip: {e}"));
+    let over = |message: String| DataError::Format(format!("{name}: {message}"));
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad)?;
+    limits::at_most("zip: members", archive.len(), limits::MAX_ZIP_MEMBERS).map_err(over)?;
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(bad)?;
+        let entry = archive.by_index(i).map_err(bad)?;
         let path = entry.name().map_err(bad)?.to_string();
         // Finder's resource forks sit beside every file of a zip made on macOS.
         if !entry.is_file() || !is_image(&path) || path.starts_with("__MACOSX/") {
             continue;
         }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(|e| DataError::Format(format!("{name}: {path}: {e}")))?;
+        limits::at_most("zip: images", files.len() + 1, limits::MAX_UPLOAD_IMAGES).map_err(over)?;
+        let cap = limits::MAX_ZIP_MEMBER_BYTES.min(*budget);
+        let declared = entry.size();
+        let what = |kind: &str| format!("zip: {path}: {kind} uncompressed bytes");
+        limits::at_most(&what("declared"), declared, limits::MAX_ZIP_MEMBER_BYTES).map_err(over)?;
+        limits::at_most("zip: declared uncompressed bytes of the images", declared, *budget).map_err(over)?;
+        // The declared size is only a hint: read one byte past the cap to see whether it lied.
+        let mut data = Vec::with_capacity(declared.min(1 << 20) as usize);
+        entry.take(cap + 1).read_to_end(&mut data).map_err(|e| over(format!("{path}: {e}")))?;
+        limits::at_most(&what("actual"), data.len() as u64, cap).map_err(over)?;
+        *budget -= data.len() as u64;
         files.push((path, data));
     }
-    Ok(files)
+    Ok(())
 }
+
+/// An image file's path, bytes and class label.
+pub type LabelledImage = (String, Vec<u8>, u8);
 
 /// Images with their class labels: `files` are (path, bytes), zips are opened, files that are
 /// neither images nor zips are skipped. The class of `cats/01.png` is `cats`; when no image
 /// sits in a subfolder there are no classes (all labels 0, `classes` empty). Sorted by path, so
 /// the result does not depend on the order the files arrived in.
-pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<(String, Vec<u8>, u8)>, Vec<String>), DataError> {
+pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<LabelledImage>, Vec<String>), DataError> {
     let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     let mut images = Vec::new();
+    let mut budget = limits::MAX_UPLOAD_BYTES;
     for (path, bytes) in files {
         if is_zip(&path) {
-            images.extend(unzip_images(&path, &bytes)?);
+            unzip_into(&path, &bytes, &mut budget, &mut images)?;
         } else if is_image(&path) {
+            limits::at_most("upload: images", images.len() + 1, limits::MAX_UPLOAD_IMAGES).map_err(DataError::Format)?;
+            let size = bytes.len() as u64;
+            limits::at_most("upload: bytes of the images", size, budget).map_err(DataError::Format)?;
+            budget -= size;
             images.push((path, bytes));
         }
     }
@@ -70,8 +99,10 @@ pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<(String, Ve
     let mut classes: Vec<String> = images.iter().map(|(p, _)| class_of(p)).collect();
     classes.sort();
     classes.dedup();
-    if classes.len() > 256 {
-        return Err(DataError::Format(format!("{} class folders; at most 256", classes.len())));
+    limits::at_most("upload: class folders", classes.len(), limits::MAX_CLASSES).map_err(DataError::Format)?;
+    for class in &classes {
+        limits::at_most(&format!("upload: length of the class name {class:?}"), class.len(), limits::MAX_NAME_BYTES)
+            .map_err(DataError::Format)?;
     }
     let labelled = images
         .into_iter()
@@ -101,19 +132,23 @@ pub fn upload_to_bytes(set: &ImageSet, classes: &[String]) -> Vec<u8> {
 
 /// Reads [`upload_to_bytes`] back.
 pub fn upload_from_bytes(bytes: &[u8]) -> Result<(ImageSet, Vec<String>), DataError> {
-    use safetensors::SafeTensors;
+    use safetensors::{Dtype, SafeTensors};
     let bad = |what: &str| DataError::Format(format!("the stored images: {what}"));
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(&e.to_string()))?;
     let file = SafeTensors::deserialize(bytes).map_err(|e| bad(&e.to_string()))?;
     let pixels = file.tensor("pixels").map_err(|_| bad("no pixels"))?;
     let labels = file.tensor("labels").map_err(|_| bad("no labels"))?;
+    if pixels.dtype() != Dtype::U8 || labels.dtype() != Dtype::U8 {
+        return Err(bad("pixels and labels are not bytes (U8)"));
+    }
     let [_, height, width, channels] = pixels.shape()[..] else { return Err(bad("pixels are not [N, H, W, C]")) };
-    let classes = metadata
+    let classes: Vec<String> = metadata
         .metadata()
         .as_ref()
         .and_then(|m| m.get("classes"))
         .and_then(|c| serde_json::from_str(c).ok())
         .ok_or_else(|| bad("no class names"))?;
+    limits::at_most("the stored images: classes", classes.len(), limits::MAX_CLASSES).map_err(DataError::Format)?;
     let set = ImageSet::new(height, width, channels, pixels.data().to_vec(), labels.data().to_vec())?;
     Ok((set, classes))
 }

@@ -11,6 +11,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::data::limits;
+
 /// Which network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClassifierKind {
@@ -85,11 +87,15 @@ fn conv(cin: usize, cout: usize, kernel: usize, stride: usize, device: &Device) 
 }
 
 impl ClassifierConfig {
-    /// Checks what `init` would otherwise panic on, in words.
+    /// Checks what `init` would otherwise panic on, or allocate without bound, in words: the
+    /// sizes are those of a dataset ([`limits`]).
     pub fn validate(&self) -> Result<(), String> {
-        if self.num_classes < 2 || self.in_channels == 0 {
-            return Err("a classifier needs at least 2 classes and 1 channel".into());
+        if self.num_classes < 2 || self.in_channels == 0 || self.sample_size == 0 {
+            return Err("a classifier needs at least 2 classes, 1 channel and images of at least 1×1".into());
         }
+        limits::at_most("classifier num_classes", self.num_classes, limits::MAX_CLASSES)?;
+        limits::at_most("classifier in_channels", self.in_channels, limits::MAX_CHANNELS)?;
+        limits::at_most("classifier sample_size", self.sample_size, limits::MAX_DATASET_SIDE)?;
         if self.kind == ClassifierKind::LeNet && self.sample_size < 12 {
             return Err(format!("LeNet needs images of at least 12×12, not {0}×{0}", self.sample_size));
         }
@@ -193,5 +199,13 @@ mod tests {
         // LeNet on 32×32 (its original input size): 16·6·6 inputs to the first linear layer.
         let lenet32 = ClassifierConfig::new(ClassifierKind::LeNet, 32, 3, 10).init(&device);
         assert_eq!(lenet32.features(Tensor::<4>::zeros([1, 3, 32, 32], &device)).dims(), [1, 84]);
+    }
+
+    #[test]
+    fn configs_beyond_the_limits_are_refused_in_words() {
+        let huge = ClassifierConfig::new(ClassifierKind::ResNet, 32, 3, 1 << 40);
+        assert_eq!(huge.validate().unwrap_err(), "classifier num_classes: 1099511627776; the limit is 256");
+        assert!(ClassifierConfig::new(ClassifierKind::LeNet, 1 << 20, 1, 10).validate().is_err());
+        assert!(ClassifierConfig::new(ClassifierKind::ResNet, 0, 3, 10).validate().is_err());
     }
 }

@@ -367,7 +367,9 @@ pub fn fold_batch_norms(state: &Tensors) -> Result<Tensors, CheckpointError> {
             };
             let (gamma, beta, mean, var) = (part("weight")?, part("bias")?, part("running_mean")?, part("running_var")?);
             let (shape, weight) = tensor;
-            let cout = shape[0];
+            let Some(&cout) = shape.first() else {
+                return Err(CheckpointError::Mismatch(format!("{name} is a scalar; a convolution weight is [out, in, h, w]")));
+            };
             if [gamma, beta, mean, var].iter().any(|v| v.len() != cout) {
                 return Err(CheckpointError::Mismatch(format!("{prefix}.bn.* do not have the {cout} channels of {name}")));
             }

@@ -10,7 +10,7 @@ pub use classifier::{ClassifierTrainer, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use adam::Adam;
 pub use parallel::{DevicesError, shares};
-pub use state::{STATE_FORMAT, state_metadata};
+pub use state::{STATE_FORMAT, SavedState, state_metadata};
 
 use burn::config::Config;
 use burn::module::Module;

@@ -10,8 +10,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::{Noise, Trainer, TrainConfig};
-use crate::checkpoint::{CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, tensors_except, unet_config};
+use crate::checkpoint::{
+    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, schedule_config, tensors_except, unet_config,
+};
+use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
+use crate::model::UNetConfig;
 
 /// The `format` of a training-state file. Version 1 held burn's own optimizer record.
 pub const STATE_FORMAT: &str = "tabdiffusion-train-state/2";
@@ -30,6 +34,85 @@ fn train_config(json: &str) -> Option<TrainConfig> {
     let defaults = TrainConfig::new();
     value.as_object_mut()?.entry("class_dropout").or_insert(defaults.class_dropout.into());
     serde_json::from_value(value).ok()
+}
+
+/// Checks settings read from a file: what training would otherwise panic on or allocate
+/// without bound (a batch of 2^60 images), in words.
+fn check_train_config(config: &TrainConfig) -> Result<(), String> {
+    if config.batch_size == 0 {
+        return Err("batch_size is 0".into());
+    }
+    limits::at_most("batch_size", config.batch_size, limits::MAX_BATCH_SIZE)?;
+    let finite_positive = |name: &str, v: f64| {
+        if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} is {v}; it must be a positive number")) }
+    };
+    finite_positive("learning_rate", config.learning_rate)?;
+    finite_positive("grad_clip", f64::from(config.grad_clip))?;
+    for (name, v) in [("ema_decay", config.ema_decay), ("class_dropout", config.class_dropout)] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(format!("{name} is {v}; it must be between 0 and 1"));
+        }
+    }
+    Ok(())
+}
+
+/// Everything a training-state file holds, read and checked, before any model is built.
+#[derive(Clone, Debug)]
+pub struct SavedState {
+    pub model_config: UNetConfig,
+    pub schedule: ScheduleConfig,
+    pub config: TrainConfig,
+    pub card: ModelCard,
+    pub step: usize,
+    pub adam_time: usize,
+    pub rng_position: u128,
+    /// Every tensor, under its name in the file (`model.…`, `ema.…`, `adam.m.…`, `adam.v.…`).
+    pub tensors: Tensors,
+}
+
+/// A step count from the metadata: a number up to [`limits::MAX_TRAINING_STEPS`].
+fn steps(info: &HashMap<String, String>, key: &str) -> Result<usize, CheckpointError> {
+    let value: u64 = info.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(key))?;
+    let value = limits::at_most(&format!("training state: {key}"), value, limits::MAX_TRAINING_STEPS)
+        .map_err(CheckpointError::Limit)?;
+    usize::try_from(value).map_err(|_| CheckpointError::Limit(format!("training state: {key} {value} does not fit this machine")))
+}
+
+impl Trainer {
+    /// Reads a training-state file written by [`Trainer::state_bytes`]: its format, its
+    /// settings (the model config validated, the schedule and training settings checked) and
+    /// its tensors (Adam's moments must be 1-D). Builds nothing: [`Trainer::from_state_bytes`]
+    /// does, from this.
+    pub fn read_state(bytes: &[u8]) -> Result<SavedState, CheckpointError> {
+        let (file, info) = read(bytes)?;
+        match info.get("format").map(String::as_str) {
+            Some(STATE_FORMAT) => {}
+            Some("tabdiffusion-train-state/1") => {
+                return Err(CheckpointError::BadConfig(
+                    "a training state of an earlier version (tabdiffusion-train-state/1), whose optimizer state only burn could read; start a new run from its weights instead".into(),
+                ));
+            }
+            _ => {
+                return Err(CheckpointError::BadConfig(
+                    "not a training-state file (written by `tabdiffusion train --state` or the tab)".into(),
+                ));
+            }
+        }
+        let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
+        let model_config = unet_config(parse("config")?)?;
+        let schedule = schedule_config(parse("scheduler")?, "training state: scheduler")?;
+        let config = train_config(parse("train")?).ok_or_else(|| bad("train"))?;
+        check_train_config(&config).map_err(|e| CheckpointError::BadConfig(format!("training state: train: {e}")))?;
+        let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
+        let step = steps(&info, "step")?;
+        let adam_time = steps(&info, "adam_time")?;
+        let rng_position: u128 = parse("rng_position")?.parse().map_err(|_| bad("rng_position"))?;
+        let tensors = tensors_except(&file, &[])?;
+        if let Some((name, (shape, _))) = tensors.iter().find(|(name, (shape, _))| name.starts_with(ADAM) && shape.len() != 1) {
+            return Err(CheckpointError::Mismatch(format!("Adam's {name} is {shape:?}; moments are 1-D")));
+        }
+        Ok(SavedState { model_config, schedule, config, card, step, adam_time, rng_position, tensors })
+    }
 }
 
 impl Trainer {
@@ -78,35 +161,15 @@ impl Trainer {
 
     /// Continues a run from [`Trainer::state_bytes`] on `device`; returns it with its card.
     pub fn from_state_bytes(bytes: &[u8], device: &Device) -> Result<(Self, ModelCard), CheckpointError> {
-        let (file, info) = read(bytes)?;
-        match info.get("format").map(String::as_str) {
-            Some(STATE_FORMAT) => {}
-            Some("tabdiffusion-train-state/1") => {
-                return Err(CheckpointError::BadConfig(
-                    "a training state of an earlier version (tabdiffusion-train-state/1), whose optimizer state only burn could read; start a new run from its weights instead".into(),
-                ));
-            }
-            _ => {
-                return Err(CheckpointError::BadConfig(
-                    "not a training-state file (written by `tabdiffusion train --state` or the tab)".into(),
-                ));
-            }
-        }
-        let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
-        let model_config = unet_config(parse("config")?)?;
-        let schedule: ScheduleConfig = serde_json::from_str(parse("scheduler")?).map_err(|_| bad("scheduler"))?;
-        let config = train_config(parse("train")?).ok_or_else(|| bad("train"))?;
-        let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
-        let step: usize = parse("step")?.parse().map_err(|_| bad("step"))?;
-        let adam_time: usize = parse("adam_time")?.parse().map_err(|_| bad("adam_time"))?;
-        let position: u128 = parse("rng_position")?.parse().map_err(|_| bad("rng_position"))?;
-
-        let all = tensors_except(&file, &[])?;
+        let SavedState { model_config, schedule, config, card, step, adam_time, rng_position, tensors } =
+            Self::read_state(bytes)?;
         let split = |prefix: &str| -> Tensors {
-            all.iter()
+            tensors
+                .iter()
                 .filter_map(|(name, t)| name.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
                 .collect()
         };
+        // Built only from a validated config (`unet_config` ran `validate`).
         let model = load_tensors(model_config.init(device), &split("model."), device)?;
         let ema = load_tensors(model_config.init(device), &split("ema."), device)?;
         let moments: BTreeMap<String, Tensor<1>> = split(ADAM)
@@ -121,7 +184,7 @@ impl Trainer {
             .load_moments(&trainer.model, adam_time, moments)
             .map_err(|e| CheckpointError::BadConfig(format!("training state: {e}")))?;
         trainer.step = step;
-        trainer.rng = Noise::resume(trainer.config.seed, position);
+        trainer.rng = Noise::resume(trainer.config.seed, rng_position);
         Ok((trainer, card))
     }
 }
@@ -144,5 +207,15 @@ mod tests {
         let expected = TrainConfig::new().with_batch_size(4).with_learning_rate(0.003).with_ema_decay(0.999).with_seed(5);
         assert_eq!(train_config(old), Some(expected));
         assert_eq!(train_config(r#"{"batch_size":4}"#), None);
+    }
+
+    #[test]
+    fn settings_that_would_break_training_are_refused_in_words() {
+        let huge = TrainConfig::new().with_batch_size(1 << 40);
+        assert_eq!(check_train_config(&huge).unwrap_err(), "batch_size: 1099511627776; the limit is 65536");
+        assert!(check_train_config(&TrainConfig::new().with_batch_size(0)).is_err());
+        assert!(check_train_config(&TrainConfig::new().with_learning_rate(f64::NAN)).is_err());
+        assert!(check_train_config(&TrainConfig::new().with_ema_decay(2.0)).is_err());
+        assert!(check_train_config(&TrainConfig::new()).is_ok());
     }
 }

@@ -1,0 +1,8 @@
+#![no_main]
+
+// Each binary uses one of the shared targets.
+#[allow(dead_code)]
+#[path = "../../tests/fuzz/targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::diffusers_config(data));

@@ -1,0 +1,129 @@
+//! Every limit on what the loaders accept from outside bytes, in one place.
+//!
+//! A loader compares each size a file declares with the bytes present and with these limits
+//! before it allocates anything, and says which field broke which limit ("zip: 70000 members;
+//! the limit is 65536"). The limits are far above anything a real dataset or model reaches
+//! (MNIST's 70,000 images, CIFAR-10's 60,000, the DDPM paper's 35.7M-parameter U-Net, an
+//! upload of a few thousand photos) and stop only absurd values: a zip bomb, a header that
+//! claims a 2^40-pixel image, a tensor larger than the file holding it.
+
+/// Width or height of any PNG or JPEG decoded (a photo, a tile): 16384 px (a 48 MP phone
+/// photo is 8064 × 6048; a tile of 100 × 100 CIFAR images is 3200 × 3200).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Pixels of one decoded image (width × height): 64 Mi (8192 × 8192).
+pub const MAX_IMAGE_PIXELS: u64 = 64 << 20;
+
+/// Bytes the image decoder may allocate for one image (image's `Limits::max_alloc`): 512 MiB,
+/// the image crate's own default, and 64 Mi pixels of 16-bit RGBA.
+pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
+
+/// Height or width of a dataset's images (a manifest, an IDX file, the size uploads are
+/// resized to): 256 px (MNIST is 28, CIFAR-10 32). A tile holds up to 100 × 100 images, so a
+/// tile is at most 25,600 px a side.
+pub const MAX_DATASET_SIDE: usize = 256;
+
+/// Images in one dataset split (a manifest's `count`, an IDX file's first dimension): 10
+/// million (MNIST has 60,000 training images).
+pub const MAX_DATASET_IMAGES: usize = 10_000_000;
+
+/// Bytes of pixels in one dataset split (count × height × width × channels): 4 GiB.
+pub const MAX_DATASET_BYTES: u64 = 4 << 30;
+
+/// Classes of a labelled dataset: labels are one byte.
+pub const MAX_CLASSES: usize = 256;
+
+/// Length of a name inside a file (a class, a dataset, a file named by a manifest): 255 bytes,
+/// a file name's limit on common file systems.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Entries of one zip (files and folders): 200,000 (all of MNIST as PNGs is 70,000).
+pub const MAX_ZIP_MEMBERS: usize = 200_000;
+
+/// Uncompressed bytes of one zip entry: 256 MiB (a photo is a few MB).
+pub const MAX_ZIP_MEMBER_BYTES: u64 = 256 << 20;
+
+/// Uncompressed bytes of all images of one upload (zips and loose files together): 4 GiB.
+pub const MAX_UPLOAD_BYTES: u64 = 4 << 30;
+
+/// Images in one upload: 200,000.
+pub const MAX_UPLOAD_IMAGES: usize = 200_000;
+
+/// Dimensions of an `.npy` array or an IDX file: 32 (NumPy 1.x's `NPY_MAXDIMS`).
+pub const MAX_ARRAY_DIMS: usize = 32;
+
+/// Bytes of one tensor in a weights file (data as stored): 2 GiB. The largest tensor of the
+/// 35.7M-parameter U-Net is 2.4 MB; Inception-v3's is 8 MB.
+pub const MAX_TENSOR_BYTES: u64 = 2 << 30;
+
+/// Tensors in one weights or training-state file: 100,000 (a training state of the 35.7M
+/// model holds about 1,500).
+pub const MAX_TENSORS: usize = 100_000;
+
+/// Bytes of a weights, training-state or `.pth` file: 8 GiB (a training state of the 35.7M
+/// model is about 0.7 GB).
+pub const MAX_WEIGHTS_FILE_BYTES: u64 = 8 << 30;
+
+/// Diffusion timesteps T of a noise schedule: 100,000 (DDPM uses 1000, improved DDPM 4000).
+pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
+
+/// Training steps, and Adam's step count, in a training state: 10^12.
+pub const MAX_TRAINING_STEPS: u64 = 1_000_000_000_000;
+
+/// Images per training step in a training state: 65,536.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+
+/// Channels of a dataset's images: 1 (gray) to 4.
+pub const MAX_CHANNELS: usize = 4;
+
+/// `Err` text for a value over its limit: "`{what}`: {value}; the limit is {limit}".
+pub fn over(what: &str, value: impl std::fmt::Display, limit: impl std::fmt::Display) -> String {
+    format!("{what}: {value}; the limit is {limit}")
+}
+
+/// `value` if it is at most `limit`, else the message of [`over`].
+pub fn at_most<T: PartialOrd + std::fmt::Display>(what: &str, value: T, limit: T) -> Result<T, String> {
+    if value <= limit { Ok(value) } else { Err(over(what, value, limit)) }
+}
+
+/// The product of `factors` if it fits in a `u64` and is at most `limit`; else a message
+/// naming `what` (the product never overflows: it is computed with `checked_mul`).
+pub fn product_at_most(what: &str, factors: &[u64], limit: u64) -> Result<u64, String> {
+    let mut product: u64 = 1;
+    for &f in factors {
+        product = product.checked_mul(f).ok_or_else(|| over(what, format!("{factors:?} multiplied overflows"), limit))?;
+    }
+    if product > limit { Err(over(what, product, limit)) } else { Ok(product) }
+}
+
+/// A name that is safe to join to a folder: not empty, no more than [`MAX_NAME_BYTES`], no
+/// path separators, not `.` or `..`.
+pub fn file_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) || name.contains(':') {
+        return Err(format!("{what}: {name:?} is not a plain file name"));
+    }
+    at_most(&format!("{what}: name length"), name.len(), MAX_NAME_BYTES).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_that_overflow_or_pass_the_limit_are_refused_with_the_field_and_the_limit() {
+        assert_eq!(product_at_most("x", &[2, 3], 6), Ok(6));
+        assert_eq!(product_at_most("x", &[2, 4], 6).unwrap_err(), "x: 8; the limit is 6");
+        let overflow = product_at_most("npy: shape", &[u64::MAX, 2], 10).unwrap_err();
+        assert!(overflow.starts_with("npy: shape:") && overflow.ends_with("the limit is 10"), "{overflow}");
+        assert_eq!(at_most("zip: members", 70_000, 65_536).unwrap_err(), "zip: members: 70000; the limit is 65536");
+    }
+
+    #[test]
+    fn file_names_may_not_leave_their_folder() {
+        assert!(file_name("tile", "train-0.png").is_ok());
+        for bad in ["", "..", "../x", "/etc/passwd", "a\\b", "c:x"] {
+            assert!(file_name("tile", bad).is_err(), "{bad}");
+        }
+        assert!(file_name("tile", &"a".repeat(300)).unwrap_err().contains("the limit is 255"));
+    }
+}
