@@ -38,12 +38,12 @@ const HAND_OVER: &str = "hand over";
 /// Set by the GPU's device-lost callback: nothing is read from or saved off a lost GPU.
 static GPU_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn gpu_lost() -> bool {
+pub fn gpu_lost() -> bool {
     GPU_LOST.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What the page says once the GPU is lost (the device-lost callback, and every later try).
-fn lost_gpu() -> Notice {
+pub fn lost_gpu() -> Notice {
     Notice::new(
         "The GPU was lost (its driver restarted, another program took it, or it ran out of memory): training stopped. Your run is saved in this browser as of its last save; reload the page to resume it, with a smaller batch (?batch=8) if memory ran out.",
         "",
@@ -302,6 +302,7 @@ impl Session {
         let manifest: Manifest =
             serde_json::from_slice(&manifest_bytes).map_err(|e| format!("{dir}/manifest.json is not a dataset manifest: {e}"))?;
         let labels = fetch_bytes(&format!("{dir}/{}", manifest.train.labels)).await?;
+        manifest.train.check_labels(&labels).map_err(|e| format!("{dir}: {e}"))?;
         let data = ImageSet { height: manifest.height, width: manifest.width, channels: manifest.channels, pixels: Vec::new(), labels };
 
         let mut model_config = settings.preset.config_for(manifest.height, manifest.channels);

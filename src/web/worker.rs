@@ -45,10 +45,17 @@ fn report_panics() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
         let doing = DOING.with(|d| d.borrow().clone());
-        let text = format!(
-            "The training worker crashed while {doing}. Your run is saved in this browser as of its last save; reload the page to resume it."
-        );
-        Outbox.send(Update::Error(Notice::new(text, info.to_string()).with_reload()));
+        let notice = if session::gpu_lost() {
+            // What failed on a lost GPU fails because of the loss: say that.
+            session::lost_gpu()
+        } else {
+            Notice::new(
+                format!("The training worker crashed while {doing}. Your run is saved in this browser as of its last save; reload the page to resume it."),
+                "",
+            )
+            .with_reload()
+        };
+        Outbox.send(Update::Error(Notice { detail: format!("while {doing}: {info}"), ..notice }));
     }));
 }
 

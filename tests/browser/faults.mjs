@@ -10,7 +10,7 @@
 //   4. A full storage quota (Chromium's own quota, lowered through the DevTools protocol): the
 //      save fails in words, the previous save stays whole, and a reload resumes it.
 //
-//   node tests/browser/faults.mjs   (after `trunk build --release`)
+//   node tests/browser/faults.mjs [name]   (after `trunk build --release`)
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -40,7 +40,11 @@ async function tab(context, name) {
   return { page, text, waitFor, ready, untilStep, errorMatches };
 }
 
+// `node tests/browser/faults.mjs GPU` runs only the cases whose name contains "GPU".
+const only = process.argv[2];
+
 async function scenario(name, run) {
+  if (only && !name.includes(only)) return;
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   try {
     await run(context);
@@ -48,6 +52,11 @@ async function scenario(name, run) {
   } catch (e) {
     failed = true;
     console.error(`${name}: FAILED`, e);
+    for (const [i, page] of context.pages().entries()) {
+      const read = (id) => page.locator(`[data-testid=${id}]`).textContent().catch(() => '?');
+      log(`  tab ${i}: step ${await read('step')}; status: ${await read('status')}; error: ${await read('error')} [${await read('error-detail')}]`);
+      await page.screenshot({ path: path.join(out, `faults-failed-${name.replace(/\W+/g, '-')}-${i}.png`) }).catch(() => {});
+    }
   } finally {
     await context.close();
   }
