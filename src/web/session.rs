@@ -797,13 +797,24 @@ impl Session {
         }
         let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| Notice::from(e.to_string()))?;
         let loss = self.trainer.step_batch(batch);
-        let loss = loss.into_scalar_async::<f32>().await.map_err(|e| {
-            Notice::new(
-                "The GPU stopped answering while training (it may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it.",
-                format!("reading the loss of step {step}: {e:?}"),
-            )
-            .with_reload()
-        })?;
+        let loss = match loss.into_scalar_async::<f32>().await {
+            Ok(loss) => loss,
+            Err(e) => {
+                // A lost device fails its reads before the browser reports the loss: give the
+                // report a moment, so that the page says what happened.
+                yield_now(500).await;
+                let detail = format!("reading the loss of step {step}: {e:?}");
+                return Err(if gpu_lost() {
+                    Notice { detail, ..lost_gpu() }
+                } else {
+                    Notice::new(
+                        "The GPU stopped answering while training (it may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it.",
+                        detail,
+                    )
+                    .with_reload()
+                });
+            }
+        };
         if gpu_lost() {
             return Err(lost_gpu());
         }

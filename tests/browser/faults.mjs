@@ -106,6 +106,8 @@ try {
     await t.ready();
     await t.page.click('[data-testid=train]');
     await t.errorMatches(/GPU was lost/);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.match(await t.text('error'), /GPU was lost/, 'and it stays said (what fails after the loss fails because of it)');
     await t.page.screenshot({ path: path.join(out, 'faults-lost-gpu.png') });
     log(`lost GPU: ${await t.text('error')} [${await t.page.locator('[data-testid=error-detail]').textContent()}]`);
     assert.ok(await t.page.locator('[data-testid=error-reload]').isVisible(), 'a reload is offered');
