@@ -242,7 +242,11 @@ pub async fn run(settings: Settings, out: Outbox) {
         }
         if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles) {
             if let Err(message) = session.load_next_tile().await {
-                out.send(Update::Error(message.into()));
+                let images = session.data.len();
+                out.send(Update::Error(Notice::new(
+                    format!("Loading more of the dataset failed (the connection may have dropped): training goes on with the {images} images that arrived. Reload the page to load the rest."),
+                    message,
+                )));
                 session.tiles_loaded = usize::MAX; // stop trying; train on what arrived
             }
         } else if session.running {
@@ -295,8 +299,8 @@ impl Session {
         out.send(Update::Status(format!("Loading {}…", settings.data)));
         let manifest_bytes = fetch_bytes(&format!("{dir}/manifest.json")).await.map_err(|e| {
             format!(
-                "The dataset is missing ({e}). Prepare it with `scripts/setup` or `tabdiffusion data {} --out www/data/{}`.",
-                settings.data, settings.data
+                "The dataset is missing ({e}). Prepare it with `scripts/setup` or `tabdiffusion data {0} --out www/data/{0}`, or pick another dataset.",
+                settings.data
             )
         })?;
         let manifest: Manifest =
