@@ -635,3 +635,34 @@ fn a_killed_run_resumes_from_its_last_checkpoint_exactly() {
     let weights = |p: &Path| tabdiffusion::checkpoint::decode(&std::fs::read(p).unwrap()).unwrap().tensors;
     assert!(weights(&path("resumed.safetensors")) == weights(&path("whole.safetensors")), "the resumed run's weights differ");
 }
+
+/// Arguments that ask for the impossible: each is refused in words with exit code 1, never by
+/// a panic (exit code 101) or an abort while allocating (a signal).
+#[test]
+fn impossible_arguments_are_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("m.safetensors"), dir.path().join("s.state"));
+    let train = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["train", "--model", "tiny", "--data", "www/data/mnist", "--limit", "64", "--steps", "1",
+            "--out", s(&out), "--state", s(&state)];
+        args.extend(extra);
+        args.into_iter().map(String::from).collect()
+    };
+    let x_png = dir.path().join("x.png");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (["sample", "--model", "tiny", "--count", "1000000000000", "--out", s(&x_png)].map(String::from).to_vec(), "--count: a batch of 1000000000000 images"),
+        (train(&["--batch", "1000000000000"]), "--batch: a batch of 1000000000000 images"),
+        (train(&["--batch", "4", "--devices", "1000000000"]), "--devices 1000000000: the limit is 256"),
+        (train(&["--batch", "4", "--lr", "1e400"]), "learning_rate is inf"),
+        (train(&["--batch", "4", "--ema-decay", "7"]), "ema_decay is 7"),
+        (["bench", "--model", "tiny", "--batch", "100000000000"].map(String::from).to_vec(), "--batch: a batch of 100000000000"),
+        (["schedule", "--kind", "linear", "--timesteps", "1000000000000"].map(String::from).to_vec(), "--timesteps: 1000000000000; the limit is 100000"),
+        (["data", "folder", "--from", "tests", "--size", "1000000000", "--out", s(&dir.path().join("d"))].map(String::from).to_vec(), "the limit is 256"),
+    ];
+    for (args, expected) in cases {
+        let output = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "tabdiffusion {args:?} must fail in words, not crash: {stderr}");
+        assert!(stderr.contains(expected), "tabdiffusion {args:?}: {stderr:?} should say {expected:?}");
+    }
+}

@@ -42,6 +42,7 @@ pub fn run(args: ScheduleArgs) -> CliResult {
     if args.timesteps == 0 {
         return Err("--timesteps must be at least 1".into());
     }
+    crate::data::limits::at_most("--timesteps", args.timesteps, crate::data::limits::MAX_TRAIN_TIMESTEPS)?;
     if args.kind == Kind::Linear && !(0.0 < args.beta_start && args.beta_start <= args.beta_end && args.beta_end < 1.0) {
         return Err("need 0 < --beta-start ≤ --beta-end < 1".into());
     }

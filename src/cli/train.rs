@@ -198,6 +198,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     let batch_size = trainer.config.batch_size;
     let mc = &trainer.model_config;
     mc.check_batch(batch_size).map_err(|e| format!("--batch: {e}"))?;
+    trainer.config.validate().map_err(|e| format!("the training settings: {e}"))?;
     if (mc.in_channels, mc.sample_size) != (set.channels, set.height) || set.height != set.width {
         return Err(format!(
             "the model takes {}×{}×{} images but {} has {}×{}×{}",
@@ -290,6 +291,7 @@ pub fn run(args: TrainArgs) -> CliResult {
 fn training_devices(backend: Backend, n: usize) -> CliResult<Vec<Device>> {
     match (backend, n) {
         (_, 0) => Err("--devices must be at least 1".into()),
+        (_, n) if n > crate::train::MAX_DEVICES => Err(format!("--devices {n}: the limit is {}", crate::train::MAX_DEVICES)),
         (_, 1) => Ok(vec![backend.device()]),
         // burn-flex has a single CPU device (`FlexDevice`): the replicas share it.
         (Backend::Cpu, n) => Ok(vec![Device::flex(); n]),

@@ -9,7 +9,7 @@ mod state;
 pub use classifier::{ClassifierTrainer, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use adam::Adam;
-pub use parallel::{DevicesError, shares};
+pub use parallel::{DevicesError, MAX_DEVICES, shares};
 pub use state::{STATE_FORMAT, SavedState, state_metadata};
 
 use burn::config::Config;
@@ -19,6 +19,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::data::ImageSet;
 use crate::diffusion::{Noise, Schedule, ScheduleConfig, prediction_loss, q_sample, training_target};
+use crate::data::limits;
 use crate::model::{UNet, UNetConfig};
 
 /// Optimisation settings (DDPM §4 unless noted).
@@ -96,6 +97,29 @@ pub struct Trainer {
     /// Every device a step runs on, the main one first ([`Trainer::with_devices`]); empty: the
     /// main one alone.
     devices: Vec<Device>,
+}
+
+impl TrainConfig {
+    /// Checks the settings before training on them (from a file, the CLI or the URL): what
+    /// training would otherwise panic on, allocate without bound (a batch of 2^60 images) or
+    /// silently make meaningless (an infinite learning rate, an EMA decay of 7), in words.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("batch_size is 0".into());
+        }
+        limits::at_most("batch_size", self.batch_size, limits::MAX_BATCH_SIZE)?;
+        let finite_positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} is {v}; it must be a positive number")) }
+        };
+        finite_positive("learning_rate", self.learning_rate)?;
+        finite_positive("grad_clip", f64::from(self.grad_clip))?;
+        for (name, v) in [("ema_decay", self.ema_decay), ("class_dropout", self.class_dropout)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} is {v}; it must be between 0 and 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Trainer {

@@ -45,6 +45,10 @@ pub fn shares(batch: usize, devices: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Devices one run trains on at most (far beyond any machine's GPUs; each replica holds a
+/// copy of the model).
+pub const MAX_DEVICES: usize = 256;
+
 impl Trainer {
     /// Runs every step on all of `devices` at once, the first being the main one: the device
     /// this trainer was created on, where the weights, the optimizer and the EMA stay (so

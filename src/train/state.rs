@@ -36,26 +36,6 @@ fn train_config(json: &str) -> Option<TrainConfig> {
     serde_json::from_value(value).ok()
 }
 
-/// Checks settings read from a file: what training would otherwise panic on or allocate
-/// without bound (a batch of 2^60 images), in words.
-fn check_train_config(config: &TrainConfig) -> Result<(), String> {
-    if config.batch_size == 0 {
-        return Err("batch_size is 0".into());
-    }
-    limits::at_most("batch_size", config.batch_size, limits::MAX_BATCH_SIZE)?;
-    let finite_positive = |name: &str, v: f64| {
-        if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} is {v}; it must be a positive number")) }
-    };
-    finite_positive("learning_rate", config.learning_rate)?;
-    finite_positive("grad_clip", f64::from(config.grad_clip))?;
-    for (name, v) in [("ema_decay", config.ema_decay), ("class_dropout", config.class_dropout)] {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(format!("{name} is {v}; it must be between 0 and 1"));
-        }
-    }
-    Ok(())
-}
-
 /// Everything a training-state file holds, read and checked, before any model is built.
 #[derive(Clone, Debug)]
 pub struct SavedState {
@@ -102,7 +82,7 @@ impl Trainer {
         let model_config = unet_config(parse("config")?)?;
         let schedule = schedule_config(parse("scheduler")?, "training state: scheduler")?;
         let config = train_config(parse("train")?).ok_or_else(|| bad("train"))?;
-        check_train_config(&config).map_err(|e| CheckpointError::BadConfig(format!("training state: train: {e}")))?;
+        config.validate().map_err(|e| CheckpointError::BadConfig(format!("training state: train: {e}")))?;
         let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
         let step = steps(&info, "step")?;
         let adam_time = steps(&info, "adam_time")?;
@@ -212,10 +192,10 @@ mod tests {
     #[test]
     fn settings_that_would_break_training_are_refused_in_words() {
         let huge = TrainConfig::new().with_batch_size(1 << 40);
-        assert_eq!(check_train_config(&huge).unwrap_err(), "batch_size: 1099511627776; the limit is 65536");
-        assert!(check_train_config(&TrainConfig::new().with_batch_size(0)).is_err());
-        assert!(check_train_config(&TrainConfig::new().with_learning_rate(f64::NAN)).is_err());
-        assert!(check_train_config(&TrainConfig::new().with_ema_decay(2.0)).is_err());
-        assert!(check_train_config(&TrainConfig::new()).is_ok());
+        assert_eq!(huge.validate().unwrap_err(), "batch_size: 1099511627776; the limit is 65536");
+        assert!(TrainConfig::new().with_batch_size(0).validate().is_err());
+        assert!(TrainConfig::new().with_learning_rate(f64::NAN).validate().is_err());
+        assert!(TrainConfig::new().with_ema_decay(2.0).validate().is_err());
+        assert!(TrainConfig::new().validate().is_ok());
     }
 }

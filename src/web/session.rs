@@ -326,6 +326,7 @@ impl Session {
             .with_learning_rate(settings.learning_rate)
             .with_ema_decay(settings.ema_decay)
             .with_seed(settings.seed);
+        train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
         let schedule = ScheduleConfig { beta_schedule: settings.schedule, ..Default::default() };
         let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
         let model_name = settings.preset.name().to_string();
