@@ -14,11 +14,17 @@ const TYPES = {
   '.png': 'image/png', '.json': 'application/json', '.bin': 'application/octet-stream',
 };
 
-/** Serves `dist/` (built by `trunk build --release`); resolves to `{ server, origin }`. */
-export function serve() {
+/**
+ * Serves `dist/` (built by `trunk build --release`) under `prefix` (a sub-path such as
+ * `/some/sub/path`, as on a static host like GitHub Pages; anything outside it is a 404);
+ * resolves to `{ server, origin, base }`, `base` being the site's address (origin + prefix).
+ */
+export function serve(prefix = '') {
   if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error('dist/ is missing: run `trunk build --release`');
   const server = http.createServer((req, res) => {
     let p = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    if (!p.startsWith(`${prefix}/`)) { res.writeHead(404).end(); return; }
+    p = p.slice(prefix.length);
     if (p.endsWith('/')) p += 'index.html';
     const file = path.join(dist, path.normalize(p));
     if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
@@ -27,7 +33,10 @@ export function serve() {
       res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(data);
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, origin: `http://127.0.0.1:${server.address().port}` })));
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    const origin = `http://127.0.0.1:${server.address().port}`;
+    resolve({ server, origin, base: `${origin}${prefix}` });
+  }));
 }
 
 /** Headless Chromium with WebGPU on SwiftShader (or, with `webgpu: false`, with no adapter). */
