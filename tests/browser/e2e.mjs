@@ -259,7 +259,7 @@ try {
   if (!fs.existsSync(path.join(root, 'www/data/cifar10/manifest.json'))) {
     datasets.pop();
     await page.goto(`${origin}/?data=cifar10&model=tiny&tiles=1`);
-    await waitFor(() => /dataset is missing/.test(document.querySelector('[data-testid=error]').innerText), null, 120_000);
+    await waitFor(() => /dataset is missing/.test(document.querySelector('[data-testid=error]')?.innerText ?? ''), null, 120_000);
     assert.match(await text('error'), /tabdiffusion data cifar10/);
     log(`www/data/cifar10 is not here (no ../shared): CIFAR-10 is not loaded; the page says: ${await text('error')}`);
   }

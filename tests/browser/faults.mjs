@@ -34,9 +34,9 @@ async function tab(context, name) {
   const waitFor = (fn, arg, timeout = 300_000) => page.waitForFunction(fn, arg, { timeout, polling: 250 });
   const ready = () => waitFor(() => document.querySelector('[data-testid=sample]')?.disabled === false, null, 300_000);
   const untilStep = (n) => waitFor((n) => Number(document.querySelector('[data-testid=step]').innerText) >= n
-    || document.querySelector('[data-testid=error]').innerText !== '', n, 600_000)
+    || (document.querySelector('[data-testid=error]')?.innerText ?? '') !== '', n, 600_000)
     .then(async () => { const e = await text('error'); if (e) throw new Error(`${name}: training stopped: ${e}`); });
-  const errorMatches = (re) => waitFor((source) => new RegExp(source).test(document.querySelector('[data-testid=error]').innerText), re.source);
+  const errorMatches = (re) => waitFor((source) => new RegExp(source).test((document.querySelector('[data-testid=error]')?.innerText ?? '')), re.source);
   return { page, text, waitFor, ready, untilStep, errorMatches };
 }
 
