@@ -6,6 +6,30 @@ use crate::diffusion::{Noise, Sampler, SamplerKind, Schedule, StepOutput};
 use crate::model::{UNet, UNetConfig};
 
 /// Classifier-free guidance toward given classes (Ho & Salimans 2022).
+/// What a benchmark measured: `tabdiffusion bench --json` and the tab's `?bench=N` print this
+/// one report, as JSON (`serde_json`, so that any model name, an imported file's included,
+/// stays valid JSON).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BenchReport {
+    /// The preset, or the file the model came from.
+    pub model: String,
+    /// `cpu`, `wgpu`, `browser-webgpu`, `browser-cpu`.
+    pub backend: String,
+    pub batch: usize,
+    pub params: usize,
+    /// Training images per second (forward, backward, Adam step, EMA).
+    pub train_images_per_s: f64,
+    /// Images per second sampled with DDIM, 50 steps.
+    pub ddim50_images_per_s: f64,
+}
+
+impl BenchReport {
+    /// One line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a report of strings and numbers serialises")
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Guidance {
     /// The class of each image of the run, in order.

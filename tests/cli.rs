@@ -666,3 +666,14 @@ fn impossible_arguments_are_refused_in_words() {
         assert!(stderr.contains(expected), "tabdiffusion {args:?}: {stderr:?} should say {expected:?}");
     }
 }
+
+/// `bench --json` prints one JSON report (the tab's `?bench` prints the same `BenchReport`),
+/// valid whatever the model's name: here a diffusers folder's path.
+#[test]
+fn bench_prints_one_json_report() {
+    let model = fixture("unet_a");
+    let stdout = ok(&["bench", "--model", s(&model), "--batch", "2", "--train-steps", "1", "--json"]);
+    let report: tabdiffusion::pipeline::BenchReport = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!((report.model.as_str(), report.backend.as_str(), report.batch), (s(&model), "cpu", 2));
+    assert!(report.params > 0 && report.train_images_per_s > 0.0 && report.ddim50_images_per_s > 0.0, "{report:?}");
+}

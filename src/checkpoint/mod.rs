@@ -288,16 +288,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, Str
 /// `value`, `proj_attn`, as in early Hub uploads such as google/ddpm-cifar10-32) get the
 /// current ones, as `UNet2DModel.from_pretrained` renames them.
 pub(crate) fn tensors(file: &SafeTensors) -> Result<Tensors, CheckpointError> {
-    tensors_except(file, &[])
-}
-
-/// [`tensors`] without the tensors named in `skip`.
-pub(crate) fn tensors_except(file: &SafeTensors, skip: &[&str]) -> Result<Tensors, CheckpointError> {
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
-        if skip.contains(&name.as_str()) {
-            continue;
-        }
         let Some(values) = float_values(view.dtype(), view.data()) else {
             return Err(CheckpointError::Dtype { name, dtype: format!("{:?}", view.dtype()) });
         };

@@ -8,7 +8,7 @@ use clap::Args;
 use super::{Backend, CliResult, model_source};
 use crate::data::ImageSet;
 use crate::diffusion::{Noise, SamplerKind, Schedule};
-use crate::pipeline::SampleRun;
+use crate::pipeline::{BenchReport, SampleRun};
 use crate::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
@@ -65,12 +65,15 @@ pub fn run(args: BenchArgs) -> CliResult {
     let ddim50_images_per_s = args.batch as f64 / start.elapsed().as_secs_f64();
 
     if args.json {
-        println!(
-            "{{\"model\": {:?}, \"backend\": {:?}, \"batch\": {}, \"params\": {params}, \"train_images_per_s\": {train_images_per_s:.3}, \"ddim50_images_per_s\": {ddim50_images_per_s:.3}}}",
-            args.model,
-            args.backend.name(),
-            args.batch
-        );
+        let report = BenchReport {
+            model: args.model.clone(),
+            backend: args.backend.name().to_string(),
+            batch: args.batch,
+            params,
+            train_images_per_s,
+            ddim50_images_per_s,
+        };
+        println!("{}", report.to_json());
     } else {
         println!("{} on {} (batch {}, {params} parameters):", args.model, args.backend.name(), args.batch);
         println!("  training      {train_images_per_s:.2} images/s");

@@ -169,11 +169,18 @@ pub fn run(args: SampleArgs) -> CliResult {
 mod tests {
     use super::*;
 
+    /// `SamplerArgs::kind` expects the core to know every `--sampler` value, and each value
+    /// must be a sampler of its own (two flags for one sampler would hide one).
     #[test]
     fn every_sampler_flag_names_a_core_sampler() {
+        let mut kinds = Vec::new();
         for name in SamplerName::value_variants() {
-            let args = SamplerArgs { sampler: *name, steps: 10, eta: 0.0, spacing: None };
-            assert!(!args.describe().is_empty(), "{name:?}");
+            let flag = name.to_possible_value().unwrap();
+            let kind = SamplerKind::named(flag.get_name(), 10, 0.0, None);
+            assert!(kind.is_some(), "--sampler {}: the core has no sampler of that name", flag.get_name());
+            assert!(!kinds.contains(&kind), "--sampler {} names a sampler another flag names", flag.get_name());
+            kinds.push(kind);
         }
+        assert_eq!(kinds.len(), 4, "ddim, dpm-solver, ddpm, ddpm-large");
     }
 }

@@ -11,7 +11,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::{Noise, Trainer, TrainConfig};
 use crate::checkpoint::{
-    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, schedule_config, tensors_except, unet_config,
+    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, schedule_config, tensors, unet_config,
 };
 use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
@@ -87,7 +87,7 @@ impl Trainer {
         let step = steps(&info, "step")?;
         let adam_time = steps(&info, "adam_time")?;
         let rng_position: u128 = parse("rng_position")?.parse().map_err(|_| bad("rng_position"))?;
-        let tensors = tensors_except(&file, &[])?;
+        let tensors = tensors(&file)?;
         if let Some((name, (shape, _))) = tensors.iter().find(|(name, (shape, _))| name.starts_with(ADAM) && shape.len() != 1) {
             return Err(CheckpointError::Mismatch(format!("Adam's {name} is {shape:?}; moments are 1-D")));
         }

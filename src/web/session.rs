@@ -17,7 +17,7 @@ use crate::data::{
 };
 use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Variance, q_sample};
 use crate::model::Preset;
-use crate::pipeline::{Guidance, SampleRun};
+use crate::pipeline::{BenchReport, Guidance, SampleRun};
 use crate::train::{TrainConfig, Trainer, state_metadata};
 
 /// The training run in the browser's storage (OPFS): a training-state file like the CLI's
@@ -888,12 +888,15 @@ impl Session {
         read(run.sample).await?;
         let ddim = batch as f64 / ((now_ms() - start) / 1000.0);
         self.out.send(Update::Status("Benchmark done.".into()));
-        Ok(format!(
-            "{{\"model\": \"{}\", \"backend\": \"browser-{}\", \"batch\": {batch}, \"params\": {}, \"train_images_per_s\": {train:.3}, \"ddim50_images_per_s\": {ddim:.3}}}",
-            self.model_name,
-            self.backend.to_lowercase(),
-            self.trainer.model.num_params()
-        ))
+        let report = BenchReport {
+            model: self.model_name.clone(),
+            backend: format!("browser-{}", self.backend.to_lowercase()),
+            batch,
+            params: self.trainer.model.num_params(),
+            train_images_per_s: train,
+            ddim50_images_per_s: ddim,
+        };
+        Ok(report.to_json())
     }
 
     /// Samples a grid from the EMA weights with the fixed seed, yielding between steps. With
