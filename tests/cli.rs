@@ -656,7 +656,7 @@ fn impossible_arguments_are_refused_in_words() {
         (train(&["--batch", "4", "--lr", "1e400"]), "learning_rate is inf"),
         (train(&["--batch", "4", "--ema-decay", "7"]), "ema_decay is 7"),
         (["bench", "--model", "tiny", "--batch", "100000000000"].map(String::from).to_vec(), "--batch: a batch of 100000000000"),
-        (["schedule", "--kind", "linear", "--timesteps", "1000000000000"].map(String::from).to_vec(), "--timesteps: 1000000000000; the limit is 100000"),
+        (["schedule", "--kind", "linear", "--timesteps", "1000000000000"].map(String::from).to_vec(), "num_train_timesteps: 1000000000000; the limit is 100000"),
         (["data", "folder", "--from", "tests", "--size", "1000000000", "--out", s(&dir.path().join("d"))].map(String::from).to_vec(), "the limit is 256"),
     ];
     for (args, expected) in cases {

@@ -250,21 +250,11 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
 }
 
 /// A schedule from JSON (our metadata's `scheduler`, a diffusers `scheduler_config.json`),
-/// checked: 1 ≤ T ≤ [`limits::MAX_TRAIN_TIMESTEPS`] and each β in [0, 1). `what` names the
-/// source in messages.
+/// checked by [`ScheduleConfig::validate`]. `what` names the source in messages.
 pub(crate) fn schedule_config(json: &str, what: &str) -> Result<ScheduleConfig, CheckpointError> {
     let bad = |message: String| CheckpointError::BadConfig(format!("{what}: {message}"));
     let schedule: ScheduleConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    let steps = schedule.num_train_timesteps;
-    if steps == 0 {
-        return Err(bad("num_train_timesteps is 0".into()));
-    }
-    limits::at_most("num_train_timesteps", steps, limits::MAX_TRAIN_TIMESTEPS).map_err(bad)?;
-    for (name, beta) in [("beta_start", schedule.beta_start), ("beta_end", schedule.beta_end)] {
-        if !(0.0..1.0).contains(&beta) {
-            return Err(bad(format!("{name} is {beta}; it must be in [0, 1)")));
-        }
-    }
+    schedule.validate().map_err(bad)?;
     Ok(schedule)
 }
 

@@ -39,13 +39,6 @@ pub struct ScheduleArgs {
 }
 
 pub fn run(args: ScheduleArgs) -> CliResult {
-    if args.timesteps == 0 {
-        return Err("--timesteps must be at least 1".into());
-    }
-    crate::data::limits::at_most("--timesteps", args.timesteps, crate::data::limits::MAX_TRAIN_TIMESTEPS)?;
-    if args.kind == Kind::Linear && !(0.0 < args.beta_start && args.beta_start <= args.beta_end && args.beta_end < 1.0) {
-        return Err("need 0 < --beta-start ≤ --beta-end < 1".into());
-    }
     let config = ScheduleConfig {
         num_train_timesteps: args.timesteps,
         beta_start: args.beta_start,
@@ -53,6 +46,7 @@ pub fn run(args: ScheduleArgs) -> CliResult {
         beta_schedule: args.kind.beta_schedule(),
         ..Default::default()
     };
+    config.validate().map_err(|e| format!("--timesteps / --beta-start / --beta-end: {e}"))?;
     let s = Schedule::new(config);
     if args.json {
         let json = serde_json::json!({ "betas": s.betas, "alphas_cumprod": s.alphas_cumprod });

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::limits;
+
 /// How β_t runs from t = 0 to T − 1. Serialised with diffusers' `beta_schedule` names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BetaSchedule {
@@ -52,6 +54,23 @@ impl Default for ScheduleConfig {
             beta_schedule: BetaSchedule::Linear,
             prediction_type: Prediction::Epsilon,
         }
+    }
+}
+
+impl ScheduleConfig {
+    /// Checks the settings before a [`Schedule`] is built from them (from a file or the
+    /// command line): 1 ≤ T ≤ [`limits::MAX_TRAIN_TIMESTEPS`], each β in [0, 1).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num_train_timesteps == 0 {
+            return Err("num_train_timesteps is 0".into());
+        }
+        limits::at_most("num_train_timesteps", self.num_train_timesteps, limits::MAX_TRAIN_TIMESTEPS)?;
+        for (name, beta) in [("beta_start", self.beta_start), ("beta_end", self.beta_end)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(format!("{name} is {beta}; it must be in [0, 1)"));
+            }
+        }
+        Ok(())
     }
 }
 
