@@ -418,6 +418,11 @@ fn data_reads_every_dataset() {
     assert!(stdout.contains("60000 train + 10000 test"), "{stdout}");
     let m = manifest(&fashion);
     assert_eq!((m.height, m.width, m.channels, m.classes[9].as_str()), (28, 28, 1, "Ankle boot"));
+    // The download size the tab's dataset menu shows is that of the split's files on disk.
+    for split in [&m.train, &m.test] {
+        let on_disk: u64 = split.tiles.iter().chain([&split.labels]).map(|f| std::fs::metadata(fashion.join(f)).unwrap().len()).sum();
+        assert_eq!(split.download_size(), Some(on_disk));
+    }
 
     // The download path, from a local server standing in for the official host.
     let cache = dir.path().join("cache");

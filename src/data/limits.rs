@@ -30,6 +30,10 @@ pub const MAX_DATASET_IMAGES: usize = 10_000_000;
 /// Bytes of pixels in one dataset split (count × height × width × channels): 4 GiB.
 pub const MAX_DATASET_BYTES: u64 = 4 << 30;
 
+/// Bytes of one tile file as downloaded: 1 GiB. A tile holds up to 100 × 100 images of up to
+/// 256 × 256 × 3 bytes (2 GB raw), which PNG compresses; MNIST's are 2.5 MB, CIFAR-10's 24 MB.
+pub const MAX_TILE_FILE_BYTES: u64 = 1 << 30;
+
 /// Classes of a labelled dataset: labels are one byte.
 pub const MAX_CLASSES: usize = 256;
 

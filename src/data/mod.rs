@@ -34,6 +34,16 @@ pub struct SplitManifest {
     pub tiles: Vec<String>,
     /// File of one label byte per image.
     pub labels: String,
+    /// Bytes of the split's files (tiles and labels): what loading it downloads, shown before
+    /// a dataset is chosen. 0 where unknown (manifests written before it was recorded).
+    pub bytes: u64,
+}
+
+impl SplitManifest {
+    /// Bytes to download for the split, if the manifest says.
+    pub fn download_size(&self) -> Option<u64> {
+        (self.bytes > 0).then_some(self.bytes)
+    }
 }
 
 /// `manifest.json` of a tiled dataset folder. Deserialising checks it (see
@@ -58,6 +68,8 @@ struct SplitFields {
     count: usize,
     tiles: Vec<String>,
     labels: String,
+    #[serde(default)]
+    bytes: u64,
 }
 
 impl TryFrom<SplitFields> for SplitManifest {
@@ -72,7 +84,7 @@ impl TryFrom<SplitFields> for SplitManifest {
             limits::file_name("manifest: tile", tile)?;
         }
         limits::file_name("manifest: labels", &f.labels)?;
-        Ok(Self { count, tiles: f.tiles, labels: f.labels })
+        Ok(Self { count, tiles: f.tiles, labels: f.labels, bytes: f.bytes })
     }
 }
 
@@ -172,6 +184,7 @@ pub fn to_tiles(set: &ImageSet, split: &str) -> (Vec<(String, Vec<u8>)>, SplitMa
         count: set.len(),
         tiles: tiles.iter().map(|(name, _)| name.clone()).collect(),
         labels: format!("{split}-labels.bin"),
+        bytes: (tiles.iter().map(|(_, bytes)| bytes.len()).sum::<usize>() + set.len()) as u64,
     };
     (tiles, manifest)
 }

@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use super::browser::{describe, download, query};
+use super::browser::{describe, download, offline_copy_ready, query};
 use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
 use super::protocol::{Canvas, Command, Holder, Notice, Picture, RunSettings, Update, decode, encode};
 use crate::diffusion::Schedule;
@@ -280,9 +280,13 @@ fn HolderView(view: View) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     let view = View::new();
-    if let Err(message) = start_worker(view) {
-        view.error.set(Notice::new("This browser could not start the page's training worker (a module Web Worker): try a current Chrome, Edge, Safari or Firefox.", message));
-    }
+    // Under the offline copy's control, so that the worker and its data are kept for offline.
+    leptos::task::spawn_local(async move {
+        offline_copy_ready().await;
+        if let Err(message) = start_worker(view) {
+            view.error.set(Notice::new("This browser could not start the page's training worker (a module Web Worker): try a current Chrome, Edge, Safari or Firefox.", message));
+        }
+    });
     view! {
         <main>
             <h1>"Diffusion in a tab"</h1>

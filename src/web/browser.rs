@@ -28,6 +28,15 @@ pub fn in_worker() -> bool {
     matches!(scope(), Scope::Worker(_))
 }
 
+/// Resolves once the page's offline copy (the service worker index.html registers) controls
+/// the page, or once index.html has given up on it; at once where the page has none.
+pub async fn offline_copy_ready() {
+    let ready = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("tabdiffusionOffline"));
+    if let Ok(promise) = ready.and_then(|p| p.dyn_into::<js_sys::Promise>()) {
+        let _ = JsFuture::from(promise).await;
+    }
+}
+
 /// A thrown JS value in words: an exception's name and message (`QuotaExceededError: …`),
 /// a string as it is, anything else as JSON.
 pub fn describe(e: JsValue) -> String {
@@ -86,6 +95,57 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     let buffer = response.array_buffer().map_err(describe)?;
     let buffer = JsFuture::from(buffer).await.map_err(describe)?;
     Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// Fetches `url` like [`fetch_bytes`], reporting the bytes received so far (and the response's
+/// declared length, where it has one) as they arrive, and refusing a response of more than
+/// `limit` bytes before (by its declared length) or while reading it.
+pub async fn fetch_bytes_with_progress(url: &str, limit: u64, mut progress: impl FnMut(u64, Option<u64>)) -> Result<Vec<u8>, String> {
+    let request = match scope() {
+        Scope::Window(window) => window.fetch_with_str(url),
+        Scope::Worker(worker) => worker.fetch_with_str(url),
+    };
+    let response = JsFuture::from(request).await.map_err(|e| format!("{url}: {}", describe(e)))?;
+    let response: Response = response.dyn_into().map_err(|_| format!("{url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let too_big = |n: u64| format!("{url}: {n} bytes, more than the {limit} a dataset file may have");
+    // Through JS properties: the streams API is plain JavaScript here (no web-sys bindings).
+    let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).map_err(describe);
+    let call = |object: &JsValue, method: &str| -> Result<JsValue, String> {
+        get(object, method)?.dyn_into::<js_sys::Function>().map_err(|_| format!("{url}: no {method}()"))?.call0(object).map_err(describe)
+    };
+    let declared = get(&response, "headers").ok().and_then(|headers| {
+        let length = get(&headers, "get").ok()?.dyn_into::<js_sys::Function>().ok()?.call1(&headers, &"content-length".into()).ok()?;
+        length.as_string()?.parse::<u64>().ok()
+    });
+    if let Some(n) = declared.filter(|&n| n > limit) {
+        return Err(too_big(n));
+    }
+    let body = get(&response, "body")?;
+    if body.is_null() || body.is_undefined() {
+        return Ok(Vec::new());
+    }
+    let reader = call(&body, "getReader")?;
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    loop {
+        let chunk = call(&reader, "read")?.dyn_into::<js_sys::Promise>().map_err(|_| format!("{url}: read() gave no promise"))?;
+        let chunk = JsFuture::from(chunk).await.map_err(|e| format!("{url}: {}", describe(e)))?;
+        if get(&chunk, "done")?.as_bool().unwrap_or(true) {
+            return Ok(bytes);
+        }
+        let value: Uint8Array = get(&chunk, "value")?.dyn_into().map_err(|_| format!("{url}: the body is not bytes"))?;
+        let received = bytes.len() as u64 + u64::from(value.length());
+        if received > limit {
+            let _ = call(&reader, "cancel");
+            return Err(too_big(received));
+        }
+        let start = bytes.len();
+        bytes.resize(received as usize, 0);
+        value.copy_to(&mut bytes[start..]);
+        progress(received, declared);
+    }
 }
 
 /// Gives the event loop a turn (a zero-delay timeout), so the page stays responsive.

@@ -8,12 +8,12 @@ use std::collections::VecDeque;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::browser::{HeldLock, StoreError, channel, fetch_bytes, has_webgpu, lock, now_ms, store, stored, unstore, yield_now};
+use super::browser::{HeldLock, StoreError, channel, fetch_bytes, fetch_bytes_with_progress, has_webgpu, lock, now_ms, store, stored, unstore, yield_now};
 use super::protocol::{Canvas, Command, Holder, Notice, Picture, RunSettings, SamplerChoice, Update};
 use super::worker::{Outbox, doing};
 use crate::checkpoint::{self, DiffusersFolder, ModelCard};
 use crate::data::{
-    ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, tile_count, upload_from_bytes, upload_to_bytes, values_grid,
+    ImageSet, Manifest, decode_tile, encode_npy, images_from_upload, limits, tile_count, upload_from_bytes, upload_to_bytes, values_grid,
 };
 use crate::diffusion::{BetaSchedule, Noise, SamplerKind, ScheduleConfig, Variance, q_sample};
 use crate::model::Preset;
@@ -395,7 +395,22 @@ impl Session {
         let k = self.tiles_loaded;
         let split = &self.manifest.train;
         let url = format!("data/{}/{}", self.settings.data, split.tiles[k]);
-        let bytes = fetch_bytes(&url).await?;
+        // Byte progress of the first part in the status line (at most once per percent); later
+        // parts arrive while it trains, and the images-loaded count shows them.
+        let (out, name, parts) = (&self.out, &self.manifest.name, split.tiles.len().min(self.settings.max_tiles));
+        let mut shown = u64::MAX;
+        let bytes = fetch_bytes_with_progress(&url, limits::MAX_TILE_FILE_BYTES, |received, total| {
+            let mb = |n: u64| n as f64 / 1e6;
+            let (percent, line) = match total {
+                Some(total) => (100 * received / total.max(1), format!("Loading {name}, part {} of {parts}: {:.1} of {:.1} MB", k + 1, mb(received), mb(total))),
+                None => (received >> 20, format!("Loading {name}, part {} of {parts}: {:.1} MB", k + 1, mb(received))),
+            };
+            if k == 0 && percent != shown {
+                shown = percent;
+                out.send(Update::Status(line));
+            }
+        })
+        .await?;
         let (h, w, c) = (self.manifest.height, self.manifest.width, self.manifest.channels);
         let tile = decode_tile(&bytes, tile_count(split.count, k), h, w, c).map_err(|e| format!("{url}: {e}"))?;
         self.data.pixels.extend_from_slice(&tile.pixels);
