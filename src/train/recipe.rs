@@ -70,7 +70,6 @@ impl Recipe {
         ema_decay: 0.9999,
         random_flip: true,
         save_every: 1000,
-        preview_every: 5000,
         ..Self::SMALL_DATA
     };
 
