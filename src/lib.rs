@@ -5,6 +5,9 @@
 //! `checkpoint` (config + weights <-> safetensors bytes). These do no I/O and take a
 //! `burn::tensor::Device` from the shell: `web` (wasm32, Leptos) or `cli` (native, clap).
 
+#[macro_use]
+pub mod names;
+
 pub mod checkpoint;
 pub mod data;
 pub mod diffusion;
@@ -15,5 +18,6 @@ pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
-#[cfg(target_arch = "wasm32")]
+/// The browser shell. Only its pure parts (the URL's settings, the charts) build natively, so
+/// that their tests run with `cargo test`.
 pub mod web;

@@ -30,6 +30,36 @@ impl BenchReport {
     }
 }
 
+/// The benchmark both shells run (`tabdiffusion bench`, the tab's `?bench=N`): a warm-up
+/// training step, N timed ones, then one warm-up sampling step and a timed DDIM-50 run of a
+/// batch. The shells hold the clock; this holds what is measured.
+pub struct Bench;
+
+impl Bench {
+    /// Timed training steps unless told otherwise.
+    pub const TRAIN_STEPS: usize = 5;
+    /// DDIM steps of the sampling measurement (the report's `ddim50_images_per_s`).
+    pub const SAMPLER_STEPS: usize = 50;
+
+    /// The sampling run that is timed (and, one step of it, the warm-up).
+    pub fn sample_run(config: &UNetConfig, schedule: &Schedule, batch: usize, device: &Device) -> SampleRun {
+        SampleRun::new(config, SamplerKind::ddim(Self::SAMPLER_STEPS), schedule, batch, 0, device)
+    }
+
+    /// The report of `train_steps` training steps in `train_seconds` and one sampling run in
+    /// `sample_seconds`, at `batch` images.
+    pub fn report(model: &str, backend: &str, batch: usize, params: usize, train_steps: usize, train_seconds: f64, sample_seconds: f64) -> BenchReport {
+        BenchReport {
+            model: model.to_string(),
+            backend: backend.to_string(),
+            batch,
+            params,
+            train_images_per_s: (train_steps * batch) as f64 / train_seconds,
+            ddim50_images_per_s: batch as f64 / sample_seconds,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Guidance {
     /// The class of each image of the run, in order.
@@ -133,6 +163,13 @@ impl SampleRun {
         self.index >= self.len()
     }
 
+    /// Takes every remaining step with `model` and returns x_0 (the shells that wait between
+    /// steps, as the tab does, call [`SampleRun::step`] themselves).
+    pub fn finish(mut self, model: &UNet) -> Tensor<4> {
+        while self.step(model).is_some() {}
+        self.sample
+    }
+
     /// Takes one step with `model`; `None` once done.
     pub fn step(&mut self, model: &UNet) -> Option<StepOutput> {
         if self.is_done() {
@@ -152,6 +189,37 @@ impl SampleRun {
         self.index += 1;
         Some(out)
     }
+}
+
+/// `n` samples in batches of at most `batch` images, batch k from seed `seed + k`; with
+/// `guidance = Some((K, w))` image i (over all batches) is guided to class i mod K with scale w.
+/// `each` gets every batch's values `[count, C, H, W]` and its classes (empty when unguided) as
+/// it is done, so that a large run never holds all its values at once.
+pub fn sample_in_batches(
+    model: &UNet,
+    config: &UNetConfig,
+    kind: SamplerKind,
+    schedule: &Schedule,
+    (n, batch, seed): (usize, usize, u64),
+    guidance: Option<(usize, f64)>,
+    device: &Device,
+    mut each: impl FnMut(Vec<f32>, &[usize]),
+) -> Result<(), GuidanceError> {
+    let (mut done, mut k) = (0, 0);
+    while done < n {
+        let count = batch.min(n - done);
+        let mut run = SampleRun::new(config, kind, schedule, count, seed + k, device);
+        let mut classes = Vec::new();
+        if let Some((classes_known, scale)) = guidance {
+            classes = (done..done + count).map(|i| i % classes_known).collect();
+            run = run.with_guidance(config, Guidance { classes: classes.clone(), scale })?;
+        }
+        let values = run.finish(model).into_data().try_to_vec::<f32>().expect("f32 samples");
+        each(values, &classes);
+        done += count;
+        k += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,8 +277,7 @@ mod tests {
             if let Some(g) = guidance {
                 run = run.with_guidance(&config, g).unwrap();
             }
-            while run.step(&model).is_some() {}
-            run.sample
+            run.finish(&model)
         };
         let plain = run(None);
         let w0 = run(Some(Guidance::cycling(&[1], 2, 0.0)));

@@ -160,7 +160,7 @@ fn load_folder(name: &str) -> (tabdiffusion::model::UNet, tabdiffusion::model::U
     let dir = fixtures().join(name);
     let config = std::fs::read_to_string(dir.join(DiffusersFolder::CONFIG)).unwrap();
     let weights = std::fs::read(dir.join(DiffusersFolder::WEIGHTS)).unwrap();
-    let (config, _, checkpoint) = DiffusersFolder::read(&config, Some(&weights), None).unwrap();
+    let (config, _, checkpoint) = DiffusersFolder::from_files(&config, Some(&weights), None).unwrap();
     (checkpoint.unwrap().load(&Device::flex()).unwrap(), config)
 }
 
@@ -307,7 +307,7 @@ fn one_training_step_has_pytorchs_loss_and_gradients() {
     let dir = fixtures().join("unet_a");
     let config = std::fs::read_to_string(dir.join(DiffusersFolder::CONFIG)).unwrap();
     let weights = std::fs::read(dir.join(DiffusersFolder::WEIGHTS)).unwrap();
-    let (_, schedule, checkpoint) = DiffusersFolder::read(&config, Some(&weights), None).unwrap();
+    let (_, schedule, checkpoint) = DiffusersFolder::from_files(&config, Some(&weights), None).unwrap();
     // As Trainer::from_model: weights loaded on the device, made trainable leaves by `train`.
     let model = checkpoint.unwrap().load(&Device::flex()).unwrap().train();
     let device = Device::flex().autodiff();

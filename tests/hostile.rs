@@ -253,7 +253,7 @@ fn hostile_diffusers_configs_give_errors_or_models() {
     }
     for (how, json) in json_attacks(&scheduler) {
         panics.run(&format!("scheduler: {how}"), json.as_bytes(), &|b| {
-            if let Ok((_, schedule, _)) = DiffusersFolder::read(&config, None, Some(&String::from_utf8_lossy(b))) {
+            if let Ok((_, schedule, _)) = DiffusersFolder::from_files(&config, None, Some(&String::from_utf8_lossy(b))) {
                 let _ = tabdiffusion::diffusion::Schedule::new(schedule);
             }
         });

@@ -23,9 +23,8 @@ pub fn mnist_first_tile() -> ImageSet {
 
 fn samples(model: &UNet, config: &UNetConfig, device: &Device) -> Vec<f32> {
     let kind = SamplerKind::ddim(10);
-    let mut run = SampleRun::new(config, kind, &Schedule::ddpm(), 2, 11, device);
-    while run.step(model).is_some() {}
-    run.sample.into_data().try_to_vec::<f32>().unwrap()
+    let run = SampleRun::new(config, kind, &Schedule::ddpm(), 2, 11, device);
+    run.finish(model).into_data().try_to_vec::<f32>().unwrap()
 }
 
 #[test]

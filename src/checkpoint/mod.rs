@@ -8,6 +8,10 @@
 //! `diffusion_pytorch_model.safetensors` of a diffusers model folder: [`DiffusersFolder`] adds
 //! the `config.json` and `scheduler_config.json` beside them, and reads such folders back.
 
+mod source;
+
+pub use source::{ModelSource, SourceError};
+
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -236,7 +240,7 @@ pub(crate) fn unet_config(json: &str) -> Result<UNetConfig, CheckpointError> {
 
 /// Parses a weights file written by this tool: safetensors carrying a valid config.
 pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
-    let (file, info) = read(bytes)?;
+    let (file, info) = parse_safetensors(bytes)?;
     let config = unet_config(info.get("config").ok_or(CheckpointError::MissingConfig)?)?;
     let schedule = match info.get("scheduler") {
         Some(json) => schedule_config(json, "scheduler")?,
@@ -261,7 +265,7 @@ pub(crate) fn schedule_config(json: &str, what: &str) -> Result<ScheduleConfig, 
 /// Opens safetensors bytes, after checking them against [`limits::MAX_WEIGHTS_FILE_BYTES`],
 /// [`limits::MAX_TENSORS`] and [`limits::MAX_TENSOR_BYTES`] (the safetensors crate checks
 /// that every tensor's shape and offsets fit the bytes present).
-pub(crate) fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
+pub(crate) fn parse_safetensors(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
     let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
     limits::at_most("file bytes", bytes.len() as u64, limits::MAX_WEIGHTS_FILE_BYTES).map_err(CheckpointError::Limit)?;
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
@@ -341,7 +345,7 @@ pub async fn classifier_to_bytes(
 
 /// Reads a classifier file and builds the classifier on `device`.
 pub fn load_classifier(bytes: &[u8], device: &Device) -> Result<(Classifier, ClassifierConfig, ClassifierCard), CheckpointError> {
-    let (file, info) = read(bytes)?;
+    let (file, info) = parse_safetensors(bytes)?;
     if info.get("format").map(String::as_str) != Some(CLASSIFIER_FORMAT) {
         return Err(CheckpointError::BadConfig("not a classifier file (written by `tabdiffusion train-classifier`)".into()));
     }
@@ -366,7 +370,7 @@ impl DiffusersFolder {
 
     /// Reads a folder's contents. Weights are optional: without them the config describes a
     /// fresh model, so `None` is returned for the checkpoint and the config alone is usable.
-    pub fn read(
+    pub fn from_files(
         config_json: &str,
         weights: Option<&[u8]>,
         scheduler_json: Option<&str>,
@@ -379,7 +383,7 @@ impl DiffusersFolder {
         let checkpoint = match weights {
             None => None,
             Some(bytes) => {
-                let (file, info) = read(bytes)?;
+                let (file, info) = parse_safetensors(bytes)?;
                 let card = info.get("model_card").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
                 Some(Checkpoint { config: config.clone(), schedule: schedule.clone(), card, tensors: tensors(&file)? })
             }
@@ -544,7 +548,7 @@ mod tests {
         let (config, scheduler, weights) =
             (read(DiffusersFolder::CONFIG), read(DiffusersFolder::SCHEDULER), read(DiffusersFolder::WEIGHTS));
         assert_eq!(weights, bytes);
-        let (config, read_schedule, checkpoint) = DiffusersFolder::read(
+        let (config, read_schedule, checkpoint) = DiffusersFolder::from_files(
             std::str::from_utf8(&config).unwrap(),
             Some(&weights),
             Some(std::str::from_utf8(&scheduler).unwrap()),

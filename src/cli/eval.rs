@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor};
 use clap::Args;
 
-use super::sample::{SamplerArgs, sample_values};
+use super::sample::SamplerArgs;
 use super::pth::read_state_dict;
-use super::{Backend, CliResult, Split, load_split, model_source, read};
+use super::{Backend, CliResult, Split, load_split, model_source, read_file};
 use crate::checkpoint::{ClassifierCard, load_classifier};
 use crate::data::{ImageSet, to_pixels};
 use crate::diffusion::Schedule;
 use crate::eval::{DEFAULT_K, Features, fid, precision_recall};
 use crate::model::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
-use crate::pipeline::{Guidance, SampleRun};
+use crate::pipeline::sample_in_batches;
 use crate::train::{accuracy, features};
 
 #[derive(Args, Debug)]
@@ -95,7 +95,7 @@ impl FeatureNet {
             return Ok(Self::Inception(Box::new(net)));
         }
         let path = args.classifier.clone().unwrap_or_else(|| PathBuf::from("classifier.safetensors"));
-        let (net, config, card) = load_classifier(&read(&path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (net, config, card) = load_classifier(&read_file(&path)?, device).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Self::Classifier { net: Box::new(net), config, card, path })
     }
 
@@ -176,7 +176,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     if floor_count < 2 * DEFAULT_K {
         return Err(format!("the {other_name} split has {} images: too few for the floor", other.len()));
     }
-    let model = source.build(&device)?;
+    let model = source.build(&device).map_err(|e| e.to_string())?;
     let schedule = Schedule::new(source.schedule.clone());
     let classifier = match &net {
         FeatureNet::Classifier { net, config, .. } => Some((net, config)),
@@ -198,20 +198,13 @@ pub fn run(args: EvalArgs) -> CliResult {
     // (over all batches) is of class i mod K.
     let mut pixels = Vec::with_capacity(n * c * s * s);
     let mut intended = Vec::new();
-    let mut k = 0;
-    while pixels.len() < n * c * s * s {
-        let done = pixels.len() / (c * s * s);
-        let count = args.batch.min(n - done);
-        let mut run = SampleRun::new(&source.config, args.sampling.kind(), &schedule, count, args.seed + k, &device);
-        if let (Some(classes), Some(scale)) = (classes, args.guidance) {
-            let batch: Vec<usize> = (done..done + count).map(|i| i % classes).collect();
-            intended.extend(batch.iter().map(|&c| c as u8));
-            run = run.with_guidance(&source.config, Guidance { classes: batch, scale }).map_err(|e| e.to_string())?;
-        }
-        pixels.extend(to_pixels(&sample_values(run, &model), count, c, s, s));
-        k += 1;
+    let guidance = classes.zip(args.guidance);
+    sample_in_batches(&model, &source.config, args.sampling.kind(), &schedule, (n, args.batch, args.seed), guidance, &device, |values, classes| {
+        pixels.extend(to_pixels(&values, values.len() / (c * s * s), c, s, s));
+        intended.extend(classes.iter().map(|&class| class as u8));
         eprintln!("sampled {} / {n}", pixels.len() / (c * s * s));
-    }
+    })
+    .map_err(|e| e.to_string())?;
     let samples = ImageSet::new(s, s, c, pixels, intended).map_err(|e| e.to_string())?;
     let class_accuracy = match (classes, classifier) {
         (Some(_), Some((classifier, _))) => Some(pollster::block_on(accuracy(classifier, &samples, 500, &device))?),

@@ -25,7 +25,7 @@ pub fn run(args: ExportArgs) -> CliResult {
     let source = model_source(&args.model)?;
     let device = burn::tensor::Device::flex();
     device.seed(args.seed);
-    let model = source.build(&device)?;
+    let model = source.build(&device).map_err(|e| e.to_string())?;
     let card = source.checkpoint.as_ref().map(|c| c.card.clone()).unwrap_or_default();
     let weights = pollster::block_on(to_bytes(&model, &source.config, &source.schedule, &card)).map_err(|e| e.to_string())?;
     let (config, scheduler) = DiffusersFolder::configs(&source.config, &source.schedule);

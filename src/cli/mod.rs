@@ -15,12 +15,13 @@ mod train;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, DeviceKind};
+use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::checkpoint::{self, Checkpoint, DiffusersFolder};
-use crate::diffusion::ScheduleConfig;
+use crate::checkpoint::{DiffusersFolder, ModelSource};
+use crate::diffusion::{BetaSchedule, Prediction, SamplerName, Spacing};
 use crate::data::{ImageSet, Manifest, decode_tile, tile_count};
-use crate::model::{Preset, UNet, UNetConfig, preset_names};
+use crate::model::Preset;
 
 /// Train and sample diffusion models (the native build of the browser app).
 #[derive(Parser, Debug)]
@@ -76,6 +77,24 @@ impl Backend {
     }
 }
 
+/// The core's names as clap values (`--sampler ddim`, `--preset tiny`, …): the flags take
+/// exactly the names the core knows, and clap lists them when one is wrong.
+macro_rules! clap_values {
+    ($($ty:ty $(=> $help:ident)?),+ $(,)?) => {
+        $(impl ValueEnum for $ty {
+            fn value_variants<'a>() -> &'a [Self] {
+                Self::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.name())$(.help(self.$help()))?)
+            }
+        })+
+    };
+}
+
+clap_values!(SamplerName => label, Spacing, BetaSchedule => label, Prediction, Preset => description);
+
 /// An error for the user, in words.
 pub type CliResult<T = ()> = Result<T, String>;
 
@@ -93,7 +112,7 @@ pub fn run(cli: Cli) -> CliResult {
     }
 }
 
-fn read(path: &Path) -> CliResult<Vec<u8>> {
+fn read_file(path: &Path) -> CliResult<Vec<u8>> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
@@ -107,30 +126,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> CliResult {
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The model `--model` names: its config and schedule, and its weights if it has any.
-pub struct ModelSource {
-    pub config: UNetConfig,
-    pub schedule: ScheduleConfig,
-    /// `None` for a preset or a diffusers config without weights: fresh weights.
-    pub checkpoint: Option<Checkpoint>,
-}
-
-impl ModelSource {
-    /// The model on `device`: the loaded weights, or fresh ones.
-    pub fn build(&self, device: &Device) -> CliResult<UNet> {
-        match &self.checkpoint {
-            Some(checkpoint) => checkpoint.load(device).map_err(|e| e.to_string()),
-            None => Ok(self.config.init(device)),
-        }
-    }
-}
-
 /// `--model`: a preset name, a `.safetensors` file of ours, or a diffusers model folder
 /// (`config.json`, optional weights and `scheduler_config.json`; a pipeline folder with `unet/`
 /// and `scheduler/` works too).
 fn model_source(model: &str) -> CliResult<ModelSource> {
-    if let Some(preset) = Preset::from_name(model) {
-        return Ok(ModelSource { config: preset.config(), schedule: ScheduleConfig::default(), checkpoint: None });
+    if let Ok(preset) = model.parse::<Preset>() {
+        return Ok(ModelSource::preset(preset));
     }
     let path = PathBuf::from(model);
     if path.is_dir() {
@@ -139,12 +140,10 @@ fn model_source(model: &str) -> CliResult<ModelSource> {
     if !path.exists() {
         return Err(format!(
             "--model {model}: no such file or folder, and not a preset (presets: {})",
-            preset_names().join(", ")
+            Preset::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
         ));
     }
-    let bytes = read(&path)?;
-    let checkpoint = checkpoint::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(ModelSource { config: checkpoint.config.clone(), schedule: checkpoint.schedule.clone(), checkpoint: Some(checkpoint) })
+    ModelSource::weights(&read_file(&path)?).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn diffusers_folder(dir: &Path) -> CliResult<ModelSource> {
@@ -153,10 +152,10 @@ fn diffusers_folder(dir: &Path) -> CliResult<ModelSource> {
     if !config_path.exists() {
         return Err(format!("{}: no config.json, so not a diffusers model folder", dir.display()));
     }
-    let config = String::from_utf8_lossy(&read(&config_path)?).into_owned();
+    let config = String::from_utf8_lossy(&read_file(&config_path)?).into_owned();
     let weights_path = unet.join(DiffusersFolder::WEIGHTS);
     let weights = if weights_path.exists() {
-        Some(read(&weights_path)?)
+        Some(read_file(&weights_path)?)
     } else if unet.join("diffusion_pytorch_model.bin").exists() {
         return Err(format!(
             "{}: only .safetensors weights are read, not diffusion_pytorch_model.bin (diffusers writes safetensors with save_pretrained(folder, safe_serialization=True))",
@@ -168,11 +167,9 @@ fn diffusers_folder(dir: &Path) -> CliResult<ModelSource> {
     let scheduler = [dir.join(DiffusersFolder::SCHEDULER), dir.join("scheduler").join(DiffusersFolder::SCHEDULER)]
         .into_iter()
         .find(|p| p.exists())
-        .map(|p| read(&p).map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map(|p| read_file(&p).map(|b| String::from_utf8_lossy(&b).into_owned()))
         .transpose()?;
-    let (config, schedule, checkpoint) = DiffusersFolder::read(&config, weights.as_deref(), scheduler.as_deref())
-        .map_err(|e| format!("{}: {e}", unet.display()))?;
-    Ok(ModelSource { config, schedule, checkpoint })
+    ModelSource::diffusers(&config, weights.as_deref(), scheduler.as_deref()).map_err(|e| format!("{}: {e}", unet.display()))
 }
 
 /// Reads the training split of a tiled dataset folder (written by `data`).
@@ -204,12 +201,12 @@ fn load_split(dir: &Path, which: Split) -> CliResult<(Manifest, ImageSet)> {
     let (h, w, c) = (manifest.height, manifest.width, manifest.channels);
     let mut set = ImageSet { height: h, width: w, channels: c, pixels: Vec::new(), labels: Vec::new() };
     for (k, tile) in split.tiles.iter().enumerate() {
-        let bytes = read(&dir.join(tile))?;
+        let bytes = read_file(&dir.join(tile))?;
         let part = decode_tile(&bytes, tile_count(split.count, k), h, w, c)
             .map_err(|e| format!("{}: {e}", dir.join(tile).display()))?;
         set.extend(&part);
     }
-    set.labels = read(&dir.join(&split.labels))?;
+    set.labels = read_file(&dir.join(&split.labels))?;
     split.check_labels(&set.labels).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((manifest, set))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use pytorch_reader::{DType, PytorchReader};
 use safetensors::Dtype;
 
-use super::{CliResult, read};
+use super::{CliResult, read_file};
 use crate::checkpoint::{self, Tensors, float_values};
 use crate::data::limits;
 
@@ -22,8 +22,8 @@ pub fn read_state_dict(path: &Path) -> CliResult<Tensors> {
     limits::at_most("file bytes", size, limits::MAX_WEIGHTS_FILE_BYTES).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut tensors = Tensors::new();
     if path.extension().is_some_and(|e| e == "safetensors") {
-        let bytes = read(path)?;
-        let (file, _) = checkpoint::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = read_file(path)?;
+        let (file, _) = checkpoint::parse_safetensors(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         for (name, view) in file.tensors() {
             if let Some(values) = float_values(view.dtype(), view.data()) {
                 tensors.insert(name, (view.shape().to_vec(), values));

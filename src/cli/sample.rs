@@ -3,47 +3,29 @@
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use super::{Backend, CliResult, model_source, read, write_atomic};
+use super::{Backend, CliResult, model_source, read_file, write_atomic};
 use crate::data::{decode_npy, encode_npy, samples_png};
-use crate::diffusion::{Noise, SamplerKind, Schedule, Spacing};
+use crate::diffusion::{Noise, SamplerKind, SamplerName, Schedule, Spacing};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SamplerName {
-    /// Ancestral sampling over all T steps (DDPM Algorithm 2), variance β̃_t.
-    Ddpm,
-    /// Ancestral sampling with variance β_t (diffusers' fixed_large).
-    DdpmLarge,
-    /// DDIM with `--steps` and `--eta`.
-    Ddim,
-    /// DPM-Solver++(2M) with `--steps`.
-    DpmSolver,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SpacingName {
-    Leading,
-    Trailing,
-    Linspace,
-}
+use crate::train::Recipe;
 
 /// Which sampler and how (shared by `sample` and `eval`).
 #[derive(Args, Debug)]
 pub struct SamplerArgs {
-    #[arg(long, value_enum, default_value = "ddim")]
+    #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
     pub sampler: SamplerName,
     /// Steps of DDIM or DPM-Solver++ (DDPM takes all T).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = Recipe::SMALL_DATA.sample_steps)]
     pub steps: usize,
     /// DDIM η (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
     pub eta: f64,
     /// Timestep spacing (default: leading for DDIM, linspace for DPM-Solver++, as diffusers).
     #[arg(long, value_enum)]
-    pub spacing: Option<SpacingName>,
+    pub spacing: Option<Spacing>,
 }
 
 #[derive(Args, Debug)]
@@ -58,7 +40,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Number of images.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = Recipe::SMALL_DATA.count)]
     pub count: usize,
     /// Start from this x_T (float32 .npy, `[N, C, H, W]`) instead of seeded noise; N images.
     #[arg(long)]
@@ -77,22 +59,13 @@ pub struct SampleArgs {
     pub classes: Vec<usize>,
     /// Classifier-free guidance scale w with `--class`: 1 samples plainly conditionally, 0
     /// unconditionally, larger values follow the class more closely.
-    #[arg(long, value_name = "W", requires = "classes", default_value_t = DEFAULT_GUIDANCE)]
+    #[arg(long, value_name = "W", requires = "classes", default_value_t = Recipe::SMALL_DATA.guidance)]
     pub guidance: f64,
 }
 
-/// The default guidance scale w of `--class`.
-pub const DEFAULT_GUIDANCE: f64 = 3.0;
-
 impl SamplerArgs {
     pub fn kind(&self) -> SamplerKind {
-        let name = self.sampler.to_possible_value().expect("every sampler has a name");
-        let spacing = self.spacing.map(|s| match s {
-            SpacingName::Leading => Spacing::Leading,
-            SpacingName::Trailing => Spacing::Trailing,
-            SpacingName::Linspace => Spacing::Linspace,
-        });
-        SamplerKind::named(name.get_name(), self.steps, self.eta, spacing).expect("--sampler's names are the core's")
+        SamplerKind::new(self.sampler, self.steps, self.eta, self.spacing)
     }
 
     /// In words, for reports: "DDIM-50 (η = 0, Leading)".
@@ -113,14 +86,12 @@ impl SamplerArgs {
 
 /// Runs a whole sampling run and returns the raw values `[count, C, H, W]`.
 pub fn sample_values(run: SampleRun, model: &UNet) -> Vec<f32> {
-    let mut run = run;
-    while run.step(model).is_some() {}
-    run.sample.into_data().try_to_vec::<f32>().expect("f32 samples")
+    run.finish(model).into_data().try_to_vec::<f32>().expect("f32 samples")
 }
 
 /// x_T from an .npy file, checked against the model's image shape.
 fn init_noise(path: &std::path::Path, config: &UNetConfig, device: &Device) -> CliResult<Tensor<4>> {
-    let (shape, values) = decode_npy(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (shape, values) = decode_npy(&read_file(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     let (c, s) = (config.in_channels, config.sample_size);
     match shape[..] {
         [n, sc, sh, sw] if n > 0 && (sc, sh, sw) == (c, s, s) => {
@@ -141,7 +112,7 @@ pub fn run(args: SampleArgs) -> CliResult {
     if args.init_noise.is_none() {
         source.config.check_batch(args.count).map_err(|e| format!("--count: {e}"))?;
     }
-    let model = source.build(&device)?;
+    let model = source.build(&device).map_err(|e| e.to_string())?;
     let (config, schedule) = (&source.config, Schedule::new(source.schedule.clone()));
     let run = match &args.init_noise {
         Some(path) => SampleRun::from_noise(args.sampling.kind(), &schedule, init_noise(path, config, &device)?, Noise::new(args.seed)),
@@ -167,20 +138,30 @@ pub fn run(args: SampleArgs) -> CliResult {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
-    /// `SamplerArgs::kind` expects the core to know every `--sampler` value, and each value
-    /// must be a sampler of its own (two flags for one sampler would hide one).
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        sampling: SamplerArgs,
+    }
+
+    /// `--sampler` takes every name the core knows, each for a sampler of its own, and
+    /// refuses others with the list.
     #[test]
     fn every_sampler_flag_names_a_core_sampler() {
         let mut kinds = Vec::new();
-        for name in SamplerName::value_variants() {
-            let flag = name.to_possible_value().unwrap();
-            let kind = SamplerKind::named(flag.get_name(), 10, 0.0, None);
-            assert!(kind.is_some(), "--sampler {}: the core has no sampler of that name", flag.get_name());
-            assert!(!kinds.contains(&kind), "--sampler {} names a sampler another flag names", flag.get_name());
+        for name in SamplerName::ALL {
+            let flags = Flags::try_parse_from(["sample", "--sampler", name.name(), "--steps", "10"]).unwrap();
+            let kind = flags.sampling.kind();
+            assert_eq!(kind.name(), *name, "--sampler {name}");
+            assert!(!kinds.contains(&kind), "--sampler {name} names a sampler another flag names");
             kinds.push(kind);
         }
         assert_eq!(kinds.len(), 4, "ddim, dpm-solver, ddpm, ddpm-large");
+        let error = Flags::try_parse_from(["sample", "--sampler", "euler"]).err().unwrap().to_string();
+        assert!(error.contains("ddim, dpm-solver, ddpm, ddpm-large"), "{error}");
     }
 }

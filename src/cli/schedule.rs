@@ -1,37 +1,22 @@
 //! `schedule`: β_t and ᾱ_t of a noise schedule, the values the samplers and the tab use.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::CliResult;
 use crate::diffusion::{BetaSchedule, Schedule, ScheduleConfig};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Kind {
-    /// β from --beta-start to --beta-end (DDPM).
-    Linear,
-    /// Nichol & Dhariwal's cosine ᾱ (diffusers' squaredcos_cap_v2).
-    Cosine,
-}
-
-impl Kind {
-    pub fn beta_schedule(self) -> BetaSchedule {
-        match self {
-            Kind::Linear => BetaSchedule::Linear,
-            Kind::Cosine => BetaSchedule::Cosine,
-        }
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
-    #[arg(long, value_enum, default_value = "linear")]
-    pub kind: Kind,
+    /// linear: β from --beta-start to --beta-end (DDPM); cosine: Nichol & Dhariwal's ᾱ
+    /// (diffusers' squaredcos_cap_v2).
+    #[arg(long, value_enum, default_value_t = BetaSchedule::Linear)]
+    pub kind: BetaSchedule,
     /// T, the number of diffusion steps.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = ScheduleConfig::default().num_train_timesteps)]
     pub timesteps: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = ScheduleConfig::default().beta_start)]
     pub beta_start: f64,
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = ScheduleConfig::default().beta_end)]
     pub beta_end: f64,
     /// Print `{"betas": [...], "alphas_cumprod": [...]}` instead of a table.
     #[arg(long)]
@@ -43,7 +28,7 @@ pub fn run(args: ScheduleArgs) -> CliResult {
         num_train_timesteps: args.timesteps,
         beta_start: args.beta_start,
         beta_end: args.beta_end,
-        beta_schedule: args.kind.beta_schedule(),
+        beta_schedule: args.kind,
         ..Default::default()
     };
     config.validate().map_err(|e| format!("--timesteps / --beta-start / --beta-end: {e}"))?;

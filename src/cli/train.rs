@@ -9,15 +9,14 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::sample::sample_values;
-use super::schedule::Kind;
-use super::{Backend, CliResult, load_train_split, model_source, read, write_atomic};
+use super::{Backend, CliResult, load_train_split, model_source, read_file, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
-use crate::diffusion::{Prediction, SamplerKind};
-use crate::model::{Preset, preset_names};
+use crate::diffusion::{BetaSchedule, Prediction, SamplerKind};
+use crate::model::Preset;
 use crate::data::{ImageSet, Manifest};
 use crate::pipeline::{Guidance, SampleRun};
-use crate::train::{TrainConfig, Trainer};
+use crate::train::{Recipe, Trainer, conditional_classes};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -28,8 +27,8 @@ pub struct TrainArgs {
     /// A preset with its training recipe as defaults: `ddpm-cifar10` is the DDPM paper's
     /// (batch 128, Adam 2e-4, EMA 0.9999, random flips, 800k steps, data www/data/cifar10);
     /// the others train as without it. Every flag below still overrides.
-    #[arg(long)]
-    pub preset: Option<String>,
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Tiled dataset folder (written by `data`). Default: www/data/mnist (cifar10 for ddpm-cifar10).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -39,7 +38,7 @@ pub struct TrainArgs {
     /// Training steps (default 2000).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Images per step (default 64).
+    /// Images per step (default 32).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Adam learning rate (default 1e-3; the DDPM paper used 2e-4 for its 35.7M model).
@@ -70,14 +69,15 @@ pub struct TrainArgs {
     pub devices: usize,
     /// Noise schedule of a fresh model (a model with weights keeps its own).
     #[arg(long, value_enum)]
-    pub schedule: Option<Kind>,
+    pub schedule: Option<BetaSchedule>,
     /// What a fresh model learns to predict: the noise ε, the image x_0, or v.
     #[arg(long, value_enum)]
-    pub prediction: Option<PredictionName>,
+    pub prediction: Option<Prediction>,
     /// Write the whole training state (weights, EMA, optimizer, step, random stream) every N
-    /// steps and at the end, to `--state`, atomically. 0: never.
-    #[arg(long, default_value_t = 1000)]
-    pub checkpoint_every: usize,
+    /// steps and at the end, to `--state`, atomically. 0: never. Default: 200 (1000 for
+    /// `--preset ddpm-cifar10`).
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
     /// Where the training state goes.
     #[arg(long, default_value = "train-state.safetensors")]
     pub state: PathBuf,
@@ -102,69 +102,14 @@ pub struct TrainArgs {
     pub class_dropout: Option<f64>,
 }
 
-/// The guidance scale of the sample grid of a class-conditional model.
-const GRID_GUIDANCE: f64 = 3.0;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PredictionName {
-    Epsilon,
-    Sample,
-    V,
-}
-
-impl PredictionName {
-    fn prediction(self) -> Prediction {
-        match self {
-            Self::Epsilon => Prediction::Epsilon,
-            Self::Sample => Prediction::Sample,
-            Self::V => Prediction::V,
-        }
-    }
-}
-
-/// Defaults of a training run: the paper's recipe for `ddpm-cifar10`, small-model ones otherwise.
-struct Recipe {
-    data: &'static str,
-    steps: usize,
-    batch: usize,
-    lr: f64,
-    ema_decay: f64,
-    random_flip: bool,
-}
-
-impl Recipe {
-    fn for_preset(preset: Option<&str>) -> CliResult<Self> {
-        match preset {
-            // Ho et al. 2020, §4 and Appendix B.
-            Some("ddpm-cifar10") => Ok(Self {
-                data: "www/data/cifar10",
-                steps: 800_000,
-                batch: 128,
-                lr: 2e-4,
-                ema_decay: 0.9999,
-                random_flip: true,
-            }),
-            Some(name) if Preset::from_name(name).is_none() => {
-                Err(format!("--preset {name}: not a preset (presets: {})", preset_names().join(", ")))
-            }
-            _ => Ok(Self { data: "www/data/mnist", steps: 2000, batch: 64, lr: 1e-3, ema_decay: 0.999, random_flip: false }),
-        }
-    }
-}
-
 pub fn run(args: TrainArgs) -> CliResult {
-    if args.backend == Backend::Cpu && std::env::var_os("BURN_DEVICE").is_none() {
-        // burn materialises a restored optimizer state on the default device (wgpu when it is
-        // compiled in); on the CPU backend, make that the CPU. Set before anything else runs.
-        // SAFETY: the process is single-threaded here: no burn work has started.
-        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
-    }
-    let recipe = Recipe::for_preset(args.preset.as_deref())?;
+    let recipe = args.preset.map_or(Recipe::SMALL_DATA, Recipe::for_preset);
+    let checkpoint_every = args.checkpoint_every.unwrap_or(recipe.save_every);
     let devices = training_devices(args.backend, args.devices)?;
     let device = devices[0].clone();
     let resumed = match &args.resume {
         Some(path) => {
-            let (trainer, card) = Trainer::from_state_bytes(&read(path)?, &device)
+            let (trainer, card) = Trainer::from_state_bytes(&read_file(path)?, &device)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             Some((trainer, card))
         }
@@ -174,7 +119,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     if steps == 0 || args.batch == Some(0) {
         return Err("--steps and --batch must be at least 1".into());
     }
-    let data = args.data.clone().unwrap_or_else(|| PathBuf::from(recipe.data));
+    let data = args.data.clone().unwrap_or_else(|| PathBuf::from("www").join(recipe.dataset.folder()));
     let (manifest, mut set) = load_train_split(&data)?;
     if let Some(limit) = args.limit {
         set = set.take(limit);
@@ -217,15 +162,16 @@ pub fn run(args: TrainArgs) -> CliResult {
         write_atomic(&args.state, &bytes)
     };
     let write_grid = |trainer: &Trainer| -> CliResult {
-        let mut run = SampleRun::new(&trainer.model_config, SamplerKind::ddim(50), &trainer.schedule, 16, 0, &device);
+        let (count, kind) = (recipe.count, SamplerKind::ddim(recipe.sample_steps));
+        let mut run = SampleRun::new(&trainer.model_config, kind, &trainer.schedule, count, 0, &device);
         if let Some(classes) = trainer.model_config.num_classes() {
             // The grid of a class-conditional model cycles through its classes.
             let all: Vec<usize> = (0..classes).collect();
-            run = run.with_guidance(&trainer.model_config, Guidance::cycling(&all, 16, GRID_GUIDANCE)).map_err(|e| e.to_string())?;
+            run = run.with_guidance(&trainer.model_config, Guidance::cycling(&all, count, recipe.guidance)).map_err(|e| e.to_string())?;
         }
         let values = sample_values(run, &trainer.ema);
         let (c, s) = (trainer.model_config.in_channels, trainer.model_config.sample_size);
-        write_atomic(&args.grid, &samples_png(&values, 16, c, s))
+        write_atomic(&args.grid, &samples_png(&values, count, c, s))
     };
 
     let first = trainer.step;
@@ -258,7 +204,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         {
             println!("{{\"step\": {step}, \"loss\": {loss}, \"smoothed_loss\": {s}, \"images_per_s\": {rate:.2}}}");
         }
-        if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 && step < steps {
+        if checkpoint_every > 0 && step % checkpoint_every == 0 && step < steps {
             save_state(&trainer)?;
         }
         if let Some(every) = args.grid_every
@@ -274,7 +220,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         n => format!("{n} {} devices", args.backend.name()),
     };
     println!("trained {} steps ({} images) in {elapsed:.0} s on {on}", steps - first, (steps - first) * batch_size);
-    if args.checkpoint_every > 0 {
+    if checkpoint_every > 0 {
         save_state(&trainer)?;
         println!("wrote {} (continue with --resume)", args.state.display());
     }
@@ -312,21 +258,6 @@ fn training_devices(backend: Backend, n: usize) -> CliResult<Vec<Device>> {
     }
 }
 
-/// K for `--class-conditional`: the manifest's class names, or else the largest label + 1. A
-/// dataset without labels, or whose images are all of one class (a folder without class
-/// subfolders), has nothing to condition on.
-fn dataset_classes(manifest: &Manifest, set: &ImageSet) -> CliResult<usize> {
-    let largest = set.labels.iter().copied().max().map(usize::from);
-    let classes = manifest.classes.len().max(largest.map_or(0, |l| l + 1));
-    if classes < 2 {
-        return Err(format!(
-            "--class-conditional: {} has no class labels to condition on (its images are all of one class, or unlabelled)",
-            manifest.name
-        ));
-    }
-    Ok(classes)
-}
-
 /// A new run (or one continued from weights only) as the flags and the recipe say.
 fn fresh_trainer(
     args: &TrainArgs,
@@ -335,25 +266,29 @@ fn fresh_trainer(
     manifest: &Manifest,
     set: &ImageSet,
 ) -> CliResult<Trainer> {
-    let class_dropout = args.class_dropout.unwrap_or(TrainConfig::new().class_dropout);
+    let class_dropout = args.class_dropout.unwrap_or(recipe.class_dropout);
     if !(0.0..=1.0).contains(&class_dropout) {
         return Err("--class-dropout must be between 0 and 1".into());
     }
-    let config = TrainConfig::new()
+    let config = recipe
+        .train_config(args.seed)
         .with_class_dropout(class_dropout)
         .with_batch_size(args.batch.unwrap_or(recipe.batch))
-        .with_learning_rate(args.lr.unwrap_or(recipe.lr))
+        .with_learning_rate(args.lr.unwrap_or(recipe.learning_rate))
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
-        .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
-        .with_seed(args.seed);
-    let model = args.preset.clone().or(args.model.clone()).unwrap_or_else(|| "mnist-small".into());
+        .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip));
+    let model = match (args.preset, &args.model) {
+        (Some(preset), _) => preset.name().to_string(),
+        (None, Some(model)) => model.clone(),
+        (None, None) => recipe.preset.name().to_string(),
+    };
     let mut source = model_source(&model)?;
     let mut schedule = source.schedule.clone();
     if let Some(kind) = args.schedule {
-        schedule.beta_schedule = kind.beta_schedule();
+        schedule.beta_schedule = kind;
     }
     if let Some(prediction) = args.prediction {
-        schedule.prediction_type = prediction.prediction();
+        schedule.prediction_type = prediction;
     }
     if source.checkpoint.is_some() && schedule != source.schedule {
         return Err(format!(
@@ -363,7 +298,8 @@ fn fresh_trainer(
     }
     source.schedule = schedule;
     if args.class_conditional {
-        let classes = dataset_classes(manifest, set)?;
+        let classes = conditional_classes(manifest.classes.len(), &set.labels)
+            .map_err(|e| format!("--class-conditional: {} has {e}", manifest.name))?;
         match (source.config.num_classes(), &source.checkpoint) {
             (Some(_), _) => {} // conditional already: its classes are checked against the data
             (None, Some(_)) => {
@@ -371,8 +307,7 @@ fn fresh_trainer(
                     "--class-conditional: {model} was trained without class labels; start from a preset instead"
                 ));
             }
-            // K classes and the null class (label K) that guidance needs.
-            (None, None) => source.config.num_class_embeds = Some(classes + 1),
+            (None, None) => source.config = source.config.conditional_on(classes),
         }
     }
     if args.class_dropout.is_some() && source.config.num_class_embeds.is_none() {
@@ -380,7 +315,7 @@ fn fresh_trainer(
     }
     let trainer = match source.checkpoint {
         None => Trainer::new(source.config.clone(), config, device),
-        Some(_) => Trainer::from_model(source.build(device)?, source.config.clone(), config, device),
+        Some(_) => Trainer::from_model(source.build(device).map_err(|e| e.to_string())?, source.config.clone(), config, device),
     };
     Ok(trainer.with_schedule(source.schedule.clone()))
 }

@@ -1,5 +1,6 @@
 //! Datasets from bytes: IDX files, PNG tiles, minibatches. No I/O here.
 
+mod datasets;
 mod decode;
 mod idx;
 mod images;
@@ -8,6 +9,7 @@ mod npy;
 mod tiles;
 mod upload;
 
+pub use datasets::Dataset;
 pub use decode::{CIFAR10_CLASSES, FASHION_MNIST_CLASSES, images_from_cifar_binary, images_from_files};
 pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};

@@ -4,6 +4,9 @@ use burn::tensor::Tensor;
 
 use super::{Schedule, Spacing, StepOutput, split_prediction};
 
+/// DDIM's eq. (12) (Song et al. 2021) in ᾱ notation, as MathML, for the sampling panel.
+pub const EQUATION: &str = r#"<math display="block"><mtext>DDIM:&#xa0;</mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><msqrt><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></msqrt><munder><munder><mfrac><mrow><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><msub><mi>ε</mi><mi>θ</mi></msub></mrow><msqrt><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt></mfrac><mo>⏟</mo></munder><mrow><msub><mover><mi>x</mi><mo>^</mo></mover><mn>0</mn></msub></mrow></munder><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>−</mo><msubsup><mi>σ</mi><mi>t</mi><mn>2</mn></msubsup></msqrt><msub><mi>ε</mi><mi>θ</mi></msub><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><msub><mi>ε</mi><mi>t</mi></msub><mo>,</mo><mspace width="1em"/><msub><mi>σ</mi><mi>t</mi></msub><mo>=</mo><mi>η</mi><msqrt><mfrac><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mrow><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></mrow></mfrac></msqrt><msqrt><mn>1</mn><mo>−</mo><mfrac><msub><mi>ᾱ</mi><mi>t</mi></msub><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mfrac></msqrt></math>"#;
+
 /// A DDIM sampler over `steps` of the schedule's timesteps.
 ///
 /// The timesteps are those of diffusers' `DDIMScheduler.set_timesteps` for each spacing. Each

@@ -4,6 +4,10 @@ use burn::tensor::Tensor;
 
 use super::{Schedule, StepOutput, split_prediction};
 
+/// Algorithm 2 (Ho et al. 2020) as MathML, for the sampling panel:
+/// x_{t−1} = 1/√α_t (x_t − β_t/√(1 − ᾱ_t) ε_θ(x_t, t)) + σ_t z.
+pub const EQUATION: &str = r#"<math display="block"><mtext>DDPM:&#xa0;</mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><mfrac><mn>1</mn><msqrt><msub><mi>α</mi><mi>t</mi></msub></msqrt></mfrac><mrow><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><mfrac><msub><mi>β</mi><mi>t</mi></msub><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt></mfrac><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>t</mi><mo>)</mo><mo>)</mo></mrow><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><mi>z</mi></math>"#;
+
 /// The variance σ_t² of each reverse step (Ho et al. 2020, §3.2: both give similar results).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Variance {

@@ -5,6 +5,7 @@ mod ddpm;
 mod dpm_solver;
 mod forward;
 mod noise;
+mod sampler;
 mod schedule;
 
 pub use ddim::{Ddim, ddim_timesteps};
@@ -12,6 +13,7 @@ pub use ddpm::{Ddpm, Posterior, Variance};
 pub use dpm_solver::{DpmSolver, dpm_solver_timesteps};
 pub use forward::{prediction_loss, q_sample, training_target};
 pub use noise::Noise;
+pub use sampler::{Sampler, SamplerKind, SamplerName};
 pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};
 
 use burn::tensor::Tensor;
@@ -60,130 +62,7 @@ pub enum Spacing {
     Linspace,
 }
 
-/// Which sampler, and how.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum SamplerKind {
-    /// Ancestral sampling over all T steps (DDPM Algorithm 2).
-    Ddpm { variance: Variance },
-    /// DDIM over `steps` steps with stochasticity `eta`.
-    Ddim { steps: usize, eta: f64, spacing: Spacing },
-    /// DPM-Solver++(2M) over `steps` steps.
-    DpmSolver { steps: usize, spacing: Spacing },
-}
-
-impl SamplerKind {
-    /// DDIM, η = 0, leading spacing: the deterministic default.
-    pub fn ddim(steps: usize) -> Self {
-        Self::Ddim { steps, eta: 0.0, spacing: Spacing::Leading }
-    }
-
-    /// The sampler called `name` (`ddim`, `dpm-solver`, `ddpm` or `ddpm-large`, as the CLI's
-    /// `--sampler` and the tab name them); without a spacing, diffusers' default for it
-    /// (leading for DDIM, linspace for DPM-Solver++). DDPM takes all T steps.
-    pub fn named(name: &str, steps: usize, eta: f64, spacing: Option<Spacing>) -> Option<Self> {
-        Some(match name {
-            "ddim" => Self::Ddim { steps, eta, spacing: spacing.unwrap_or(Spacing::Leading) },
-            "dpm-solver" => Self::DpmSolver { steps, spacing: spacing.unwrap_or(Spacing::Linspace) },
-            "ddpm" => Self::Ddpm { variance: Variance::FixedSmall },
-            "ddpm-large" => Self::Ddpm { variance: Variance::FixedLarge },
-            _ => return None,
-        })
-    }
-
-    /// The family, for a status line: "DDIM".
-    pub fn family(&self) -> &'static str {
-        match self {
-            Self::Ddpm { .. } => "DDPM",
-            Self::Ddim { .. } => "DDIM",
-            Self::DpmSolver { .. } => "DPM-Solver++",
-        }
-    }
-
-    /// In words, for reports: "DDIM-50 (η = 0, Leading)".
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Ddpm { variance } => format!("DDPM-1000 ({variance:?})"),
-            Self::Ddim { steps, eta, spacing } => format!("DDIM-{steps} (η = {eta}, {spacing:?})"),
-            Self::DpmSolver { steps, spacing } => format!("DPM-Solver++(2M)-{steps} ({spacing:?})"),
-        }
-    }
-}
-
-/// A sampler built complete for one schedule: its timesteps are fixed at construction.
-#[derive(Clone, Debug)]
-pub enum Sampler {
-    Ddpm(Ddpm),
-    Ddim(Ddim),
-    DpmSolver(DpmSolver),
-}
-
-impl Sampler {
-    /// Builds the sampler. DDPM and DDIM clip x̂_0 to [−1, 1] and DPM-Solver++ does not, as
-    /// diffusers' schedulers do by default.
-    pub fn new(kind: SamplerKind, schedule: &Schedule) -> Self {
-        match kind {
-            SamplerKind::Ddpm { variance } => Self::Ddpm(Ddpm::new(schedule, variance, true)),
-            SamplerKind::Ddim { steps, eta, spacing } => Self::Ddim(Ddim::new(schedule, steps, eta, spacing, true)),
-            SamplerKind::DpmSolver { steps, spacing } => Self::DpmSolver(DpmSolver::new(schedule, steps, spacing)),
-        }
-    }
-
-    pub fn timesteps(&self) -> &[usize] {
-        match self {
-            Self::Ddpm(s) => s.timesteps(),
-            Self::Ddim(s) => s.timesteps(),
-            Self::DpmSolver(s) => s.timesteps(),
-        }
-    }
-
-    pub fn needs_noise(&self, i: usize) -> bool {
-        match self {
-            Self::Ddpm(s) => s.needs_noise(i),
-            Self::Ddim(s) => s.needs_noise(i),
-            Self::DpmSolver(_) => false,
-        }
-    }
-
-    /// Step `i`, given the network's output at `sample`. Steps are taken in order.
-    pub fn step(&mut self, i: usize, output: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepOutput {
-        match self {
-            Self::Ddpm(s) => s.step(i, output, sample, noise),
-            Self::Ddim(s) => s.step(i, output, sample, noise),
-            Self::DpmSolver(s) => s.step(i, output, sample),
-        }
-    }
-
-    /// Step `i` of a sampling run: ask the denoiser for its output at this timestep, draw the
-    /// step's noise from `rng` if the sampler needs it, and update. The shells drive the loop
-    /// (`for` natively, `await` between steps in the tab).
-    pub fn denoise_step(
-        &mut self,
-        i: usize,
-        denoiser: impl FnOnce(Tensor<4>, &[usize]) -> Tensor<4>,
-        sample: Tensor<4>,
-        rng: &mut Noise,
-    ) -> StepOutput {
-        let dims = sample.dims();
-        let t = vec![self.timesteps()[i]; dims[0]];
-        let output = denoiser(sample.clone(), &t);
-        let noise = self.needs_noise(i).then(|| rng.normal(dims, &sample.device()));
-        self.step(i, output, sample, noise)
-    }
-
-    /// Runs every step from `x_t` (pure noise at the first timestep) to x_0.
-    pub fn sample(
-        &mut self,
-        mut denoiser: impl FnMut(Tensor<4>, &[usize]) -> Tensor<4>,
-        x_t: Tensor<4>,
-        rng: &mut Noise,
-    ) -> Tensor<4> {
-        let mut x = x_t;
-        for i in 0..self.timesteps().len() {
-            x = self.denoise_step(i, &mut denoiser, x, rng).prev_sample;
-        }
-        x
-    }
-}
+named!(Spacing, "timestep spacing", [Leading => "leading", Trailing => "trailing", Linspace => "linspace"]);
 
 #[cfg(test)]
 mod tests {
@@ -192,15 +71,29 @@ mod tests {
 
     #[test]
     fn samplers_by_name_take_diffusers_default_spacing() {
-        assert_eq!(SamplerKind::named("ddim", 50, 0.5, None), Some(SamplerKind::Ddim { steps: 50, eta: 0.5, spacing: Spacing::Leading }));
-        assert_eq!(SamplerKind::named("dpm-solver", 20, 0.0, None), Some(SamplerKind::DpmSolver { steps: 20, spacing: Spacing::Linspace }));
+        let named = |name: &str, steps, eta, spacing| name.parse::<SamplerName>().map(|n| SamplerKind::new(n, steps, eta, spacing)).ok();
+        assert_eq!(named("ddim", 50, 0.5, None), Some(SamplerKind::Ddim { steps: 50, eta: 0.5, spacing: Spacing::Leading }));
+        assert_eq!(named("dpm-solver", 20, 0.0, None), Some(SamplerKind::DpmSolver { steps: 20, spacing: Spacing::Linspace }));
         assert_eq!(
-            SamplerKind::named("dpm-solver", 20, 0.0, Some(Spacing::Trailing)),
+            named("dpm-solver", 20, 0.0, Some(Spacing::Trailing)),
             Some(SamplerKind::DpmSolver { steps: 20, spacing: Spacing::Trailing })
         );
-        assert_eq!(SamplerKind::named("ddpm-large", 7, 0.0, None), Some(SamplerKind::Ddpm { variance: Variance::FixedLarge }));
-        assert_eq!(SamplerKind::named("euler", 10, 0.0, None), None);
-        assert_eq!(SamplerKind::named("ddpm", 1, 0.0, None).unwrap().describe(), "DDPM-1000 (FixedSmall)");
+        assert_eq!(named("ddpm-large", 7, 0.0, None), Some(SamplerKind::Ddpm { variance: Variance::FixedLarge }));
+        assert_eq!(named("euler", 10, 0.0, None), None);
+        assert_eq!(named("ddpm", 1, 0.0, None).unwrap().describe(), "DDPM-1000 (FixedSmall)");
+    }
+
+    /// Each name is a sampler of its own, and the kind it builds has that name back.
+    #[test]
+    fn every_sampler_name_builds_a_sampler_of_that_name() {
+        let mut kinds = Vec::new();
+        for &name in SamplerName::ALL {
+            let kind = SamplerKind::new(name, 10, 0.0, None);
+            assert_eq!(kind.name(), name);
+            assert!(!kinds.contains(&kind), "{name} builds the sampler another name builds");
+            kinds.push(kind);
+        }
+        assert_eq!("euler".parse::<SamplerName>().unwrap_err().to_string(), "euler is not a sampler (pick one of ddim, dpm-solver, ddpm, ddpm-large)");
     }
 
     fn x0_and_noise(device: &Device) -> (Tensor<4>, Tensor<4>) {

@@ -17,6 +17,19 @@ pub enum BetaSchedule {
     Cosine,
 }
 
+// Names in flags, URLs and menus (files keep diffusers' names, above).
+named!(BetaSchedule, "schedule", [Linear => "linear", Cosine => "cosine"]);
+
+impl BetaSchedule {
+    /// What a menu shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Linear => "linear β (DDPM)",
+            Self::Cosine => "cosine (Nichol & Dhariwal)",
+        }
+    }
+}
+
 /// What the network predicts. Serialised with diffusers' `prediction_type` names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Prediction {
@@ -31,6 +44,8 @@ pub enum Prediction {
     #[serde(rename = "v_prediction")]
     V,
 }
+
+named!(Prediction, "prediction type", [Epsilon => "epsilon", Sample => "sample", V => "v"]);
 
 /// The schedule's settings, named as in a diffusers `scheduler_config.json` (keys it does not
 /// know are ignored, so that file parses as it is).

@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn written_configs_read_back_unchanged() {
-        for preset in [Preset::Tiny, Preset::MnistSmall, Preset::DdpmCifar10] {
+        for &preset in Preset::ALL {
             let config = preset.config();
             assert_eq!(from_diffusers_config(&to_diffusers_config(&config)).unwrap(), config);
         }

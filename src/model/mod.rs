@@ -14,5 +14,5 @@ pub use blocks::{AttentionBlock, Downsample, ResnetBlock, Upsample};
 pub use diffusers::{from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
-pub use presets::{Preset, preset_names};
+pub use presets::Preset;
 pub use unet::{DownBlock, MidBlock, UNet, UNetConfig, UpBlock, limits};

@@ -13,34 +13,9 @@ pub enum Preset {
     DdpmCifar10,
 }
 
-/// Names accepted by [`Preset::from_name`].
-pub fn preset_names() -> &'static [&'static str] {
-    &["tiny", "mnist-small", "ddpm-cifar10"]
-}
+named!(serde Preset, "preset", [Tiny => "tiny", MnistSmall => "mnist-small", DdpmCifar10 => "ddpm-cifar10"]);
 
 impl Preset {
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "tiny" => Some(Self::Tiny),
-            "mnist-small" => Some(Self::MnistSmall),
-            "ddpm-cifar10" => Some(Self::DdpmCifar10),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Tiny => "tiny",
-            Self::MnistSmall => "mnist-small",
-            Self::DdpmCifar10 => "ddpm-cifar10",
-        }
-    }
-
-    /// Every preset, smallest first.
-    pub fn all() -> [Self; 3] {
-        [Self::Tiny, Self::MnistSmall, Self::DdpmCifar10]
-    }
-
     /// The name with its size, for a menu (the test below checks the counts).
     pub fn description(self) -> &'static str {
         match self {
@@ -92,7 +67,7 @@ mod tests {
     /// The menu states each preset's size; it must be the model's (rounded as written).
     #[test]
     fn descriptions_state_the_parameter_counts() {
-        for preset in Preset::all() {
+        for &preset in Preset::ALL {
             let params = preset.config().init(&Device::flex()).num_params() as f64;
             let shown = if params >= 1e6 { format!("{:.1}M parameters", params / 1e6) } else { format!("{:.0}k parameters", params / 1e3) };
             assert!(preset.description().contains(&shown), "{}: {params} parameters, says {}", preset.name(), preset.description());

@@ -146,6 +146,12 @@ impl UNetConfig {
         self.null_class()
     }
 
+    /// This model, class-conditional on K = `classes` classes plus the null class (label K)
+    /// that classifier-free guidance needs.
+    pub fn conditional_on(self, classes: usize) -> Self {
+        Self { num_class_embeds: Some(classes + 1), ..self }
+    }
+
     /// Checks every field before anything is allocated for it: sizes positive and within
     /// [`limits`], GroupNorm groups and attention heads dividing the channels, finite
     /// epsilon > 0, dropout in [0, 1), one attention flag per level, an image side that halves

@@ -4,12 +4,14 @@ mod adam;
 mod classifier;
 mod ema;
 mod parallel;
+mod recipe;
 mod state;
 
 pub use classifier::{ClassifierTrainer, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use adam::Adam;
 pub use parallel::{DevicesError, MAX_DEVICES, shares};
+pub use recipe::Recipe;
 pub use state::{STATE_FORMAT, SavedState, state_metadata};
 
 use burn::config::Config;
@@ -57,6 +59,20 @@ pub enum LabelError {
     NoLabels,
     #[error("the dataset has an image of class {label}, but the model knows {classes} classes (0 to {last})", last = .classes - 1)]
     OutOfRange { label: usize, classes: usize },
+    #[error("no class labels to condition on (its images are all of one class, or unlabelled)")]
+    TooFewClasses,
+}
+
+/// K, the classes a fresh class-conditional model of this data knows: the dataset's class
+/// names, or else the largest label + 1. A conditional model needs two classes at least (one
+/// class, or none, has nothing to condition on); the model adds a null class, label K
+/// ([`UNetConfig::conditional_on`]).
+pub fn conditional_classes(named: usize, labels: &[u8]) -> Result<usize, LabelError> {
+    let largest = labels.iter().copied().max().map_or(0, |l| usize::from(l) + 1);
+    match named.max(largest) {
+        k if k < 2 => Err(LabelError::TooFewClasses),
+        k => Ok(k),
+    }
 }
 
 /// A minibatch for [`Trainer::step_batch`].
@@ -343,6 +359,15 @@ mod tests {
         let mut b = all_null.next_labelled_batch(&set).unwrap();
         b.classes = Some(vec![4, 4]);
         assert_eq!(scalar(all_dropped.step_batch(a)), scalar(all_null.step_batch(b)));
+    }
+
+    #[test]
+    fn a_conditional_model_needs_two_classes_or_more() {
+        assert_eq!(conditional_classes(10, &[0, 3]), Ok(10));
+        assert_eq!(conditional_classes(0, &[0, 3]), Ok(4));
+        assert_eq!(conditional_classes(0, &[0, 0]), Err(LabelError::TooFewClasses));
+        assert_eq!(conditional_classes(1, &[]), Err(LabelError::TooFewClasses));
+        assert_eq!(Preset::Tiny.config().conditional_on(3).null_class(), Some(3));
     }
 
     #[test]

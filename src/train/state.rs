@@ -11,7 +11,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::{Noise, Trainer, TrainConfig};
 use crate::checkpoint::{
-    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, read, schedule_config, tensors, unet_config,
+    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, parse_safetensors, schedule_config, tensors, unet_config,
 };
 use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
@@ -64,7 +64,7 @@ impl Trainer {
     /// its tensors (Adam's moments must be 1-D). Builds nothing: [`Trainer::from_state_bytes`]
     /// does, from this.
     pub fn read_state(bytes: &[u8]) -> Result<SavedState, CheckpointError> {
-        let (file, info) = read(bytes)?;
+        let (file, info) = parse_safetensors(bytes)?;
         match info.get("format").map(String::as_str) {
             Some(STATE_FORMAT) => {}
             Some("tabdiffusion-train-state/1") => {
@@ -96,6 +96,11 @@ impl Trainer {
 }
 
 impl Trainer {
+    /// The model card of this run on `dataset`: its steps and the images it has seen.
+    pub fn card(&self, dataset: &str) -> ModelCard {
+        ModelCard { dataset: dataset.to_string(), steps: self.step as u64, images_seen: (self.step * self.config.batch_size) as u64 }
+    }
+
     /// Everything needed to continue this run exactly.
     pub async fn state_bytes(&self, card: &ModelCard) -> Result<Vec<u8>, CheckpointError> {
         self.state_bytes_with(card, &[]).await
@@ -171,7 +176,7 @@ impl Trainer {
 
 /// The metadata of a training-state file (the shell's own keys among them).
 pub fn state_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, CheckpointError> {
-    Ok(read(bytes)?.1)
+    Ok(parse_safetensors(bytes)?.1)
 }
 
 #[cfg(test)]

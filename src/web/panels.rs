@@ -7,11 +7,15 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::{HtmlInputElement, UrlSearchParams};
 
-use super::app::{View, chart_points, forget_then_load, schedule_points, send, snr_points};
 use super::browser::{draw_rgba, query, query_param, read_file};
+use super::charts::{chart_points, schedule_points, snr_points};
 use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
-use crate::diffusion::{BetaSchedule, Schedule, ScheduleConfig};
+use super::settings::Settings;
+use super::view::{View, forget_then_load, send};
+use crate::data::Dataset;
+use crate::diffusion::{BetaSchedule, SamplerName, Schedule, ScheduleConfig};
 use crate::model::Preset;
+use crate::train::Recipe;
 
 /// q(x_t | x_0) = N(x_t; √ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = ∏ (1 − β_s), SNR = ᾱ_t / (1 − ᾱ_t)
 /// (Ho et al. 2020, eq. 4; Kingma et al. 2021 for the SNR).
@@ -19,10 +23,6 @@ const FORWARD_EQUATION: &str = r#"<math display="block"><mi>q</mi><mo>(</mo><msu
 
 /// Algorithm 1 (Ho et al. 2020): ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
 const TRAINING_EQUATION: &str = r#"<math display="block"><msub><mo>∇</mo><mi>θ</mi></msub><msup><mrow><mo>‖</mo><mi>ε</mi><mo>−</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msqrt><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><msub><mi>x</mi><mn>0</mn></msub><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><mi>ε</mi><mo>,</mo><mi>t</mi><mo>)</mo><mo>‖</mo></mrow><mn>2</mn></msup><mo>,</mo><mspace width="1em"/><msub><mi>x</mi><mn>0</mn></msub><mo>∼</mo><mi>q</mi><mo>(</mo><msub><mi>x</mi><mn>0</mn></msub><mo>)</mo><mo>,</mo><mspace width="0.5em"/><mi>t</mi><mo>∼</mo><mtext>Uniform</mtext><mo>(</mo><mo>{</mo><mn>1</mn><mo>,</mo><mo>…</mo><mo>,</mo><mi>T</mi><mo>}</mo><mo>)</mo><mo>,</mo><mspace width="0.5em"/><mi>ε</mi><mo>∼</mo><mi class="cal">N</mi><mo>(</mo><mn>0</mn><mo>,</mo><mi mathvariant="bold">I</mi><mo>)</mo></math>"#;
-
-/// Algorithm 2 (Ho et al. 2020) and DDIM's eq. (12) (Song et al. 2021), in ᾱ notation.
-const SAMPLING_EQUATION: &str = r#"<math display="block"><mtext>DDPM:&#xa0;</mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><mfrac><mn>1</mn><msqrt><msub><mi>α</mi><mi>t</mi></msub></msqrt></mfrac><mrow><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><mfrac><msub><mi>β</mi><mi>t</mi></msub><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt></mfrac><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>t</mi><mo>)</mo><mo>)</mo></mrow><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><mi>z</mi></math>
-<math display="block"><mtext>DDIM:&#xa0;</mtext><msub><mi>x</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>=</mo><msqrt><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></msqrt><munder><munder><mfrac><mrow><msub><mi>x</mi><mi>t</mi></msub><mo>−</mo><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><msub><mi>ε</mi><mi>θ</mi></msub></mrow><msqrt><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt></mfrac><mo>⏟</mo></munder><mrow><msub><mover><mi>x</mi><mo>^</mo></mover><mn>0</mn></msub></mrow></munder><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub><mo>−</mo><msubsup><mi>σ</mi><mi>t</mi><mn>2</mn></msubsup></msqrt><msub><mi>ε</mi><mi>θ</mi></msub><mo>+</mo><msub><mi>σ</mi><mi>t</mi></msub><msub><mi>ε</mi><mi>t</mi></msub><mo>,</mo><mspace width="1em"/><msub><mi>σ</mi><mi>t</mi></msub><mo>=</mo><mi>η</mi><msqrt><mfrac><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mrow><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></mrow></mfrac></msqrt><msqrt><mn>1</mn><mo>−</mo><mfrac><msub><mi>ᾱ</mi><mi>t</mi></msub><msub><mi>ᾱ</mi><mrow><mi>t</mi><mo>−</mo><mn>1</mn></mrow></msub></mfrac></msqrt></math>"#;
 
 /// Classifier-free guidance (Ho & Salimans 2022, eq. 6, with w there = w − 1 here, as diffusers
 /// writes it): ε̃ = ε_θ(x_t, ∅) + w (ε_θ(x_t, c) − ε_θ(x_t, ∅)).
@@ -82,21 +82,23 @@ fn send_files(files: Vec<(String, Vec<u8>)>, command: fn(Vec<String>) -> Command
 /// Dataset, model size, schedule and optimisation settings; applying them starts a new model.
 #[component]
 pub fn SettingsPanel(view: View) -> impl IntoView {
-    let get = |key: &str, default: &str| query_param(key).unwrap_or_else(|| default.to_string());
-    let data = RwSignal::new(get("data", "mnist"));
-    let model = RwSignal::new(get("model", "mnist-small"));
-    let schedule = RwSignal::new(get("schedule", "linear"));
-    let batch = RwSignal::new(get("batch", "32"));
-    let lr = RwSignal::new(get("lr", "0.001"));
-    let ema = RwSignal::new(get("ema", "0.999"));
-    let classes = RwSignal::new(get("classes", "0") == "1");
+    // The URL's values as written, or the defaults (the same as the worker's).
+    let defaults = Settings::default();
+    let get = |key: &str, default: String| RwSignal::new(query_param(key).unwrap_or(default));
+    let data = get("data", defaults.data.to_string());
+    let model = get("model", defaults.preset.to_string());
+    let schedule = get("schedule", defaults.schedule.to_string());
+    let batch = get("batch", defaults.batch.to_string());
+    let lr = get("lr", defaults.learning_rate.to_string());
+    let ema = get("ema", defaults.ema_decay.to_string());
+    let classes = RwSignal::new(Settings::from_query(query_param).is_ok_and(|s| s.conditional));
     // A resumed run trains with its own settings: show those, not the URL's.
     Effect::new(move |_| {
         if let Some(run) = view.run_settings.get() {
-            if let Some(name) = run.model {
-                model.set(name);
+            if let Some(preset) = run.model {
+                model.set(preset.to_string());
             }
-            schedule.set(run.schedule);
+            schedule.set(run.schedule.to_string());
             batch.set(run.batch.to_string());
             lr.set(run.lr.to_string());
             ema.set(run.ema.to_string());
@@ -108,7 +110,7 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
         for (key, value) in [("data", data), ("model", model), ("schedule", schedule), ("batch", batch), ("lr", lr), ("ema", ema)] {
             params.set(key, &value.get_untracked());
         }
-        params.set("classes", if classes.get_untracked() { "1" } else { "0" });
+        params.set("classes", Settings::classes_param(classes.get_untracked()));
         forget_then_load(view, String::from(params.to_string()));
     };
     let text = move |signal: RwSignal<String>, id: &'static str| {
@@ -122,16 +124,16 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
             let _ = input.set_attribute("webkitdirectory", "");
         }
     });
-    let presets = Preset::all().map(|p| view! { <option value=p.name()>{p.description()}</option> });
+    let presets = Preset::ALL.iter().map(|p| view! { <option value=p.name()>{p.description()}</option> }).collect::<Vec<_>>();
+    let datasets = Dataset::ALL.iter().map(|d| view! { <option value=d.name()>{d.label()}</option> }).collect::<Vec<_>>();
+    let schedules = BetaSchedule::ALL.iter().map(|s| view! { <option value=s.name()>{s.label()}</option> }).collect::<Vec<_>>();
     view! {
         <details class="settings" open=move || !view.ready.get()>
             <summary>"Settings: dataset, model, schedule"</summary>
             <div class="controls">
                 <label>"dataset "
                     <select data-testid="data" prop:value=move || data.get() on:change=move |ev| data.set(event_target_value(&ev))>
-                        <option value="mnist">"MNIST (28×28 digits)"</option>
-                        <option value="fashion-mnist">"Fashion-MNIST (28×28 clothes)"</option>
-                        <option value="cifar10">"CIFAR-10 (32×32 colour photos)"</option>
+                        {datasets}
                     </select>
                 </label>
                 <label>"model "
@@ -141,8 +143,7 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
                 </label>
                 <label>"schedule "
                     <select data-testid="schedule" prop:value=move || schedule.get() on:change=move |ev| schedule.set(event_target_value(&ev))>
-                        <option value="linear">"linear β (DDPM)"</option>
-                        <option value="cosine">"cosine (Nichol & Dhariwal)"</option>
+                        {schedules}
                     </select>
                 </label>
                 <label>"batch "{text(batch, "batch")}</label>
@@ -281,14 +282,17 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
 /// 3. Sampling: the sampler, its steps and η, the trajectory, DDPM against DDIM.
 #[component]
 pub fn SamplingPanel(view: View) -> impl IntoView {
-    let sampler = RwSignal::new("ddim".to_string());
-    let steps = RwSignal::new(query_param("steps").and_then(|s| s.parse().ok()).unwrap_or(50usize));
+    let recipe = Recipe::SMALL_DATA;
+    let sampler = RwSignal::new(SamplerName::ALL[0]);
+    let steps = RwSignal::new(query_param("steps").and_then(|s| s.parse().ok()).unwrap_or(recipe.sample_steps));
     let eta = RwSignal::new(0.0f64);
     // "all" or a class index.
     let class = RwSignal::new("all".to_string());
-    let guidance = RwSignal::new(3.0f64);
+    let guidance = RwSignal::new(recipe.guidance);
+    let samplers = SamplerName::ALL.iter().map(|s| view! { <option value=s.name()>{s.label()}</option> }).collect::<Vec<_>>();
+    let equations = SamplerName::equations().join("\n");
     let choice = move || SamplerChoice {
-        name: sampler.get_untracked(),
+        sampler: sampler.get_untracked(),
         steps: steps.get_untracked(),
         eta: eta.get_untracked(),
         class: class.get_untracked().parse().ok(),
@@ -301,23 +305,21 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
     view! {
         <section class="panel">
             <h2>"3. Sampling: from noise back to an image"</h2>
-            <div inner_html=SAMPLING_EQUATION></div>
+            <div inner_html=equations></div>
             <div hidden=move || !conditional() inner_html=GUIDANCE_EQUATION></div>
             <div class="controls">
-                <select data-testid="sampler" prop:value=move || sampler.get() on:change=move |ev| sampler.set(event_target_value(&ev))>
-                    <option value="ddim">"DDIM"</option>
-                    <option value="dpm-solver">"DPM-Solver++(2M)"</option>
-                    <option value="ddpm">"DDPM (all T steps, σ² = β̃)"</option>
-                    <option value="ddpm-large">"DDPM (all T steps, σ² = β)"</option>
+                <select data-testid="sampler" prop:value=move || sampler.get().name()
+                    on:change=move |ev| if let Ok(name) = event_target_value(&ev).parse() { sampler.set(name) }>
+                    {samplers}
                 </select>
                 <label>"steps "
                     <input type="number" min="1" max="1000" data-testid="sample-steps" prop:value=move || steps.get()
-                        disabled=move || sampler.get().starts_with("ddpm")
-                        on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(50).clamp(1, 1000)) />
+                        disabled=move || !sampler.get().takes_steps()
+                        on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(recipe.sample_steps).clamp(1, 1000)) />
                 </label>
                 <label>"η = "{move || format!("{:.1}", eta.get())}" "
                     <input type="range" min="0" max="1" step="0.1" data-testid="eta" prop:value=move || eta.get()
-                        disabled=move || sampler.get() != "ddim"
+                        disabled=move || !sampler.get().takes_eta()
                         on:input=move |ev| eta.set(event_target_value(&ev).parse().unwrap_or(0.0)) />
                 </label>
                 <span class="controls" hidden=move || !conditional()>
@@ -329,7 +331,7 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
                     </label>
                     <label>"guidance w = "{move || format!("{:.1}", guidance.get())}" "
                         <input type="range" min="0" max="8" step="0.5" data-testid="guidance" prop:value=move || guidance.get()
-                            on:input=move |ev| guidance.set(event_target_value(&ev).parse().unwrap_or(3.0)) />
+                            on:input=move |ev| guidance.set(event_target_value(&ev).parse().unwrap_or(recipe.guidance)) />
                     </label>
                 </span>
                 <button data-testid="sample" on:click=move |_| send(Command::Sample(choice()), Vec::new())

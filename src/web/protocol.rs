@@ -10,10 +10,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// A sampler as the page names it (`ddim`, `dpm-solver`, `ddpm`, `ddpm-large`).
+use crate::diffusion::{BetaSchedule, SamplerName};
+use crate::model::Preset;
+
+/// A sampler and its settings, as the Sampling panel sets them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplerChoice {
-    pub name: String,
+    pub sampler: SamplerName,
     pub steps: usize,
     /// DDIM's η (0 deterministic … 1 DDPM-like).
     pub eta: f64,
@@ -128,9 +131,8 @@ pub enum Canvas {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
     /// The preset, if the model is one (an imported model is not).
-    pub model: Option<String>,
-    /// `linear` or `cosine`.
-    pub schedule: String,
+    pub model: Option<Preset>,
+    pub schedule: BetaSchedule,
     pub batch: usize,
     pub lr: f64,
     pub ema: f64,

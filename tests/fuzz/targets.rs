@@ -79,7 +79,7 @@ pub fn diffusers_config(data: &[u8]) {
     let mut parts = data.splitn(2, |&b| b == 0);
     let config = String::from_utf8_lossy(parts.next().unwrap_or_default());
     let scheduler = parts.next().map(String::from_utf8_lossy);
-    let _ = DiffusersFolder::read(&config, None, scheduler.as_deref());
+    let _ = DiffusersFolder::from_files(&config, None, scheduler.as_deref());
 }
 
 /// A tiled dataset's `manifest.json`.

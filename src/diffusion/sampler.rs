@@ -1,0 +1,197 @@
+//! Which samplers there are, by name, and one type that runs any of them. A new sampler is a
+//! file of this module (its step, its tests and its equation as MathML) and a variant here:
+//! the CLI's `--sampler`, the tab's menu and its sampling panel take it from [`SamplerName`].
+
+use burn::tensor::Tensor;
+
+use super::{Ddim, Ddpm, DpmSolver, Noise, Schedule, Spacing, StepOutput, Variance, ddim, ddpm};
+
+/// A sampler, as the CLI's `--sampler`, the tab's menu and the worker's messages name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplerName {
+    /// DDIM with a number of steps and η (Song et al. 2021).
+    Ddim,
+    /// DPM-Solver++(2M) with a number of steps (Lu et al. 2022).
+    DpmSolver,
+    /// Ancestral sampling over all T steps (DDPM Algorithm 2), variance β̃_t.
+    Ddpm,
+    /// Ancestral sampling with variance β_t (diffusers' fixed_large).
+    DdpmLarge,
+}
+
+named!(serde SamplerName, "sampler", [Ddim => "ddim", DpmSolver => "dpm-solver", Ddpm => "ddpm", DdpmLarge => "ddpm-large"]);
+
+impl SamplerName {
+    /// What a menu shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ddim => "DDIM",
+            Self::DpmSolver => "DPM-Solver++(2M)",
+            Self::Ddpm => "DDPM (all T steps, σ² = β̃)",
+            Self::DdpmLarge => "DDPM (all T steps, σ² = β)",
+        }
+    }
+
+    /// Whether it takes a number of steps (DDPM takes all T).
+    pub fn takes_steps(self) -> bool {
+        matches!(self, Self::Ddim | Self::DpmSolver)
+    }
+
+    /// Whether it takes DDIM's η.
+    pub fn takes_eta(self) -> bool {
+        matches!(self, Self::Ddim)
+    }
+
+    /// The update it runs, as MathML (the sampling panel shows every sampler's, once each).
+    pub fn equation(self) -> Option<&'static str> {
+        match self {
+            Self::Ddim => Some(ddim::EQUATION),
+            Self::Ddpm | Self::DdpmLarge => Some(ddpm::EQUATION),
+            Self::DpmSolver => None,
+        }
+    }
+
+    /// Every sampler's equation, each once, in menu order.
+    pub fn equations() -> Vec<&'static str> {
+        let mut all: Vec<&'static str> = Vec::new();
+        for name in Self::ALL {
+            if let Some(equation) = name.equation().filter(|e| !all.contains(e)) {
+                all.push(equation);
+            }
+        }
+        all
+    }
+}
+
+/// Which sampler, and how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SamplerKind {
+    /// Ancestral sampling over all T steps (DDPM Algorithm 2).
+    Ddpm { variance: Variance },
+    /// DDIM over `steps` steps with stochasticity `eta`.
+    Ddim { steps: usize, eta: f64, spacing: Spacing },
+    /// DPM-Solver++(2M) over `steps` steps.
+    DpmSolver { steps: usize, spacing: Spacing },
+}
+
+impl SamplerKind {
+    /// DDIM, η = 0, leading spacing: the deterministic default.
+    pub fn ddim(steps: usize) -> Self {
+        Self::Ddim { steps, eta: 0.0, spacing: Spacing::Leading }
+    }
+
+    /// The sampler `name` with these settings; without a spacing, diffusers' default for it
+    /// (leading for DDIM, linspace for DPM-Solver++). DDPM takes all T steps (and no η).
+    pub fn new(name: SamplerName, steps: usize, eta: f64, spacing: Option<Spacing>) -> Self {
+        match name {
+            SamplerName::Ddim => Self::Ddim { steps, eta, spacing: spacing.unwrap_or(Spacing::Leading) },
+            SamplerName::DpmSolver => Self::DpmSolver { steps, spacing: spacing.unwrap_or(Spacing::Linspace) },
+            SamplerName::Ddpm => Self::Ddpm { variance: Variance::FixedSmall },
+            SamplerName::DdpmLarge => Self::Ddpm { variance: Variance::FixedLarge },
+        }
+    }
+
+    /// The name of this sampler.
+    pub fn name(&self) -> SamplerName {
+        match self {
+            Self::Ddim { .. } => SamplerName::Ddim,
+            Self::DpmSolver { .. } => SamplerName::DpmSolver,
+            Self::Ddpm { variance: Variance::FixedSmall } => SamplerName::Ddpm,
+            Self::Ddpm { variance: Variance::FixedLarge } => SamplerName::DdpmLarge,
+        }
+    }
+
+    /// The family, for a status line: "DDIM".
+    pub fn family(&self) -> &'static str {
+        match self {
+            Self::Ddpm { .. } => "DDPM",
+            Self::Ddim { .. } => "DDIM",
+            Self::DpmSolver { .. } => "DPM-Solver++",
+        }
+    }
+
+    /// In words, for reports: "DDIM-50 (η = 0, Leading)".
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Ddpm { variance } => format!("DDPM-1000 ({variance:?})"),
+            Self::Ddim { steps, eta, spacing } => format!("DDIM-{steps} (η = {eta}, {spacing:?})"),
+            Self::DpmSolver { steps, spacing } => format!("DPM-Solver++(2M)-{steps} ({spacing:?})"),
+        }
+    }
+}
+
+/// A sampler built complete for one schedule: its timesteps are fixed at construction.
+#[derive(Clone, Debug)]
+pub enum Sampler {
+    Ddpm(Ddpm),
+    Ddim(Ddim),
+    DpmSolver(DpmSolver),
+}
+
+impl Sampler {
+    /// Builds the sampler. DDPM and DDIM clip x̂_0 to [−1, 1] and DPM-Solver++ does not, as
+    /// diffusers' schedulers do by default.
+    pub fn new(kind: SamplerKind, schedule: &Schedule) -> Self {
+        match kind {
+            SamplerKind::Ddpm { variance } => Self::Ddpm(Ddpm::new(schedule, variance, true)),
+            SamplerKind::Ddim { steps, eta, spacing } => Self::Ddim(Ddim::new(schedule, steps, eta, spacing, true)),
+            SamplerKind::DpmSolver { steps, spacing } => Self::DpmSolver(DpmSolver::new(schedule, steps, spacing)),
+        }
+    }
+
+    pub fn timesteps(&self) -> &[usize] {
+        match self {
+            Self::Ddpm(s) => s.timesteps(),
+            Self::Ddim(s) => s.timesteps(),
+            Self::DpmSolver(s) => s.timesteps(),
+        }
+    }
+
+    pub fn needs_noise(&self, i: usize) -> bool {
+        match self {
+            Self::Ddpm(s) => s.needs_noise(i),
+            Self::Ddim(s) => s.needs_noise(i),
+            Self::DpmSolver(_) => false,
+        }
+    }
+
+    /// Step `i`, given the network's output at `sample`. Steps are taken in order.
+    pub fn step(&mut self, i: usize, output: Tensor<4>, sample: Tensor<4>, noise: Option<Tensor<4>>) -> StepOutput {
+        match self {
+            Self::Ddpm(s) => s.step(i, output, sample, noise),
+            Self::Ddim(s) => s.step(i, output, sample, noise),
+            Self::DpmSolver(s) => s.step(i, output, sample),
+        }
+    }
+
+    /// Step `i` of a sampling run: ask the denoiser for its output at this timestep, draw the
+    /// step's noise from `rng` if the sampler needs it, and update. The shells drive the loop
+    /// (`for` natively, `await` between steps in the tab).
+    pub fn denoise_step(
+        &mut self,
+        i: usize,
+        denoiser: impl FnOnce(Tensor<4>, &[usize]) -> Tensor<4>,
+        sample: Tensor<4>,
+        rng: &mut Noise,
+    ) -> StepOutput {
+        let dims = sample.dims();
+        let t = vec![self.timesteps()[i]; dims[0]];
+        let output = denoiser(sample.clone(), &t);
+        let noise = self.needs_noise(i).then(|| rng.normal(dims, &sample.device()));
+        self.step(i, output, sample, noise)
+    }
+
+    /// Runs every step from `x_t` (pure noise at the first timestep) to x_0.
+    pub fn sample(
+        &mut self,
+        mut denoiser: impl FnMut(Tensor<4>, &[usize]) -> Tensor<4>,
+        x_t: Tensor<4>,
+        rng: &mut Noise,
+    ) -> Tensor<4> {
+        let mut x = x_t;
+        for i in 0..self.timesteps().len() {
+            x = self.denoise_step(i, &mut denoiser, x, rng).prev_sample;
+        }
+        x
+    }
+}

@@ -1,0 +1,110 @@
+//! Named training recipes: the defaults of a run, in one place for the tab and the CLI. The
+//! shells read these and hold no numbers of their own.
+
+use super::TrainConfig;
+use crate::data::Dataset;
+use crate::model::Preset;
+
+/// The defaults of a training run and of the samples it shows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recipe {
+    /// The dataset a run trains on unless told otherwise.
+    pub dataset: Dataset,
+    /// The model a fresh run starts from.
+    pub preset: Preset,
+    /// Training steps of the CLI's `train` (the tab trains until paused).
+    pub steps: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// EMA decay of the sampling weights.
+    pub ema_decay: f64,
+    /// Mirror training images left–right at random.
+    pub random_flip: bool,
+    /// How often a class label is dropped to the null class (Ho & Salimans 2022: 0.1).
+    pub class_dropout: f64,
+    /// Classifier-free guidance scale w of samples from a class-conditional model.
+    pub guidance: f64,
+    /// Save the whole training state every this many steps.
+    pub save_every: usize,
+    /// Show a grid of samples every this many steps (the tab; the CLI's `--grid-every`).
+    pub preview_every: usize,
+    /// DDIM steps of a preview grid.
+    pub preview_steps: usize,
+    /// DDIM steps of a sampling run and of the final grid.
+    pub sample_steps: usize,
+    /// Images per grid.
+    pub count: usize,
+}
+
+impl Recipe {
+    /// For small datasets (MNIST, Fashion-MNIST, your images) and small models: what the tab
+    /// and `train` use by default. A larger learning rate and a shorter EMA than the paper's,
+    /// since runs are thousands of steps, not hundreds of thousands.
+    pub const SMALL_DATA: Self = Self {
+        dataset: Dataset::Mnist,
+        preset: Preset::MnistSmall,
+        steps: 2000,
+        batch: 32,
+        learning_rate: 1e-3,
+        ema_decay: 0.999,
+        random_flip: false,
+        class_dropout: 0.1,
+        guidance: 3.0,
+        save_every: 200,
+        preview_every: 200,
+        preview_steps: 20,
+        sample_steps: 50,
+        count: 16,
+    };
+
+    /// Ho et al. 2020's CIFAR-10 run (§4 and Appendix B): the 35.7M U-Net, batch 128, Adam at
+    /// 2e-4, EMA 0.9999, random flips, 800,000 steps.
+    pub const PAPER: Self = Self {
+        dataset: Dataset::Cifar10,
+        preset: Preset::DdpmCifar10,
+        steps: 800_000,
+        batch: 128,
+        learning_rate: 2e-4,
+        ema_decay: 0.9999,
+        random_flip: true,
+        save_every: 1000,
+        ..Self::SMALL_DATA
+    };
+
+    /// The recipe a preset trains with: the paper's for its model, the small-data one for the
+    /// others.
+    pub fn for_preset(preset: Preset) -> Self {
+        match preset {
+            Preset::DdpmCifar10 => Self::PAPER,
+            Preset::Tiny | Preset::MnistSmall => Self { preset, ..Self::SMALL_DATA },
+        }
+    }
+
+    /// The optimisation settings of this recipe, seeded.
+    pub fn train_config(&self, seed: u64) -> TrainConfig {
+        TrainConfig::new()
+            .with_batch_size(self.batch)
+            .with_learning_rate(self.learning_rate)
+            .with_ema_decay(self.ema_decay)
+            .with_random_flip(self.random_flip)
+            .with_class_dropout(self.class_dropout)
+            .with_seed(seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recipe_trains_with_valid_settings() {
+        for recipe in [Recipe::SMALL_DATA, Recipe::PAPER] {
+            recipe.train_config(0).validate().unwrap();
+            recipe.preset.config().check_batch(recipe.batch).unwrap();
+        }
+        assert_eq!(Recipe::for_preset(Preset::DdpmCifar10), Recipe::PAPER);
+        assert_eq!(Recipe::for_preset(Preset::Tiny).batch, Recipe::SMALL_DATA.batch);
+    }
+}

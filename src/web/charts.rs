@@ -1,0 +1,64 @@
+//! The page's SVG charts as polyline points: pure functions of numbers (tested natively).
+
+use crate::diffusion::Schedule;
+
+/// SVG polyline points for the loss chart: per-step losses averaged into at most 300 buckets
+/// (the smoothing), log-scaled over a 300×100 box.
+pub fn chart_points(losses: &[f32]) -> String {
+    let bucket = losses.len().div_ceil(300).max(1);
+    let logs: Vec<f32> = losses
+        .chunks(bucket)
+        .map(|c| (c.iter().sum::<f32>() / c.len() as f32).max(1e-6).log10())
+        .collect();
+    let (lo, hi) = logs.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let span = (hi - lo).max(1e-3);
+    let n = logs.len().max(2) - 1;
+    logs.iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", 300.0 * i as f32 / n as f32, 95.0 - 90.0 * (v - lo) / span))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// SVG polyline points of ᾱ_t over t = 0..T in a 300×100 box (ᾱ from 1 at the top to 0).
+pub fn schedule_points(schedule: &Schedule) -> String {
+    polyline(schedule.alphas_cumprod.iter().map(|&ab| ab))
+}
+
+/// SVG polyline points of log₁₀ SNR(t) = log₁₀ ᾱ_t / (1 − ᾱ_t), from +4 at the top to −6.
+pub fn snr_points(schedule: &Schedule) -> String {
+    polyline(schedule.alphas_cumprod.iter().map(|&ab| ((ab / (1.0 - ab)).log10().clamp(-6.0, 4.0) + 6.0) / 10.0))
+}
+
+/// Values in [0, 1] over t as points in a 300×100 box.
+fn polyline(values: impl ExactSizeIterator<Item = f64>) -> String {
+    let n = values.len().max(2) - 1;
+    values
+        .enumerate()
+        .map(|(t, v)| format!("{:.1},{:.1}", 300.0 * t as f64 / n as f64, 95.0 - 90.0 * v))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_chart_averages_into_buckets_and_spans_the_box() {
+        assert_eq!(chart_points(&[]), "");
+        let points = chart_points(&[1.0, 0.1]);
+        assert_eq!(points, "0.0,5.0 300.0,95.0", "log scale: the larger loss at the top");
+        let many = vec![0.5f32; 1000];
+        assert_eq!(chart_points(&many).split(' ').count(), 250, "1000 losses in buckets of 4");
+    }
+
+    #[test]
+    fn schedule_charts_run_from_the_top_left_down() {
+        let schedule = Schedule::ddpm();
+        let points = schedule_points(&schedule);
+        assert!(points.starts_with("0.0,5.0"), "ᾱ_0 ≈ 1 is at the top: {}", &points[..20]);
+        assert_eq!(points.split(' ').count(), schedule.len());
+    }
+}

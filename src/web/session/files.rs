@@ -1,0 +1,143 @@
+//! Files in the session: the dataset's tiles, export, import, and training on the user's own
+//! images.
+
+use super::Session;
+use crate::checkpoint::{self, ModelSource};
+use crate::data::{ImageSet, Manifest, decode_tile, images_from_upload, limits, tile_count, upload_to_bytes};
+use crate::train::Trainer;
+use crate::web::browser::{fetch_bytes_with_progress, store};
+use crate::web::protocol::{Notice, Update};
+use crate::web::saved_run::{SAVED_IMAGES, YOUR_IMAGES};
+
+impl Session {
+    /// Loads the dataset's next tile of training images.
+    pub(super) async fn load_next_tile(&mut self) -> Result<(), String> {
+        let k = self.tiles_loaded;
+        let split = &self.manifest.train;
+        let url = format!("{}/{}", self.settings.data.folder(), split.tiles[k]);
+        // Byte progress of the first part in the status line (at most once per percent); later
+        // parts arrive while it trains, and the images-loaded count shows them.
+        let (out, name, parts) = (&self.out, &self.manifest.name, split.tiles.len().min(self.settings.max_tiles));
+        let mut shown = u64::MAX;
+        let bytes = fetch_bytes_with_progress(&url, limits::MAX_TILE_FILE_BYTES, |received, total| {
+            let mb = |n: u64| n as f64 / 1e6;
+            let (percent, line) = match total {
+                Some(total) => (100 * received / total.max(1), format!("Loading {name}, part {} of {parts}: {:.1} of {:.1} MB", k + 1, mb(received), mb(total))),
+                None => (received >> 20, format!("Loading {name}, part {} of {parts}: {:.1} MB", k + 1, mb(received))),
+            };
+            if k == 0 && percent != shown {
+                shown = percent;
+                out.send(Update::Status(line));
+            }
+        })
+        .await?;
+        let (h, w, c) = (self.manifest.height, self.manifest.width, self.manifest.channels);
+        let tile = decode_tile(&bytes, tile_count(split.count, k), h, w, c).map_err(|e| format!("{url}: {e}"))?;
+        self.data.pixels.extend_from_slice(&tile.pixels);
+        self.tiles_loaded += 1;
+        self.out.send(Update::ImagesLoaded(self.data.len()));
+        self.show_dataset();
+        Ok(())
+    }
+
+    pub(super) fn show_dataset(&self) {
+        self.out.send(Update::Dataset {
+            name: self.manifest.name.clone(),
+            images: self.data.len(),
+            timesteps: self.trainer.schedule.len(),
+        });
+        let classes = self.trainer.model_config.num_classes().map_or(Vec::new(), |k| {
+            (0..k).map(|c| self.manifest.classes.get(c).cloned().unwrap_or_else(|| c.to_string())).collect()
+        });
+        self.out.send(Update::Classes(classes));
+    }
+
+    /// The EMA weights as a checkpoint file, with this session's model card.
+    pub(super) async fn weights(&self) -> Result<Vec<u8>, String> {
+        let card = self.trainer.card(&self.manifest.name);
+        checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &self.trainer.schedule.config, &card)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn export_name(&self) -> String {
+        let safe = |s: &str| -> String { s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect() };
+        format!("tabdiffusion-{}-{}-step{}", safe(&self.manifest.name), safe(&self.model_name), self.trainer.step)
+    }
+
+    /// Whether the model takes this dataset's images; the reason it cannot train if not.
+    pub(super) fn check_trainable(&mut self) {
+        let (m, c) = (&self.manifest, &self.trainer.model_config);
+        self.untrainable = ((c.sample_size, c.in_channels) != (m.height, m.channels)).then(|| {
+            format!(
+                "it takes {}×{}×{} images and {} has {}×{}×{}; it can sample",
+                c.sample_size, c.sample_size, c.in_channels, m.name, m.height, m.width, m.channels
+            )
+        });
+        if self.untrainable.is_none() && !self.data.is_empty() {
+            self.untrainable = self.trainer.check_labels(&self.data).err().map(|e| format!("{e}; it can sample"));
+        }
+    }
+
+    pub(super) fn import(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let label = names.join(" + ");
+        let source = ModelSource::from_files(&files).map_err(|e| format!("{label}: {e}"))?;
+        let model = source.build(&self.device).map_err(|e| format!("{label}: {e}"))?;
+        let steps = source.steps();
+        let train_config = self.trainer.config.clone();
+        self.trainer = Trainer::from_model(model, source.config.clone(), train_config, &self.device).with_schedule(source.schedule.clone());
+        self.trainer.step = steps;
+        self.model_name = label.clone();
+        self.check_trainable();
+        self.reset_progress();
+        let fresh = if source.checkpoint.is_none() { " (a config without weights: fresh weights)" } else { "" };
+        self.out.send(Update::Status(format!("Loaded {label}{fresh}.")));
+        self.show_card();
+        self.show_dataset();
+        Ok(())
+    }
+
+    /// Trains on the user's own images from now on (the model's size; centre-cropped).
+    pub(super) async fn use_images(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        let c = &self.trainer.model_config;
+        let (set, classes) = images_from_upload(files, c.sample_size, c.in_channels).map_err(|e| e.to_string())?;
+        // Kept in browser storage, so that a saved run on them resumes after a reload.
+        let kept = if self.run_lock.is_none() {
+            " (not kept in this browser: the run is open in another tab)".to_string()
+        } else {
+            match store(SAVED_IMAGES, &upload_to_bytes(&set, &classes)).await {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (they could not be kept in this browser: {e})"),
+            }
+        };
+        self.set_running(false);
+        self.out.send(Update::Error(Notice::default()));
+        self.set_images(set, classes.clone());
+        let count = self.data.len();
+        let classes = if classes.is_empty() { String::new() } else { format!(" in {} classes ({})", classes.len(), classes.join(", ")) };
+        let (h, w, c) = (self.data.height, self.data.width, self.data.channels);
+        self.out.send(Update::Status(format!("Training on your {count} images{classes}, as {h}×{w}×{c}{kept}. Press Train.")));
+        self.show_card();
+        Ok(())
+    }
+
+    /// Makes the user's images this session's training set.
+    pub(super) fn set_images(&mut self, set: ImageSet, classes: Vec<String>) {
+        let count = set.len();
+        self.manifest = Manifest {
+            name: YOUR_IMAGES.into(),
+            height: set.height,
+            width: set.width,
+            channels: set.channels,
+            classes,
+            ..self.manifest.clone()
+        };
+        self.manifest.train.count = count;
+        self.data = set;
+        self.tiles_loaded = usize::MAX; // nothing more to fetch
+        self.check_trainable();
+        self.out.send(Update::ImagesLoaded(count));
+        self.show_dataset();
+    }
+}

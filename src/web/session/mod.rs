@@ -1,0 +1,464 @@
+//! The browser training session: one async driver, in the page's Web Worker, that owns the
+//! device, the data and the trainer. It takes [`Command`]s between steps and reports
+//! [`Update`]s; the page never sees tensors and the worker never touches the page. Its parts:
+//! sampling, files (import, export, your images) and the saved run, each in a file of its own.
+
+mod files;
+mod sampling;
+mod saved;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::browser::{HeldLock, channel, fetch_bytes, has_webgpu, lock, now_ms, unstore, yield_now};
+use super::channel::{next_command, send};
+use super::gpu::{gpu_lost, lost_gpu, mark_gpu_lost, read_scalar, read_values};
+use super::outbox::{Outbox, doing};
+use super::protocol::{Command, Holder, Notice, Update};
+use super::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN};
+use super::settings::Settings;
+use crate::checkpoint::DiffusersFolder;
+use crate::data::{ImageSet, Manifest, encode_npy};
+use crate::diffusion::SamplerKind;
+use crate::pipeline::Bench;
+use crate::diffusion::ScheduleConfig;
+use crate::train::{Recipe, Trainer, conditional_classes};
+
+/// What the visitor reads when WebGPU is missing or unusable.
+const BROWSERS: &str = "Chrome and Edge (113 and later), Safari 26 and Firefox 141 on Windows have WebGPU";
+
+/// The session: what it trains, on what, and what it has shown.
+struct Session {
+    settings: Settings,
+    out: Outbox,
+    device: Device,
+    /// The WebGPU device under `device` (none on the CPU): for its lost callback, and for the
+    /// fault test that destroys it.
+    gpu: Option<burn::tensor::wgpu::wgpu::Device>,
+    /// The run's Web Lock while this tab holds it (only the holder trains and saves).
+    run_lock: Option<HeldLock>,
+    /// The channel on which a tab asks the holder to hand the run over.
+    tabs: Option<web_sys::BroadcastChannel>,
+    /// The step of the last save in this browser.
+    saved_step: Option<usize>,
+    /// "WebGPU" or "CPU".
+    backend: &'static str,
+    manifest: Manifest,
+    data: ImageSet,
+    tiles_loaded: usize,
+    trainer: Trainer,
+    /// What the loaded model is: a preset's name or the imported file's.
+    model_name: String,
+    /// Why the model cannot train on this dataset (its image shape differs), if it cannot.
+    untrainable: Option<String>,
+    running: bool,
+    losses: Vec<f32>,
+    /// Training time and images since the last Train press, for images/s.
+    train_ms: f64,
+    train_images: usize,
+    last_samples: Option<(Vec<usize>, Vec<f32>)>,
+    /// The guidance of the last Sample press, which the previews reuse.
+    guidance: f64,
+}
+
+/// Runs the session until the page closes.
+pub async fn run(settings: Settings, out: Outbox) {
+    let mut session = match Session::start(settings, out).await {
+        Ok(session) => session,
+        Err(message) => {
+            out.send(Update::Error(message.into()));
+            out.send(Update::Status("Could not start.".into()));
+            return;
+        }
+    };
+    if let Some(steps) = session.settings.bench {
+        match session.bench(steps).await {
+            Ok(json) => out.send(Update::Bench(json)),
+            Err(message) => out.send(Update::Error(message.into())),
+        }
+    }
+    loop {
+        while let Some((command, bytes)) = next_command() {
+            if let Err(notice) = session.handle(command, bytes).await {
+                out.send(Update::Error(notice));
+            }
+        }
+        if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles) {
+            if let Err(message) = session.load_next_tile().await {
+                let images = session.data.len();
+                out.send(Update::Error(Notice::new(
+                    format!("Loading more of the dataset failed (the connection may have dropped): training goes on with the {images} images that arrived. Reload the page to load the rest."),
+                    message,
+                )));
+                session.tiles_loaded = usize::MAX; // stop trying; train on what arrived
+            }
+        } else if session.running {
+            if let Err(notice) = session.train_step().await {
+                session.set_running(false);
+                out.send(Update::Error(notice));
+            }
+            yield_now(0).await;
+        } else {
+            yield_now(50).await;
+        }
+    }
+}
+
+impl Session {
+    async fn start(settings: Settings, out: Outbox) -> Result<Self, String> {
+        doing("looking for a GPU");
+        out.send(Update::Status("Looking for WebGPU…".into()));
+        let (device, gpu, backend) = if has_webgpu() {
+            match Device::wgpu_options().init_with_setup_async().await {
+                Ok((device, setup)) => {
+                    setup.device.set_device_lost_callback(|reason, message| {
+                        mark_gpu_lost();
+                        Outbox.send(Update::Running(false));
+                        Outbox.send(Update::Error(Notice { detail: format!("device lost: {reason:?} {message}"), ..lost_gpu() }));
+                    });
+                    (device, Some(setup.device), "WebGPU")
+                }
+                Err(e) => {
+                    out.send(Update::Banner(Notice::new(
+                        format!(
+                            "This browser has WebGPU, but it gave this page no GPU to use (the GPU or its driver may be blocklisted, or hardware acceleration is off). Training runs on the CPU instead, which is slow: pick the tiny model in Settings. {BROWSERS}; chrome://gpu tells why it is off."
+                        ),
+                        e.to_string(),
+                    )));
+                    (Device::flex(), None, "CPU")
+                }
+            }
+        } else {
+            out.send(Update::Banner(Notice::new(
+                format!("This browser has no WebGPU, so training runs on the CPU, which is slow: pick the tiny model in Settings. {BROWSERS}."),
+                "navigator.gpu is undefined",
+            )));
+            (Device::flex(), None, "CPU")
+        };
+        out.send(Update::Backend(backend.into()));
+
+        let dir = settings.data.folder();
+        doing(format!("loading {}", settings.data));
+        out.send(Update::Status(format!("Loading {}…", settings.data)));
+        let manifest_bytes = fetch_bytes(&format!("{dir}/manifest.json")).await.map_err(|e| {
+            format!(
+                "The dataset is missing ({e}). Prepare it with `scripts/setup` or `tabdiffusion data {0} --out www/data/{0}`, or pick another dataset.",
+                settings.data
+            )
+        })?;
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| format!("{dir}/manifest.json is not a dataset manifest: {e}"))?;
+        let labels = fetch_bytes(&format!("{dir}/{}", manifest.train.labels)).await?;
+        manifest.train.check_labels(&labels).map_err(|e| format!("{dir}: {e}"))?;
+        let data = ImageSet { height: manifest.height, width: manifest.width, channels: manifest.channels, pixels: Vec::new(), labels };
+
+        let mut model_config = settings.preset.config_for(manifest.height, manifest.channels);
+        if settings.conditional {
+            let classes = conditional_classes(manifest.classes.len(), &data.labels)
+                .map_err(|e| format!("{} has {e}: a class-conditional model cannot train on it.", manifest.name))?;
+            model_config = model_config.conditional_on(classes);
+        }
+        model_config
+            .validate()
+            .map_err(|e| format!("The model {} does not fit {} ({e}); pick another model in Settings.", settings.preset.name(), manifest.name))?;
+        model_config.check_batch(settings.batch).map_err(|e| format!("?batch={}: {e}", settings.batch))?;
+        let train_config = Recipe::SMALL_DATA
+            .train_config(settings.seed)
+            .with_batch_size(settings.batch)
+            .with_learning_rate(settings.learning_rate)
+            .with_ema_decay(settings.ema_decay);
+        train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
+        let schedule = ScheduleConfig { beta_schedule: settings.schedule, ..Default::default() };
+        let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
+        let model_name = settings.preset.name().to_string();
+        let mut session = Self {
+            settings,
+            out,
+            device,
+            gpu,
+            run_lock: None,
+            tabs: None,
+            saved_step: None,
+            backend,
+            manifest,
+            data,
+            tiles_loaded: 0,
+            trainer,
+            model_name,
+            untrainable: None,
+            running: false,
+            losses: Vec::new(),
+            train_ms: 0.0,
+            train_images: 0,
+            last_samples: None,
+            guidance: Recipe::SMALL_DATA.guidance,
+        };
+        session.load_next_tile().await?;
+        // One tab trains and saves the run; another one opened beside it samples from the
+        // last save until it takes the run over.
+        // A reload's previous worker may still be letting go of the lock for a moment.
+        for _ in 0..20 {
+            session.run_lock = lock(RUN_LOCK, false).await?;
+            if session.run_lock.is_some() {
+                break;
+            }
+            yield_now(250).await;
+        }
+        session.tabs = channel(RUN_LOCK, |message| {
+            if message == HAND_OVER {
+                send(Command::HandOver, Vec::new());
+            }
+        })
+        .ok();
+        out.send(Update::Holder(if session.run_lock.is_some() { Holder::ThisTab } else { Holder::OtherTab }));
+        let resumed = match session.restore().await {
+            Ok(resumed) => resumed,
+            Err(message) => {
+                out.send(Update::Banner(Notice::new(
+                    "Your saved run could not be read, so this is a new one. Reset removes the saved run.",
+                    message,
+                )));
+                false
+            }
+        };
+        session.show_card();
+        session.show_dataset();
+        out.send(Update::Ready);
+        out.send(Update::Status(if resumed {
+            format!("Resumed your saved run at step {}. Press Train to continue, or Reset to start over.", session.trainer.step)
+        } else {
+            "Ready. Press Train.".into()
+        }));
+        Ok(session)
+    }
+
+    fn show_card(&self) {
+        let c = &self.trainer.model_config;
+        let schedule = &self.trainer.schedule.config;
+        let params = self.trainer.model.num_params();
+        self.out.send(Update::ModelCard(format!(
+            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {} · trained {} steps{}",
+            self.model_name,
+            params as f64 * 4.0 / 1e6,
+            params as f64 * 4.0 * 5.0 / 1e6,
+            c.sample_size,
+            c.sample_size,
+            c.in_channels,
+            c.block_out_channels,
+            schedule.beta_schedule,
+            schedule.num_train_timesteps,
+            schedule.prediction_type,
+            self.trainer.config.batch_size,
+            self.trainer.config.learning_rate,
+            self.trainer.config.ema_decay,
+            self.trainer.step,
+            match &self.untrainable {
+                None => format!(" on {}", self.manifest.name),
+                Some(why) => format!(" · {why}"),
+            }
+        )));
+    }
+
+    fn set_running(&mut self, running: bool) {
+        self.running = running;
+        self.out.send(Update::Running(running));
+    }
+
+    async fn handle(&mut self, command: Command, bytes: Vec<Vec<u8>>) -> Result<(), Notice> {
+        doing(match &command {
+            Command::Train => "starting to train",
+            Command::Pause => "pausing and saving the run",
+            Command::Sample(_) => "sampling",
+            Command::Compare => "sampling DDPM-1000 beside DDIM-50",
+            Command::Forward { .. } => "drawing the forward process",
+            Command::Export | Command::ExportDiffusers => "exporting the weights",
+            Command::Import(_) => "importing weights",
+            Command::UseImages(_) => "reading your images",
+            Command::DownloadSamples => "saving the samples",
+            Command::Forget => "removing the saved run",
+            Command::TakeOver => "taking the run over from another tab",
+            Command::HandOver => "handing the run over to another tab",
+        });
+        match command {
+            Command::Train => {
+                if let Some(why) = &self.untrainable {
+                    return Err(format!("This model cannot train here: {why}.").into());
+                }
+                if self.run_lock.is_none() {
+                    return Err("This run is open in another tab, which trains and saves it: press Take over to train it here.".into());
+                }
+                if gpu_lost() {
+                    return Err(lost_gpu());
+                }
+                self.out.send(Update::Error(Notice::default()));
+                self.train_ms = 0.0;
+                self.train_images = 0;
+                self.set_running(true);
+                self.out.send(Update::Status("Training…".into()));
+            }
+            Command::Pause => {
+                self.set_running(false);
+                self.show_card();
+                self.save().await?;
+                self.out.send(Update::Status(format!("Paused at step {} (saved in this browser).", self.trainer.step)));
+            }
+            Command::TakeOver => self.take_over().await?,
+            Command::HandOver => self.hand_over().await,
+            Command::Forget => {
+                if self.run_lock.is_none() {
+                    return Err("This run is open in another tab: take it over first, then Reset.".into());
+                }
+                self.set_running(false);
+                unstore(SAVED_RUN).await?;
+                unstore(SAVED_IMAGES).await?;
+                self.out.send(Update::Forgotten);
+            }
+            Command::Sample(choice) => {
+                self.guidance = choice.guidance;
+                let classes = choice.class.map(|c| vec![c]);
+                let kind = SamplerKind::new(choice.sampler, choice.steps.max(1), choice.eta, None);
+                self.sample(kind, "Sampling", true, classes).await?
+            }
+            Command::Compare => self.compare().await?,
+            Command::Forward { index, t } => self.forward(index, t).await?,
+            Command::Export => {
+                self.out.send(Update::Status("Exporting…".into()));
+                let bytes = self.weights().await?;
+                let name = format!("{}.safetensors", self.export_name());
+                self.out.send(Update::Status(format!("Exported {name} ({} bytes).", bytes.len())));
+                self.out.send_with(Update::Download { name, mime: "application/octet-stream".into() }, vec![bytes]);
+            }
+            Command::ExportDiffusers => {
+                self.out.send(Update::Status("Exporting…".into()));
+                let bytes = self.weights().await?;
+                let folder = self.export_name();
+                let zip = DiffusersFolder::zip(&folder, &self.trainer.model_config, &self.trainer.schedule.config, &bytes);
+                let name = format!("{folder}.zip");
+                self.out.send(Update::Status(format!(
+                    "Exported {name} ({} bytes): unzip it and load the folder with UNet2DModel.from_pretrained(\"{folder}\").",
+                    zip.len()
+                )));
+                self.out.send_with(Update::Download { name, mime: "application/zip".into() }, vec![zip]);
+            }
+            Command::Import(names) => self.import(names.into_iter().zip(bytes).collect())?,
+            Command::UseImages(names) => self.use_images(names.into_iter().zip(bytes).collect()).await?,
+            Command::DownloadSamples => {
+                let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
+                let npy = encode_npy(shape, values);
+                self.out.send_with(Update::Download { name: "samples.npy".into(), mime: "application/octet-stream".into() }, vec![npy]);
+            }
+        }
+        Ok(())
+    }
+
+    fn reset_progress(&mut self) {
+        self.losses.clear();
+        self.out.send(Update::Losses { reset: true, values: Vec::new() });
+        self.set_running(false);
+        self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
+        self.out.send(Update::Error(Notice::default()));
+    }
+
+    async fn train_step(&mut self) -> Result<(), Notice> {
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
+        let start = now_ms();
+        let step = self.trainer.step + 1;
+        doing(format!("training step {step}"));
+        if self.settings.panic_at == Some(step) {
+            panic!("?test_panic_at={step}: a panic injected in training step {step} (the page's test of a crashed worker)");
+        }
+        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| Notice::from(e.to_string()))?;
+        let loss = self.trainer.step_batch(batch);
+        let loss = match read_scalar(loss).await {
+            Ok(loss) => loss,
+            Err(e) => {
+                // A lost device fails its reads before the browser reports the loss: give the
+                // report a moment, so that the page says what happened.
+                yield_now(500).await;
+                let detail = format!("reading the loss of step {step}: {e}");
+                return Err(if gpu_lost() {
+                    Notice { detail, ..lost_gpu() }
+                } else {
+                    Notice::new(
+                        "The GPU stopped answering while training (it may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it.",
+                        detail,
+                    )
+                    .with_reload()
+                });
+            }
+        };
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
+        if !loss.is_finite() {
+            let step = self.trainer.step;
+            let back = match self.restore().await {
+                Ok(true) => format!("back at the last saved state, step {}", self.trainer.step),
+                _ => "no saved state to go back to".to_string(),
+            };
+            self.show_card();
+            return Err(format!("The loss became {loss} at step {step}: training stopped, {back}. Try a smaller learning rate.").into());
+        }
+        self.train_ms += now_ms() - start;
+        self.train_images += self.trainer.config.batch_size;
+        self.losses.push(loss);
+        self.out.send(Update::Losses { reset: false, values: vec![loss] });
+        let images_per_s = self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9);
+        self.out.send(Update::Step { step: self.trainer.step, images_per_s });
+        if self.trainer.step % self.settings.autosave_every == 0 {
+            self.save().await?;
+        }
+        if self.settings.lose_gpu_at == Some(self.trainer.step)
+            && let Some(gpu) = &self.gpu
+        {
+            gpu.destroy(); // a real device loss: the lost callback reports it
+        }
+        if self.trainer.step % self.settings.preview_every == 0 {
+            let kind = SamplerKind::ddim(self.settings.preview_steps);
+            self.sample(kind, "Preview", false, None).await?;
+            self.out.send(Update::Status("Training…".into()));
+            self.show_card();
+        }
+        Ok(())
+    }
+
+    /// One training step, its loss read back (the read waits for the GPU).
+    async fn timed_step(&mut self) -> Result<(), String> {
+        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| e.to_string())?;
+        let loss = self.trainer.step_batch(batch);
+        read_scalar(loss).await.map(|_| ())
+    }
+
+    /// Training and DDIM-50 throughput, measured as `tabdiffusion bench` does natively.
+    async fn bench(&mut self, steps: usize) -> Result<String, String> {
+        let batch = self.trainer.config.batch_size;
+        self.out.send(Update::Status("Benchmark: warming up…".into()));
+        self.timed_step().await?;
+        let start = now_ms();
+        for i in 0..steps {
+            self.out.send(Update::Status(format!("Benchmark: training step {}/{steps}…", i + 1)));
+            self.timed_step().await?;
+        }
+        let seconds = |start: f64| (now_ms() - start) / 1000.0;
+        let train_seconds = seconds(start);
+
+        let (config, schedule) = (&self.trainer.model_config, &self.trainer.schedule);
+        let mut warm = Bench::sample_run(config, schedule, batch, &self.device);
+        warm.step(&self.trainer.ema);
+        read_values(warm.sample).await?;
+        let start = now_ms();
+        let mut run = Bench::sample_run(config, schedule, batch, &self.device);
+        while run.step(&self.trainer.ema).is_some() {
+            self.out.send(Update::Status(format!("Benchmark: DDIM step {}/{}…", run.index, run.len())));
+            yield_now(0).await;
+        }
+        read_values(run.sample).await?;
+        let sample_seconds = seconds(start);
+        self.out.send(Update::Status("Benchmark done.".into()));
+        let backend = format!("browser-{}", self.backend.to_lowercase());
+        let params = self.trainer.model.num_params();
+        Ok(Bench::report(&self.model_name, &backend, batch, params, steps, train_seconds, sample_seconds).to_json())
+    }
+}

@@ -1,0 +1,116 @@
+//! Sampling in the session: grids, the trajectory strip, DDPM beside DDIM, the forward panel.
+
+use burn::tensor::Tensor;
+
+use super::Session;
+use crate::data::values_grid;
+use crate::diffusion::{Noise, SamplerKind, SamplerName, q_sample};
+use crate::pipeline::{Guidance, SampleRun};
+use crate::train::Recipe;
+use crate::web::browser::{now_ms, yield_now};
+use crate::web::gpu::read_values;
+use crate::web::protocol::{Canvas, Picture, Update};
+
+/// `[B, C, S, S]` values in [−1, 1] as a picture message with its RGBA bytes.
+fn picture(values: &[f32], count: usize, channels: usize, size: usize, columns: usize) -> (Picture, Vec<u8>) {
+    let image = values_grid(values, count, channels, size, columns).to_rgba8();
+    (Picture { width: image.width(), height: image.height() }, image.into_raw())
+}
+
+/// Columns of the sampling strip.
+const STRIP: usize = 10;
+
+impl Session {
+    /// Samples a grid from the EMA weights with the fixed seed, yielding between steps. With
+    /// `strip`, also sends x_t (top) over x̂_0 (bottom) of the first image at [`STRIP`] evenly
+    /// spaced steps.
+    pub(super) async fn sample(&mut self, kind: SamplerKind, what: &str, strip: bool, classes: Option<Vec<usize>>) -> Result<(), String> {
+        let config = &self.trainer.model_config;
+        let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
+        let start = now_ms();
+        let mut run = self.run(kind, count, classes)?;
+        let len = run.len();
+        let columns = STRIP.min(len);
+        let keep: Vec<usize> = (1..=columns).map(|k| k * len / columns - 1).collect();
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        while let Some(out) = run.step(&self.trainer.ema) {
+            if strip && keep.contains(&(run.index - 1)) {
+                top.extend(read_values(out.prev_sample.slice(0..1)).await?);
+                bottom.extend(read_values(out.pred_x0.slice(0..1)).await?);
+            }
+            self.out.send(Update::Status(format!("{what}: step {}/{len}…", run.index)));
+            yield_now(0).await;
+        }
+        let values = read_values(run.sample).await?;
+        let seconds = (now_ms() - start) / 1000.0;
+        let (grid, rgba) = picture(&values, count, c, s, (count as f64).sqrt().ceil() as usize);
+        self.out.send_with(Update::Picture(Canvas::Samples, grid), vec![rgba]);
+        if strip {
+            top.extend(bottom);
+            let (strip, rgba) = picture(&top, 2 * columns, c, s, columns);
+            self.out.send_with(Update::Picture(Canvas::Trajectory, strip), vec![rgba]);
+        }
+        self.out.send(Update::HasSamples);
+        self.out.send(Update::Status(format!("{what}: {len} {} steps in {seconds:.1} s.", kind.family())));
+        self.last_samples = Some((vec![count, c, s, s], values));
+        Ok(())
+    }
+
+    /// A sampling run of this session's model from the sample seed. A class-conditional model
+    /// is guided toward `classes`, or through all its classes in turn (image i: class i mod K).
+    pub(super) fn run(&self, kind: SamplerKind, count: usize, classes: Option<Vec<usize>>) -> Result<SampleRun, String> {
+        let config = &self.trainer.model_config;
+        let run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+        let Some(k) = config.num_classes() else { return Ok(run) };
+        let classes = classes.unwrap_or_else(|| (0..k).collect());
+        run.with_guidance(config, Guidance::cycling(&classes, count, self.guidance)).map_err(|e| e.to_string())
+    }
+
+    /// DDPM (all T steps) beside DDIM-50, both from the same x_T (the sample seed).
+    pub(super) async fn compare(&mut self) -> Result<(), String> {
+        let config = &self.trainer.model_config;
+        let count = self.settings.count.min(8);
+        let (c, s) = (config.in_channels, config.sample_size);
+        let mut both = Vec::new();
+        let mut times = Vec::new();
+        let ddim_steps = Recipe::SMALL_DATA.sample_steps;
+        for kind in [SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None), SamplerKind::ddim(ddim_steps)] {
+            let start = now_ms();
+            let mut run = self.run(kind, count, None)?;
+            while run.step(&self.trainer.ema).is_some() {
+                self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", kind.family(), run.index, run.len())));
+                yield_now(0).await;
+            }
+            both.extend(read_values(run.sample).await?);
+            times.push((now_ms() - start) / 1000.0);
+        }
+        let (grid, rgba) = picture(&both, 2 * count, c, s, count);
+        self.out.send_with(Update::Picture(Canvas::Compare, grid), vec![rgba]);
+        self.out.send(Update::Status(format!(
+            "DDPM, {} steps: {:.1} s (top); DDIM, {ddim_steps} steps: {:.1} s (bottom); same starting noise.",
+            self.trainer.schedule.len(),
+            times[0],
+            times[1]
+        )));
+        Ok(())
+    }
+
+    /// x_0, ε and x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε for training image `index` (ε fixed by the
+    /// seed, so only t moves the picture).
+    pub(super) async fn forward(&mut self, index: usize, t: usize) -> Result<(), String> {
+        if self.data.is_empty() {
+            return Err("No training images yet.".into());
+        }
+        let index = index.min(self.data.len() - 1);
+        let t = t.min(self.trainer.schedule.len() - 1);
+        let x0 = self.data.batch(&[index], &self.device);
+        let noise = Noise::new(self.settings.seed).normal(x0.dims(), &self.device);
+        let x_t = q_sample(&self.trainer.schedule, x0.clone(), noise.clone(), &[t]);
+        let values = read_values(Tensor::cat(vec![x0, noise.clamp(-1.0, 1.0), x_t], 0)).await?;
+        let (picture, rgba) = picture(&values, 3, self.data.channels, self.data.height, 3);
+        self.out.send_with(Update::Picture(Canvas::Forward, picture), vec![rgba]);
+        let alpha_bar = self.trainer.schedule.alphas_cumprod[t];
+        self.out.send(Update::ForwardNumbers { t, alpha_bar, snr: alpha_bar / (1.0 - alpha_bar) });
+        Ok(())
+    }
+}

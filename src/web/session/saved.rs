@@ -1,0 +1,141 @@
+//! The saved run in the session: saving, restoring, and handing it between tabs.
+
+use super::Session;
+use crate::data::upload_from_bytes;
+use crate::model::Preset;
+use crate::train::{Trainer, state_metadata};
+use crate::web::browser::{StoreError, lock, store, stored};
+use crate::web::gpu::{gpu_lost, lost_gpu};
+use crate::web::outbox::doing;
+use crate::web::protocol::{Holder, Notice, RunSettings, Update};
+use crate::web::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN, TabMetadata, YOUR_IMAGES};
+
+impl Session {
+    /// Saves the run (weights, EMA, Adam, step, random stream, settings, loss history) to the
+    /// browser's storage, if this tab holds it. A save that fails leaves the previous one
+    /// whole, and says so.
+    pub(super) async fn save(&mut self) -> Result<(), Notice> {
+        if self.untrainable.is_some() || self.trainer.step == 0 || self.run_lock.is_none() {
+            return Ok(()); // nothing trained here to lose, or another tab's run
+        }
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
+        doing(format!("saving the run at step {}", self.trainer.step));
+        let card = self.trainer.card(&self.manifest.name);
+        let dataset = (self.manifest.name != YOUR_IMAGES).then_some(self.settings.data);
+        let extra = TabMetadata::new(dataset, &self.model_name, &self.losses).entries();
+        let bytes = self.trainer.state_bytes_with(&card, &extra).await.map_err(|e| Notice::new("Saving the run failed.", e.to_string()))?;
+        let previous = match self.saved_step {
+            Some(step) => format!("The previous save, at step {step}, is kept whole"),
+            None => "Nothing was saved before".into(),
+        };
+        match store(SAVED_RUN, &bytes).await {
+            Ok(()) => {
+                self.saved_step = Some(self.trainer.step);
+                self.out.send(Update::Saved(self.trainer.step));
+                Ok(())
+            }
+            Err(StoreError::Full(detail)) => Err(Notice::new(
+                format!(
+                    "Saving the run at step {} failed: this browser's storage for this page is full. {previous}; training stopped. Export the weights to keep this step, free some space (site data in the browser's settings), then press Train to go on.",
+                    self.trainer.step
+                ),
+                detail,
+            )),
+            Err(StoreError::Other(detail)) => Err(Notice::new(
+                format!("Saving the run at step {} in this browser failed. {previous}; training stopped.", self.trainer.step),
+                detail,
+            )),
+        }
+    }
+
+    /// Asks the tab that holds the run to save it and let go, waits for the lock, then
+    /// continues from that save.
+    pub(super) async fn take_over(&mut self) -> Result<(), String> {
+        if self.run_lock.is_some() {
+            return Ok(());
+        }
+        self.out.send(Update::Status("Asking the other tab to save the run and let go…".into()));
+        if let Some(tabs) = &self.tabs {
+            tabs.post_message(&HAND_OVER.into()).map_err(crate::web::browser::describe)?;
+        }
+        self.run_lock = lock(RUN_LOCK, true).await?;
+        self.out.send(Update::Holder(Holder::ThisTab));
+        let resumed = self.restore().await?;
+        self.show_card();
+        self.out.send(Update::Status(if resumed {
+            format!("This tab holds the run now, at step {}: press Train to continue.", self.trainer.step)
+        } else {
+            "This tab holds the run now: press Train.".into()
+        }));
+        Ok(())
+    }
+
+    /// Another tab asked for the run: save it, stop, and let go of it.
+    pub(super) async fn hand_over(&mut self) {
+        if self.run_lock.is_none() {
+            return;
+        }
+        self.set_running(false);
+        let saved = self.save().await;
+        if let Some(held) = self.run_lock.take() {
+            held.release();
+        }
+        self.out.send(Update::Holder(Holder::HandedOver));
+        match saved {
+            Ok(()) => self.out.send(Update::Status(format!(
+                "Another tab took this run over at step {} (saved). This tab can still sample; Take over brings the run back.",
+                self.trainer.step
+            ))),
+            Err(notice) => self.out.send(Update::Error(notice)),
+        }
+    }
+
+    /// Continues the saved run if there is one for this dataset; whether it did.
+    pub(super) async fn restore(&mut self) -> Result<bool, String> {
+        let Some(bytes) = stored(SAVED_RUN).await? else { return Ok(false) };
+        let info = state_metadata(&bytes).map_err(|e| e.to_string())?;
+        let Some(tab) = TabMetadata::read(&info) else { return Ok(false) };
+        let images = if tab.on_your_images() {
+            // A run on the user's images continues on them, whatever the URL's dataset.
+            let images = stored(SAVED_IMAGES).await?.ok_or("the images it trained on are no longer in this browser")?;
+            Some(upload_from_bytes(&images).map_err(|e| e.to_string())?)
+        } else if tab.dataset.parse() == Ok(self.settings.data) {
+            None
+        } else {
+            return Ok(false); // a run on another dataset: kept for when that one is picked
+        };
+        let (mut trainer, _) = Trainer::from_state_bytes(&bytes, &self.device).map_err(|e| e.to_string())?;
+        self.saved_step = Some(trainer.step);
+        self.out.send(Update::Saved(trainer.step));
+        let losses = tab.losses;
+        if self.settings.batch_given {
+            trainer.config.batch_size = self.settings.batch;
+        }
+        self.trainer = trainer;
+        self.model_name = tab.model;
+        if let Some((set, classes)) = images {
+            self.set_images(set, classes);
+        }
+        self.check_trainable();
+        self.losses = losses.clone();
+        self.out.send(Update::Losses { reset: true, values: losses });
+        self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
+        self.out.send(Update::RunSettings(self.run_settings()));
+        Ok(true)
+    }
+
+    /// The settings the run trains with, in the Settings panel's terms.
+    pub(super) fn run_settings(&self) -> RunSettings {
+        let config = &self.trainer.config;
+        RunSettings {
+            model: self.model_name.parse::<Preset>().ok(),
+            schedule: self.trainer.schedule.config.beta_schedule,
+            batch: config.batch_size,
+            lr: config.learning_rate,
+            ema: config.ema_decay,
+            classes: self.trainer.model_config.num_classes().is_some(),
+        }
+    }
+}
