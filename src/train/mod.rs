@@ -139,6 +139,13 @@ impl TrainConfig {
 }
 
 impl Trainer {
+    /// Bytes of the model's float32 weights, and of what training holds on the device: the
+    /// weights, their gradients, Adam's two moments and the EMA copy (five times the weights).
+    pub fn memory_bytes(&self) -> (u64, u64) {
+        let weights = self.model.num_params() as u64 * 4;
+        (weights, 5 * weights)
+    }
+
     /// Starts from fresh weights (seeded by `config.seed`) on `device`.
     pub fn new(model_config: UNetConfig, config: TrainConfig, device: &Device) -> Self {
         device.seed(config.seed);

@@ -7,12 +7,12 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::{HtmlInputElement, UrlSearchParams};
 
-use super::browser::{draw_rgba, query, query_param, read_file};
+use super::browser::{draw_rgba, fetch_bytes, query, query_param, read_file};
 use super::charts::{chart_points, schedule_points, snr_points};
 use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
 use super::settings::Settings;
 use super::view::{View, forget_then_load, send};
-use crate::data::Dataset;
+use crate::data::{Dataset, Manifest};
 use crate::diffusion::{BetaSchedule, SamplerName, Schedule, ScheduleConfig};
 use crate::model::Preset;
 use crate::train::Recipe;
@@ -125,7 +125,15 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
         }
     });
     let presets = Preset::ALL.iter().map(|p| view! { <option value=p.name()>{p.description()}</option> }).collect::<Vec<_>>();
-    let datasets = Dataset::ALL.iter().map(|d| view! { <option value=d.name()>{d.label()}</option> }).collect::<Vec<_>>();
+    // Each dataset's download, from its manifest, shown before it is chosen.
+    let datasets = Dataset::ALL
+        .iter()
+        .map(|&d| {
+            let size = RwSignal::new(String::new());
+            spawn_local(async move { size.set(download_note(d).await) });
+            view! { <option value=d.name()>{d.label()}{move || size.get()}</option> }
+        })
+        .collect::<Vec<_>>();
     let schedules = BetaSchedule::ALL.iter().map(|s| view! { <option value=s.name()>{s.label()}</option> }).collect::<Vec<_>>();
     view! {
         <details class="settings" open=move || !view.ready.get()>
@@ -163,6 +171,18 @@ pub fn SettingsPanel(view: View) -> impl IntoView {
                     on:change=on_files(view, |files| send_files(files, Command::UseImages)) disabled=move || !view.ready.get() />
             </label>
         </details>
+    }
+}
+
+/// What choosing `dataset` downloads (its training split), as its manifest records it: " — 15.2
+/// MB"; or that this site has not prepared it.
+async fn download_note(dataset: Dataset) -> String {
+    let Ok(bytes) = fetch_bytes(&format!("{}/manifest.json", dataset.folder())).await else {
+        return " — not on this site".into();
+    };
+    match serde_json::from_slice::<Manifest>(&bytes).ok().and_then(|m| m.train.download_size()) {
+        Some(size) => format!(" — {:.1} MB", size as f64 / 1e6),
+        None => String::new(),
     }
 }
 

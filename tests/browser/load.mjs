@@ -70,6 +70,8 @@ try {
   const texts = await page.evaluate(() => window.loadTexts);
   log(`progress: ${texts.filter((t) => /of/.test(t)).slice(-2).join(' | ')}`);
   assert.ok(texts.some((t) => /Downloading the app: [\d.]+ of [\d.]+ MB/.test(t)), `byte progress shown: ${texts.join(' | ')}`);
+  const mb = (wasm.length / 1e6).toFixed(1);
+  assert.ok(texts.every((t) => !/ of [\d.]+ MB/.test(t) || t.includes(` of ${mb} MB`)), `the progress counts to the wasm's size, ${mb} MB: ${texts.join(' | ')}`);
   assert.equal(await page.locator('#shell').count(), 0, 'the shell is gone once the app runs');
   assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), 'the offline copy controls the page');
   await page.click('[data-testid=train]');

@@ -236,11 +236,12 @@ impl Session {
         let c = &self.trainer.model_config;
         let schedule = &self.trainer.schedule.config;
         let params = self.trainer.model.num_params();
+        let (weights, training) = self.trainer.memory_bytes();
         self.out.send(Update::ModelCard(format!(
             "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {} · trained {} steps{}",
             self.model_name,
-            params as f64 * 4.0 / 1e6,
-            params as f64 * 4.0 * 5.0 / 1e6,
+            weights as f64 / 1e6,
+            training as f64 / 1e6,
             c.sample_size,
             c.sample_size,
             c.in_channels,
