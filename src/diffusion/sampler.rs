@@ -4,7 +4,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Ddim, Ddpm, DpmSolver, Noise, Schedule, Spacing, StepOutput, Variance, ddim, ddpm, dpm_solver};
+use super::{Ddim, Ddpm, DpmSolver, RandomStream, Schedule, Spacing, StepOutput, Variance, ddim, ddpm, dpm_solver};
 
 /// A sampler, as the CLI's `--sampler`, the tab's menu and the worker's messages name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +172,7 @@ impl Sampler {
         i: usize,
         denoiser: impl FnOnce(Tensor<4>, &[usize]) -> Tensor<4>,
         sample: Tensor<4>,
-        rng: &mut Noise,
+        rng: &mut RandomStream,
     ) -> StepOutput {
         let dims = sample.dims();
         let t = vec![self.timesteps()[i]; dims[0]];
@@ -186,7 +186,7 @@ impl Sampler {
         &mut self,
         mut denoiser: impl FnMut(Tensor<4>, &[usize]) -> Tensor<4>,
         x_t: Tensor<4>,
-        rng: &mut Noise,
+        rng: &mut RandomStream,
     ) -> Tensor<4> {
         let mut x = x_t;
         for i in 0..self.timesteps().len() {
