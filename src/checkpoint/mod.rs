@@ -238,7 +238,7 @@ pub(crate) fn unet_config(json: &str) -> Result<UNetConfig, CheckpointError> {
         }
     }
     let config: UNetConfig = serde_json::from_value(value).map_err(bad)?;
-    config.validate().map_err(CheckpointError::BadConfig)?;
+    config.validate().map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
     Ok(config)
 }
 

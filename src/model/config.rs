@@ -28,6 +28,31 @@ pub mod limits {
     pub const MAX_ACTIVATION: u64 = 1 << 31;
 }
 
+/// Why [`UNetConfig::validate`] refuses a config; its words name the field and the rule.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field} must be positive, not 0")]
+    Zero { field: String },
+    #[error("{field} = {value} is too large (the limit is {max})")]
+    TooLarge { field: String, value: usize, max: usize },
+    #[error("block_out_channels is empty: the U-Net needs at least one level")]
+    NoLevels,
+    #[error("block_out_channels has {levels} levels (the limit is {max})")]
+    TooManyLevels { levels: usize, max: usize },
+    #[error("attention has {entries} entries for {levels} levels of block_out_channels")]
+    AttentionPerLevel { entries: usize, levels: usize },
+    #[error("block_out_channels[{level}] = {channels} is not divisible by {by} = {divisor}")]
+    NotDivisible { level: usize, channels: usize, by: &'static str, divisor: usize },
+    #[error("{field} = {value}: it must be {must}")]
+    OutOfRange { field: &'static str, value: f64, must: &'static str },
+    #[error("downsample_padding = {0} is not supported (0 or 1: each keeps the halving exact)")]
+    DownsamplePadding(usize),
+    #[error("sample_size {sample_size} is not divisible by 2^{halvings} (one halving between each of the {levels} levels)")]
+    SampleSizeNotHalvable { sample_size: usize, halvings: usize, levels: usize },
+    #[error("this config has {params} parameters ({:.1} GB of float32 weights); the limit is {max} ({:.1} GB)", *params as f64 * 4e-9, *max as f64 * 4e-9)]
+    TooManyParams { params: u64, max: u64 },
+}
+
 /// Sizes of a U-Net. Travels with the weights in every checkpoint.
 #[derive(Config, Debug, PartialEq)]
 pub struct UNetConfig {
@@ -106,12 +131,12 @@ impl UNetConfig {
     /// cleanly at every level, and the total parameter count ([`UNetConfig::num_params`],
     /// worked out from the sizes) within [`limits::MAX_PARAMS`]. A config that passes builds
     /// with [`UNetConfig::init`] without panicking. The messages name the field.
-    pub fn validate(&self) -> Result<(), String> {
-        let positive = |name: &str, value: usize, max: usize| -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |field: &str, value: usize, max: usize| -> Result<(), ConfigError> {
             if value == 0 {
-                Err(format!("{name} must be positive, not 0"))
+                Err(ConfigError::Zero { field: field.into() })
             } else if value > max {
-                Err(format!("{name} = {value} is too large (the limit is {max})"))
+                Err(ConfigError::TooLarge { field: field.into(), value, max })
             } else {
                 Ok(())
             }
@@ -122,27 +147,24 @@ impl UNetConfig {
         positive("layers_per_block", self.layers_per_block, limits::MAX_LAYERS_PER_BLOCK)?;
         let levels = self.block_out_channels.len();
         if levels == 0 {
-            return Err("block_out_channels is empty: the U-Net needs at least one level".into());
+            return Err(ConfigError::NoLevels);
         }
         if levels > limits::MAX_LEVELS {
-            return Err(format!("block_out_channels has {levels} levels (the limit is {})", limits::MAX_LEVELS));
+            return Err(ConfigError::TooManyLevels { levels, max: limits::MAX_LEVELS });
         }
         if self.attention.len() != levels {
-            return Err(format!("attention has {} entries for {levels} levels of block_out_channels", self.attention.len()));
+            return Err(ConfigError::AttentionPerLevel { entries: self.attention.len(), levels });
         }
         positive("norm_num_groups", self.norm_num_groups, limits::MAX_CHANNELS)?;
-        for (i, &c) in self.block_out_channels.iter().enumerate() {
-            positive(&format!("block_out_channels[{i}]"), c, limits::MAX_CHANNELS)?;
-            if c % self.norm_num_groups != 0 {
-                return Err(format!(
-                    "block_out_channels[{i}] = {c} is not divisible by norm_num_groups = {}",
-                    self.norm_num_groups
-                ));
+        for (level, &channels) in self.block_out_channels.iter().enumerate() {
+            positive(&format!("block_out_channels[{level}]"), channels, limits::MAX_CHANNELS)?;
+            if channels % self.norm_num_groups != 0 {
+                return Err(ConfigError::NotDivisible { level, channels, by: "norm_num_groups", divisor: self.norm_num_groups });
             }
             if let Some(d) = self.attention_head_dim {
                 positive("attention_head_dim", d, limits::MAX_CHANNELS)?;
-                if c % d != 0 {
-                    return Err(format!("block_out_channels[{i}] = {c} is not divisible by attention_head_dim = {d}"));
+                if channels % d != 0 {
+                    return Err(ConfigError::NotDivisible { level, channels, by: "attention_head_dim", divisor: d });
                 }
             }
         }
@@ -152,36 +174,25 @@ impl UNetConfig {
         if let Some(n) = self.num_class_embeds {
             positive("num_class_embeds", n, limits::MAX_CLASS_EMBEDS)?;
         }
+        let out_of_range = |field, value, must| Err(ConfigError::OutOfRange { field, value, must });
         if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
-            return Err(format!("norm_eps = {}: it must be a positive number", self.norm_eps));
+            return out_of_range("norm_eps", self.norm_eps, "a positive number");
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
-            return Err(format!("dropout = {}: it must be at least 0 and below 1", self.dropout));
+            return out_of_range("dropout", self.dropout, "at least 0 and below 1");
         }
         if !self.freq_shift.is_finite() {
-            return Err(format!("freq_shift = {}: it must be a finite number", self.freq_shift));
+            return out_of_range("freq_shift", self.freq_shift, "a finite number");
         }
         if self.downsample_padding > 1 {
-            return Err(format!(
-                "downsample_padding = {} is not supported (0 or 1: each keeps the halving exact)",
-                self.downsample_padding
-            ));
+            return Err(ConfigError::DownsamplePadding(self.downsample_padding));
         }
         if self.sample_size % (1 << (levels - 1)) != 0 {
-            return Err(format!(
-                "sample_size {} is not divisible by 2^{} (one halving between each of the {levels} levels)",
-                self.sample_size,
-                levels - 1
-            ));
+            return Err(ConfigError::SampleSizeNotHalvable { sample_size: self.sample_size, halvings: levels - 1, levels });
         }
         let params = self.num_params();
         if params > limits::MAX_PARAMS {
-            return Err(format!(
-                "this config has {params} parameters ({:.1} GB of float32 weights); the limit is {} ({:.1} GB)",
-                params as f64 * 4e-9,
-                limits::MAX_PARAMS,
-                limits::MAX_PARAMS as f64 * 4e-9
-            ));
+            return Err(ConfigError::TooManyParams { params, max: limits::MAX_PARAMS });
         }
         Ok(())
     }
@@ -298,9 +309,11 @@ mod tests {
     #[test]
     fn invalid_configs_are_rejected_in_words() {
         let bad = UNetConfig::new(28, 1, 1, vec![8, 16], vec![false], 1).with_norm_num_groups(4);
-        assert!(bad.validate().unwrap_err().contains("attention has 1 entries"));
+        assert_eq!(bad.validate(), Err(ConfigError::AttentionPerLevel { entries: 1, levels: 2 }));
+        assert!(bad.validate().unwrap_err().to_string().contains("attention has 1 entries"));
         let bad = UNetConfig::new(28, 1, 1, vec![10], vec![false], 1).with_norm_num_groups(4);
-        assert!(bad.validate().unwrap_err().contains("not divisible by norm_num_groups"));
+        assert!(matches!(bad.validate(), Err(ConfigError::NotDivisible { level: 0, channels: 10, by: "norm_num_groups", divisor: 4 })));
+        assert!(bad.validate().unwrap_err().to_string().contains("not divisible by norm_num_groups"));
     }
 
     /// The configs of the "nothing breaks" issue: each asked for the impossible and crashed
@@ -334,7 +347,7 @@ mod tests {
             ),
         ];
         for (config, expected) in cases {
-            let message = config.validate().expect_err(expected);
+            let message = config.validate().expect_err(expected).to_string();
             assert!(message.contains(expected), "{message:?} should say {expected:?}");
         }
         good.validate().unwrap();

@@ -16,5 +16,5 @@ pub use diffusers::{from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::Preset;
-pub use config::{UNetConfig, limits};
+pub use config::{ConfigError, UNetConfig, limits};
 pub use unet::{DownBlock, MidBlock, UNet, UpBlock};
