@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor};
 
-use crate::diffusion::{Noise, Sampler, SamplerKind, Schedule, StepOutput};
+use crate::diffusion::{RandomStream, Sampler, SamplerKind, Schedule, StepOutput};
 use crate::model::{UNet, UNetConfig};
 
 /// Classifier-free guidance toward given classes (Ho & Salimans 2022).
@@ -130,19 +130,19 @@ pub struct SampleRun {
     /// Classifier-free guidance toward classes (`None`: the model's plain output, which for a
     /// class-conditional model is its unconditional one).
     pub guidance: Option<Guidance>,
-    rng: Noise,
+    rng: RandomStream,
 }
 
 impl SampleRun {
     pub fn new(config: &UNetConfig, kind: SamplerKind, schedule: &Schedule, count: usize, seed: u64, device: &Device) -> Self {
-        let mut rng = Noise::new(seed);
+        let mut rng = RandomStream::new(seed);
         let shape = [count, config.in_channels, config.sample_size, config.sample_size];
         let sample = rng.normal(shape, device);
         Self::from_noise(kind, schedule, sample, rng)
     }
 
     /// Starts from a given x_T; `rng` supplies the per-step noise.
-    pub fn from_noise(kind: SamplerKind, schedule: &Schedule, x_t: Tensor<4>, rng: Noise) -> Self {
+    pub fn from_noise(kind: SamplerKind, schedule: &Schedule, x_t: Tensor<4>, rng: RandomStream) -> Self {
         Self { sampler: Sampler::new(kind, schedule), sample: x_t, index: 0, guidance: None, rng }
     }
 
@@ -237,7 +237,7 @@ mod tests {
     }
 
     fn x_t() -> Tensor<4> {
-        Noise::new(1).normal([2, 1, 28, 28], &Device::flex())
+        RandomStream::new(1).normal([2, 1, 28, 28], &Device::flex())
     }
 
     #[test]

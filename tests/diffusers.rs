@@ -206,7 +206,7 @@ fn a_class_conditional_unet2dmodel_predicts_the_same_noise_for_each_class() {
 fn ten_step_runs_from_fixed_noise_match_the_schedulers() {
     // DDIMScheduler() and DPMSolverMultistepScheduler() (their defaults), 10 steps with unet_a
     // from the same x_T.
-    use tabdiffusion::diffusion::{Noise, Sampler, SamplerKind};
+    use tabdiffusion::diffusion::{RandomStream, Sampler, SamplerKind};
     let r = reference();
     let (model, config) = load_folder("unet_a");
     let s = Schedule::ddpm();
@@ -219,7 +219,7 @@ fn ten_step_runs_from_fixed_noise_match_the_schedulers() {
         let shape = serde_json::json!([2, config.in_channels, config.sample_size, config.sample_size]);
         let mut sampler = Sampler::new(kind, &s);
         assert_eq!(sampler.timesteps(), usizes(&case["timesteps"]).as_slice(), "{name}");
-        let x = sampler.sample(|x, t| model.forward(x, t), tensor(&case["x_T"], &shape), &mut Noise::new(0));
+        let x = sampler.sample(|x, t| model.forward(x, t), tensor(&case["x_T"], &shape), &mut RandomStream::new(0));
         let d = max_diff(&values(x), &floats(&case["result"]));
         assert!(d < 1e-3, "{name}: off by {d:e}");
     }

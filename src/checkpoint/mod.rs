@@ -8,8 +8,12 @@
 //! `diffusion_pytorch_model.safetensors` of a diffusers model folder: [`DiffusersFolder`] adds
 //! the `config.json` and `scheduler_config.json` beside them, and reads such folders back.
 
+mod classifier;
+mod diffusers;
 mod source;
 
+pub use classifier::{CLASSIFIER_FORMAT, ClassifierCard, classifier_to_bytes, load_classifier};
+pub use diffusers::DiffusersFolder;
 pub use source::{ModelSource, SourceError};
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
-use crate::model::{Classifier, ClassifierConfig, UNet, UNetConfig, from_diffusers_config, to_diffusers_config};
+use crate::model::{UNet, UNetConfig};
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "tabdiffusion-unet/1";
@@ -234,7 +238,7 @@ pub(crate) fn unet_config(json: &str) -> Result<UNetConfig, CheckpointError> {
         }
     }
     let config: UNetConfig = serde_json::from_value(value).map_err(bad)?;
-    config.validate().map_err(CheckpointError::BadConfig)?;
+    config.validate().map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
     Ok(config)
 }
 
@@ -315,107 +319,6 @@ fn current_name(name: &str) -> String {
         }
     }
     name.to_string()
-}
-
-/// What a feature classifier was trained on, kept beside its weights.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ClassifierCard {
-    pub dataset: String,
-    pub steps: u64,
-    /// Accuracy on the dataset's test split.
-    pub test_accuracy: f64,
-}
-
-/// The `format` of a classifier file.
-pub const CLASSIFIER_FORMAT: &str = "tabdiffusion-classifier/1";
-
-/// A classifier's weights, config and card as safetensors bytes.
-pub async fn classifier_to_bytes(
-    model: &Classifier,
-    config: &ClassifierConfig,
-    card: &ClassifierCard,
-) -> Result<Vec<u8>, CheckpointError> {
-    let metadata = HashMap::from([
-        ("format".to_string(), CLASSIFIER_FORMAT.to_string()),
-        ("classifier".to_string(), serde_json::to_string(config).expect("config serialises")),
-        ("card".to_string(), serde_json::to_string(card).expect("card serialises")),
-    ]);
-    Ok(serialize(metadata, &named_tensors(model).await?))
-}
-
-/// Reads a classifier file and builds the classifier on `device`.
-pub fn load_classifier(bytes: &[u8], device: &Device) -> Result<(Classifier, ClassifierConfig, ClassifierCard), CheckpointError> {
-    let (file, info) = parse_safetensors(bytes)?;
-    if info.get("format").map(String::as_str) != Some(CLASSIFIER_FORMAT) {
-        return Err(CheckpointError::BadConfig("not a classifier file (written by `tabdiffusion train-classifier`)".into()));
-    }
-    let config: ClassifierConfig = info
-        .get("classifier")
-        .and_then(|json| serde_json::from_str(json).ok())
-        .ok_or(CheckpointError::BadConfig("the classifier config is missing or unreadable".into()))?;
-    config.validate().map_err(CheckpointError::BadConfig)?;
-    let card = info.get("card").and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default();
-    let model = load_tensors(config.init(device), &tensors(&file)?, device)?;
-    Ok((model, config, card))
-}
-
-/// The files of a diffusers model folder: `config.json`, `diffusion_pytorch_model.safetensors`
-/// and, for a scheduler, `scheduler_config.json`.
-pub struct DiffusersFolder;
-
-impl DiffusersFolder {
-    pub const CONFIG: &'static str = "config.json";
-    pub const WEIGHTS: &'static str = "diffusion_pytorch_model.safetensors";
-    pub const SCHEDULER: &'static str = "scheduler_config.json";
-
-    /// Reads a folder's contents. Weights are optional: without them the config describes a
-    /// fresh model, so `None` is returned for the checkpoint and the config alone is usable.
-    pub fn from_files(
-        config_json: &str,
-        weights: Option<&[u8]>,
-        scheduler_json: Option<&str>,
-    ) -> Result<(UNetConfig, ScheduleConfig, Option<Checkpoint>), CheckpointError> {
-        let config = from_diffusers_config(config_json).map_err(CheckpointError::BadConfig)?;
-        let schedule = match scheduler_json {
-            Some(json) => schedule_config(json, Self::SCHEDULER)?,
-            None => ScheduleConfig::default(),
-        };
-        let checkpoint = match weights {
-            None => None,
-            Some(bytes) => {
-                let (file, info) = parse_safetensors(bytes)?;
-                let card = info.get("model_card").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
-                Some(Checkpoint { config: config.clone(), schedule: schedule.clone(), card, tensors: tensors(&file)? })
-            }
-        };
-        Ok((config, schedule, checkpoint))
-    }
-
-    /// The whole folder as an uncompressed zip (`{folder}/config.json`, …): what the tab
-    /// downloads, since a page can only hand over one file per click.
-    pub fn zip(folder: &str, config: &UNetConfig, schedule: &ScheduleConfig, weights: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        use zip::write::{SimpleFileOptions, ZipWriter};
-        let (config_json, scheduler_json) = Self::configs(config, schedule);
-        let options = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .large_file(weights.len() > u32::MAX as usize / 2);
-        let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for (name, bytes) in
-            [(Self::CONFIG, config_json.as_bytes()), (Self::SCHEDULER, scheduler_json.as_bytes()), (Self::WEIGHTS, weights)]
-        {
-            zip.start_file(format!("{folder}/{name}"), options).expect("in-memory zip");
-            zip.write_all(bytes).expect("in-memory zip");
-        }
-        zip.finish().expect("in-memory zip").into_inner()
-    }
-
-    /// `config.json` and `scheduler_config.json` for a checkpoint; its weights file is the third.
-    pub fn configs(config: &UNetConfig, schedule: &ScheduleConfig) -> (String, String) {
-        let mut scheduler = serde_json::to_value(schedule).expect("schedule serialises");
-        scheduler["_class_name"] = "DDPMScheduler".into();
-        (to_diffusers_config(config), serde_json::to_string_pretty(&scheduler).expect("JSON serialises"))
-    }
 }
 
 /// Writes a checkpoint's tensors into a freshly built model, keeping its parameter ids.

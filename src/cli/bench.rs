@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{Backend, CliResult, model_source};
 use crate::data::ImageSet;
-use crate::diffusion::{Noise, Schedule};
+use crate::diffusion::{RandomStream, Schedule};
 use crate::pipeline::Bench;
 use crate::train::{Recipe, Trainer};
 
@@ -41,7 +41,7 @@ pub fn run(args: BenchArgs) -> CliResult {
 
     // Training: random images stand in for data; the cost does not depend on the pixels.
     let (c, s) = (config.in_channels, config.sample_size);
-    let pixels = Noise::new(1).indices(args.batch * c * s * s, 256).into_iter().map(|p| p as u8).collect();
+    let pixels = RandomStream::new(1).indices(args.batch * c * s * s, 256).into_iter().map(|p| p as u8).collect();
     let set = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
     let train_config = Recipe::SMALL_DATA.train_config(0).with_batch_size(args.batch);
     let mut trainer = Trainer::from_model(model.clone(), config.clone(), train_config, &device);

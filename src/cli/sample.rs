@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{Backend, CliResult, model_source, read_file, write_atomic};
 use crate::data::{decode_npy, encode_npy, samples_png};
-use crate::diffusion::{Noise, SamplerKind, SamplerName, Schedule, Spacing};
+use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, Spacing};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
@@ -115,7 +115,7 @@ pub fn run(args: SampleArgs) -> CliResult {
     let model = source.build(&device).map_err(|e| e.to_string())?;
     let (config, schedule) = (&source.config, Schedule::new(source.schedule.clone()));
     let run = match &args.init_noise {
-        Some(path) => SampleRun::from_noise(args.sampling.kind(), &schedule, init_noise(path, config, &device)?, Noise::new(args.seed)),
+        Some(path) => SampleRun::from_noise(args.sampling.kind(), &schedule, init_noise(path, config, &device)?, RandomStream::new(args.seed)),
         None => SampleRun::new(config, args.sampling.kind(), &schedule, args.count, args.seed, &device),
     };
     let count = run.sample.dims()[0];

@@ -41,7 +41,7 @@ pub fn prediction_loss(output: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diffusion::{Noise, ScheduleConfig, split_prediction};
+    use crate::diffusion::{RandomStream, ScheduleConfig, split_prediction};
     use burn::tensor::Tolerance;
 
     #[test]
@@ -49,7 +49,7 @@ mod tests {
         // A perfect network outputs the training target; the samplers' conversion
         // (split_prediction) must then recover the true x_0 and ε exactly, for ε, x_0 and v.
         let device = Device::flex();
-        let mut rng = Noise::new(4);
+        let mut rng = RandomStream::new(4);
         let x0 = rng.normal([1, 1, 4, 4], &device).clamp(-1.0, 1.0);
         let eps = rng.normal([1, 1, 4, 4], &device);
         for prediction in [Prediction::Epsilon, Prediction::Sample, Prediction::V] {

@@ -4,7 +4,7 @@ mod ddim;
 mod ddpm;
 mod dpm_solver;
 mod forward;
-mod noise;
+mod random;
 mod sampler;
 mod schedule;
 
@@ -12,7 +12,7 @@ pub use ddim::{Ddim, ddim_timesteps};
 pub use ddpm::{Ddpm, Posterior, Variance};
 pub use dpm_solver::{DpmSolver, dpm_solver_timesteps};
 pub use forward::{prediction_loss, q_sample, training_target};
-pub use noise::Noise;
+pub use random::RandomStream;
 pub use sampler::{Sampler, SamplerKind, SamplerName};
 pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};
 
@@ -97,7 +97,7 @@ mod tests {
     }
 
     fn x0_and_noise(device: &Device) -> (Tensor<4>, Tensor<4>) {
-        let mut rng = Noise::new(3);
+        let mut rng = RandomStream::new(3);
         let x0 = rng.normal([2, 1, 4, 4], device).clamp(-1.0, 1.0);
         let eps = rng.normal([2, 1, 4, 4], device);
         (x0, eps)
@@ -139,7 +139,7 @@ mod tests {
         let (x0, eps) = x0_and_noise(&device);
         let mut sampler = Sampler::new(SamplerKind::ddim(50), &s);
         let x_t = q_sample(&s, x0.clone(), eps, &[sampler.timesteps()[0]; 2]);
-        let out = sampler.sample(oracle(&s, &x0), x_t, &mut Noise::new(0));
+        let out = sampler.sample(oracle(&s, &x0), x_t, &mut RandomStream::new(0));
         out.into_data().assert_approx_eq::<f32>(&x0.into_data(), Tolerance::absolute(1e-4));
     }
 
@@ -151,7 +151,7 @@ mod tests {
         let (x0, eps) = x0_and_noise(&device);
         let mut sampler = Sampler::new(SamplerKind::Ddpm { variance: Variance::FixedSmall }, &s);
         let x_t = q_sample(&s, x0.clone(), eps, &[999; 2]);
-        let out = sampler.sample(oracle(&s, &x0), x_t, &mut Noise::new(0));
+        let out = sampler.sample(oracle(&s, &x0), x_t, &mut RandomStream::new(0));
         out.into_data().assert_approx_eq::<f32>(&x0.into_data(), Tolerance::absolute(1e-3));
     }
 
@@ -161,10 +161,10 @@ mod tests {
         let s = Schedule::ddpm();
         let mut sampler = Sampler::new(SamplerKind::ddim(10), &s);
         let denoiser = |x: Tensor<4>, _t: &[usize]| x.mul_scalar(0.5);
-        let x_t = Noise::new(5).normal([1, 1, 4, 4], &device);
+        let x_t = RandomStream::new(5).normal([1, 1, 4, 4], &device);
         // Different noise streams: η = 0 never draws from them.
-        let a = sampler.sample(denoiser, x_t.clone(), &mut Noise::new(1));
-        let b = sampler.sample(denoiser, x_t, &mut Noise::new(2));
+        let a = sampler.sample(denoiser, x_t.clone(), &mut RandomStream::new(1));
+        let b = sampler.sample(denoiser, x_t, &mut RandomStream::new(2));
         assert_eq!(a.into_data(), b.into_data());
         assert_eq!(sampler.timesteps(), &[900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
     }

@@ -4,7 +4,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Ddim, Ddpm, DpmSolver, Noise, Schedule, Spacing, StepOutput, Variance, ddim, ddpm};
+use super::{Ddim, Ddpm, DpmSolver, RandomStream, Schedule, Spacing, StepOutput, Variance, ddim, ddpm, dpm_solver};
 
 /// A sampler, as the CLI's `--sampler`, the tab's menu and the worker's messages name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +43,11 @@ impl SamplerName {
     }
 
     /// The update it runs, as MathML (the sampling panel shows every sampler's, once each).
-    pub fn equation(self) -> Option<&'static str> {
+    pub fn equation(self) -> &'static str {
         match self {
-            Self::Ddim => Some(ddim::EQUATION),
-            Self::Ddpm | Self::DdpmLarge => Some(ddpm::EQUATION),
-            Self::DpmSolver => None,
+            Self::Ddim => ddim::EQUATION,
+            Self::DpmSolver => dpm_solver::EQUATION,
+            Self::Ddpm | Self::DdpmLarge => ddpm::EQUATION,
         }
     }
 
@@ -55,8 +55,8 @@ impl SamplerName {
     pub fn equations() -> Vec<&'static str> {
         let mut all: Vec<&'static str> = Vec::new();
         for name in Self::ALL {
-            if let Some(equation) = name.equation().filter(|e| !all.contains(e)) {
-                all.push(equation);
+            if !all.contains(&name.equation()) {
+                all.push(name.equation());
             }
         }
         all
@@ -172,7 +172,7 @@ impl Sampler {
         i: usize,
         denoiser: impl FnOnce(Tensor<4>, &[usize]) -> Tensor<4>,
         sample: Tensor<4>,
-        rng: &mut Noise,
+        rng: &mut RandomStream,
     ) -> StepOutput {
         let dims = sample.dims();
         let t = vec![self.timesteps()[i]; dims[0]];
@@ -186,12 +186,30 @@ impl Sampler {
         &mut self,
         mut denoiser: impl FnMut(Tensor<4>, &[usize]) -> Tensor<4>,
         x_t: Tensor<4>,
-        rng: &mut Noise,
+        rng: &mut RandomStream,
     ) -> Tensor<4> {
         let mut x = x_t;
         for i in 0..self.timesteps().len() {
             x = self.denoise_step(i, &mut denoiser, x, rng).prev_sample;
         }
         x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sampler_has_its_equation_as_mathml_and_the_panel_shows_each_once() {
+        for name in SamplerName::ALL {
+            let equation = name.equation();
+            assert!(equation.starts_with("<math display=\"block\">") && equation.ends_with("</math>"), "{name}");
+            // Each names its sampler, as the panel shows them one under another.
+            let title = name.label().split(' ').next().unwrap();
+            assert!(equation.contains(&format!("<mtext>{title}:")), "{name}: {title}");
+        }
+        // DDPM's two variances share one update.
+        assert_eq!(SamplerName::equations().len(), 3);
     }
 }

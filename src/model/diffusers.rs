@@ -18,7 +18,7 @@ pub fn from_diffusers_config(json: &str) -> Result<UNetConfig, String> {
     let value: Value = serde_json::from_str(json).map_err(|e| format!("config.json is not JSON: {e}"))?;
     let map = value.as_object().ok_or("config.json is not a JSON object")?;
     let config = Reader { map }.config()?;
-    config.validate()?;
+    config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 

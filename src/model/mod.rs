@@ -3,6 +3,7 @@
 
 mod blocks;
 mod classifier;
+mod config;
 mod diffusers;
 mod embedding;
 pub mod inception;
@@ -15,4 +16,5 @@ pub use diffusers::{from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::Preset;
-pub use unet::{DownBlock, MidBlock, UNet, UNetConfig, UpBlock, limits};
+pub use config::{ConfigError, UNetConfig, limits};
+pub use unet::{DownBlock, MidBlock, UNet, UpBlock};

@@ -7,7 +7,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::ImageSet;
-use crate::diffusion::Noise;
+use crate::diffusion::RandomStream;
 use crate::model::{Classifier, ClassifierConfig};
 
 /// A classifier being trained on a labelled image set.
@@ -19,7 +19,7 @@ pub struct ClassifierTrainer {
     pub learning_rate: f64,
     pub step: usize,
     optimizer: ModuleOptimizer,
-    rng: Noise,
+    rng: RandomStream,
     device: Device,
 }
 
@@ -34,7 +34,7 @@ impl ClassifierTrainer {
             learning_rate,
             step: 0,
             optimizer: AdamConfig::new().init(),
-            rng: Noise::new(seed),
+            rng: RandomStream::new(seed),
             device: device.clone(),
         }
     }

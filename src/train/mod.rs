@@ -20,7 +20,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
 use crate::data::ImageSet;
-use crate::diffusion::{Noise, Schedule, ScheduleConfig, prediction_loss, q_sample, training_target};
+use crate::diffusion::{RandomStream, Schedule, ScheduleConfig, prediction_loss, q_sample, training_target};
 use crate::data::limits;
 use crate::model::{UNet, UNetConfig};
 
@@ -86,7 +86,7 @@ pub struct Batch {
 }
 
 /// Replaces each label by `null` with probability `p`, one coin per label from `rng`.
-pub fn drop_labels(classes: &[usize], null: usize, p: f64, rng: &mut Noise) -> Vec<usize> {
+pub fn drop_labels(classes: &[usize], null: usize, p: f64, rng: &mut RandomStream) -> Vec<usize> {
     let coins = rng.coins(classes.len(), p);
     classes.iter().zip(coins).map(|(&c, dropped)| if dropped { null } else { c }).collect()
 }
@@ -107,7 +107,7 @@ pub struct Trainer {
     /// Training steps taken so far.
     pub step: usize,
     optimizer: Adam,
-    rng: Noise,
+    rng: RandomStream,
     /// The main device: the weights, the optimizer and the EMA live here.
     device: Device,
     /// Every device a step runs on, the main one first ([`Trainer::with_devices`]); empty: the
@@ -166,7 +166,7 @@ impl Trainer {
             schedule: Schedule::ddpm(),
             step: 0,
             optimizer,
-            rng: Noise::new(config.seed),
+            rng: RandomStream::new(config.seed),
             config,
             device: device.clone(),
             devices: Vec::new(),
@@ -308,12 +308,12 @@ mod tests {
         // Bernoulli(p) coins: over n = 100k labels the dropped fraction has standard error
         // √(p(1 − p)/n) ≈ 0.00095 for p = 0.1.
         let classes: Vec<usize> = (0..100_000).map(|i| i % 10).collect();
-        let dropped = drop_labels(&classes, 10, 0.1, &mut Noise::new(4));
+        let dropped = drop_labels(&classes, 10, 0.1, &mut RandomStream::new(4));
         let nulls = dropped.iter().filter(|&&c| c == 10).count() as f64 / classes.len() as f64;
         assert!((nulls - 0.1).abs() < 0.005, "dropped {nulls}");
         assert!(dropped.iter().zip(&classes).all(|(&d, &c)| d == c || d == 10), "kept labels are unchanged");
-        assert_eq!(drop_labels(&classes[..5], 10, 0.0, &mut Noise::new(4)), classes[..5].to_vec());
-        assert_eq!(drop_labels(&classes[..5], 10, 1.0, &mut Noise::new(4)), vec![10; 5]);
+        assert_eq!(drop_labels(&classes[..5], 10, 0.0, &mut RandomStream::new(4)), classes[..5].to_vec());
+        assert_eq!(drop_labels(&classes[..5], 10, 1.0, &mut RandomStream::new(4)), vec![10; 5]);
     }
 
     #[test]
@@ -324,7 +324,7 @@ mod tests {
         let batch = t.next_labelled_batch(&set).unwrap();
         assert!(batch.classes.is_none());
         t.step_batch(batch);
-        let mut expected = Noise::new(9);
+        let mut expected = RandomStream::new(9);
         expected.indices(2, 4);
         expected.timesteps(2, 1000);
         expected.normal_vec(2 * 784);
@@ -340,7 +340,7 @@ mod tests {
         let conditional = Preset::Tiny.config().with_num_class_embeds(Some(5));
         let mut t = trainer(conditional, 0.1);
         let batch = t.next_labelled_batch(&set).unwrap();
-        let mut expected = Noise::new(9);
+        let mut expected = RandomStream::new(9);
         let indices = expected.indices(2, 4);
         assert_eq!(batch.classes, Some(indices), "image i of four_images has label i");
         t.step_batch(batch);

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
 
-use super::{Noise, Trainer, TrainConfig};
+use super::{RandomStream, Trainer, TrainConfig};
 use crate::checkpoint::{
     CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, parse_safetensors, schedule_config, tensors, unet_config,
 };
@@ -169,7 +169,7 @@ impl Trainer {
             .load_moments(&trainer.model, adam_time, moments)
             .map_err(|e| CheckpointError::BadConfig(format!("training state: {e}")))?;
         trainer.step = step;
-        trainer.rng = Noise::resume(trainer.config.seed, rng_position);
+        trainer.rng = RandomStream::resume(trainer.config.seed, rng_position);
         Ok((trainer, card))
     }
 }

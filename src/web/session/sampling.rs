@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 
 use super::Session;
 use crate::data::values_grid;
-use crate::diffusion::{Noise, SamplerKind, SamplerName, q_sample};
+use crate::diffusion::{RandomStream, SamplerKind, SamplerName, q_sample};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
 use crate::web::browser::{now_ms, yield_now};
@@ -104,7 +104,7 @@ impl Session {
         let index = index.min(self.data.len() - 1);
         let t = t.min(self.trainer.schedule.len() - 1);
         let x0 = self.data.batch(&[index], &self.device);
-        let noise = Noise::new(self.settings.seed).normal(x0.dims(), &self.device);
+        let noise = RandomStream::new(self.settings.seed).normal(x0.dims(), &self.device);
         let x_t = q_sample(&self.trainer.schedule, x0.clone(), noise.clone(), &[t]);
         let values = read_values(Tensor::cat(vec![x0, noise.clamp(-1.0, 1.0), x_t], 0)).await?;
         let (picture, rgba) = picture(&values, 3, self.data.channels, self.data.height, 3);

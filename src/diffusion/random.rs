@@ -1,20 +1,22 @@
-//! Reproducible Gaussian noise, identical on every target.
+//! The run's random stream: every random number of training and sampling (noise, timesteps,
+//! dropped labels, flips), identical on every target.
 //!
-//! Noise is drawn on the host from ChaCha8 (a portable, seeded stream) and uploaded, so the
-//! same seed gives the same x_T in the browser and natively, on any backend.
+//! It is drawn on the host from ChaCha8 (a portable, seeded stream) and uploaded, so the same
+//! seed gives the same x_T in the browser and natively, on any backend, and a saved position
+//! resumes it exactly.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-/// A seeded source of standard-normal tensors and uniform timesteps.
+/// A run's seeded random stream: standard-normal tensors, uniform timesteps and coins.
 #[derive(Clone, Debug)]
-pub struct Noise {
+pub struct RandomStream {
     rng: ChaCha8Rng,
 }
 
-impl Noise {
+impl RandomStream {
     pub fn new(seed: u64) -> Self {
         Self { rng: ChaCha8Rng::seed_from_u64(seed) }
     }
@@ -70,15 +72,15 @@ mod tests {
 
     #[test]
     fn same_seed_gives_same_noise() {
-        assert_eq!(Noise::new(7).normal_vec(64), Noise::new(7).normal_vec(64));
-        assert_ne!(Noise::new(7).normal_vec(64), Noise::new(8).normal_vec(64));
+        assert_eq!(RandomStream::new(7).normal_vec(64), RandomStream::new(7).normal_vec(64));
+        assert_ne!(RandomStream::new(7).normal_vec(64), RandomStream::new(8).normal_vec(64));
     }
 
     #[test]
     fn a_resumed_stream_continues_where_it_stood() {
-        let mut a = Noise::new(3);
+        let mut a = RandomStream::new(3);
         a.normal_vec(17);
-        let mut b = Noise::resume(3, a.position());
+        let mut b = RandomStream::resume(3, a.position());
         assert_eq!(a.normal_vec(5), b.normal_vec(5));
         assert_eq!(a.indices(4, 100), b.indices(4, 100));
     }
@@ -86,7 +88,7 @@ mod tests {
     #[test]
     fn noise_is_standard_normal() {
         // Closed form: mean 0, variance 1; with n = 100k the standard errors are ~0.003 / ~0.0045.
-        let v = Noise::new(1).normal_vec(100_000);
+        let v = RandomStream::new(1).normal_vec(100_000);
         let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
         let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64;
         assert!(mean.abs() < 0.015, "mean {mean}");

@@ -1,0 +1,114 @@
+//! The crate's shape, as the "one home" issue left it: files of a few hundred lines (STYLE.md,
+//! "Small things"), so that each does one job a reader can hold in mind, and no two files that
+//! take items from each other (a circle makes neither readable, nor movable, alone).
+
+use std::path::Path;
+
+const MAX_LINES: usize = 500;
+
+fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_source_file_is_over_500_lines() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    assert!(files.len() > 50, "found only {} files", files.len());
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap().lines().count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these by concern: {long:?}");
+}
+
+/// The files a source file takes items from (`use crate::…` and `use super::…`; a module's
+/// `pub use` re-exports are its facade, not a use, and are left out).
+fn imports(src_dir: &Path, file: &Path) -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let code = &text[..text.find("#[cfg(test)]").unwrap_or(text.len())];
+    // The module path of this file, and of its parent module (what `super` names).
+    let relative = file.strip_prefix(src_dir).unwrap().with_extension("");
+    let mut module: Vec<String> = relative.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    if module.last().is_some_and(|m| m == "mod" || m == "lib") {
+        module.pop();
+    }
+    let mut found = Vec::new();
+    let mut statement = String::new();
+    for line in code.lines().map(str::trim) {
+        if statement.is_empty() && !line.starts_with("use ") {
+            continue;
+        }
+        statement.push_str(line);
+        if !line.ends_with(';') {
+            continue;
+        }
+        let path = statement.trim_start_matches("use ").trim_end_matches(';').to_string();
+        statement.clear();
+        let mut segments: Vec<String> = path.split("::").map(|s| s.trim().to_string()).collect();
+        let mut base = match segments.first().map(String::as_str) {
+            Some("crate") => Vec::new(),
+            Some("super") => module[..module.len().saturating_sub(1)].to_vec(),
+            _ => continue,
+        };
+        segments.remove(0);
+        while segments.first().is_some_and(|s| s == "super") {
+            base.pop();
+            segments.remove(0);
+        }
+        // The deepest module file the path names: `a::b::Item` is a/b.rs, a/b/mod.rs, or a's.
+        for segment in segments.iter().take_while(|s| !s.starts_with('{') && !s.starts_with('*')) {
+            let mut deeper = base.clone();
+            deeper.push(segment.clone());
+            let as_file = src_dir.join(deeper.join("/")).with_extension("rs");
+            let as_dir = src_dir.join(deeper.join("/")).join("mod.rs");
+            if as_file.exists() || as_dir.exists() {
+                base = deeper;
+            } else {
+                break;
+            }
+        }
+        let target = if base.is_empty() {
+            src_dir.join("lib.rs")
+        } else if src_dir.join(base.join("/")).with_extension("rs").exists() {
+            src_dir.join(base.join("/")).with_extension("rs")
+        } else {
+            src_dir.join(base.join("/")).join("mod.rs")
+        };
+        if target != file {
+            found.push(target);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_source_file_imports_a_file_that_imports_it_back() {
+    let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src_dir, &mut files);
+    let graph: Vec<(std::path::PathBuf, Vec<std::path::PathBuf>)> = files.iter().map(|f| (f.clone(), imports(&src_dir, f))).collect();
+    // The test sees real imports: the tab's page takes its panels, and the panels the core.
+    let page = graph.iter().find(|(f, _)| f.ends_with("web/app.rs")).unwrap();
+    assert!(page.1.iter().any(|t| t.ends_with("web/panels.rs")), "{:?}", page.1);
+    let mut circles = Vec::new();
+    for (file, targets) in &graph {
+        for target in targets {
+            let back = graph.iter().find(|(f, _)| f == target).is_some_and(|(_, t)| t.contains(file));
+            if back && file < target {
+                circles.push(format!("{} <-> {}", file.strip_prefix(&src_dir).unwrap().display(), target.strip_prefix(&src_dir).unwrap().display()));
+            }
+        }
+    }
+    assert!(circles.is_empty(), "import circles: {circles:?}");
+}
