@@ -81,8 +81,8 @@ impl From<JsValue> for StoreError {
     }
 }
 
-/// GETs a same-origin URL as bytes.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+/// GETs a same-origin URL: its response, if the server answered it with success.
+async fn fetch_ok(url: &str) -> Result<Response, String> {
     let request = match scope() {
         Scope::Window(window) => window.fetch_with_str(url),
         Scope::Worker(worker) => worker.fetch_with_str(url),
@@ -92,6 +92,12 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     if !response.ok() {
         return Err(format!("{url}: HTTP {}", response.status()));
     }
+    Ok(response)
+}
+
+/// GETs a same-origin URL as bytes.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let response = fetch_ok(url).await?;
     let buffer = response.array_buffer().map_err(describe)?;
     let buffer = JsFuture::from(buffer).await.map_err(describe)?;
     Ok(Uint8Array::new(&buffer).to_vec())
@@ -101,15 +107,7 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 /// declared length, where it has one) as they arrive, and refusing a response of more than
 /// `limit` bytes before (by its declared length) or while reading it.
 pub async fn fetch_bytes_with_progress(url: &str, limit: u64, mut progress: impl FnMut(u64, Option<u64>)) -> Result<Vec<u8>, String> {
-    let request = match scope() {
-        Scope::Window(window) => window.fetch_with_str(url),
-        Scope::Worker(worker) => worker.fetch_with_str(url),
-    };
-    let response = JsFuture::from(request).await.map_err(|e| format!("{url}: {}", describe(e)))?;
-    let response: Response = response.dyn_into().map_err(|_| format!("{url}: not a response"))?;
-    if !response.ok() {
-        return Err(format!("{url}: HTTP {}", response.status()));
-    }
+    let response = fetch_ok(url).await?;
     let too_big = |n: u64| format!("{url}: {n} bytes, more than the {limit} a dataset file may have");
     // Through JS properties: the streams API is plain JavaScript here (no web-sys bindings).
     let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).map_err(describe);
