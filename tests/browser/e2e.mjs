@@ -124,9 +124,9 @@ try {
   await untilStep(4, 600_000);
   const early = Number(await text('loss'));
   log(`step ${await text('step')}: loss (mean of last 10 steps) ${early}, ${await text('images-per-s')} images/s`);
-  await untilStep(12, 900_000);
+  await untilStep(12, 1_500_000);
   await page.click('[data-testid=pause]');
-  await waitFor(() => /Paused/.test(document.querySelector('[data-testid=status]').innerText), null, 120_000);
+  await waitFor(() => /Paused/.test(document.querySelector('[data-testid=status]').innerText), null, 300_000);
   const late = Number(await text('loss'));
   log(`paused at step ${await text('step')}: loss ${late}, ${await text('images-per-s')} images/s`);
   assert.ok(late < early, `loss must fall: ${early} over steps 1-4, ${late} over the last 10`);
