@@ -2,25 +2,15 @@
 //! "Small things"), so that each does one job a reader can hold in mind, and no two files that
 //! take items from each other (a circle makes neither readable, nor movable, alone).
 
+mod common;
+
 use std::path::Path;
 
 const MAX_LINES: usize = 500;
 
-fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
-}
-
 #[test]
 fn no_source_file_is_over_500_lines() {
-    let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let files = common::rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(files.len() > 50, "found only {} files", files.len());
     let long: Vec<String> = files
         .iter()
@@ -95,8 +85,7 @@ fn imports(src_dir: &Path, file: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn no_source_file_imports_a_file_that_imports_it_back() {
     let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src_dir, &mut files);
+    let files = common::rust_files(&src_dir);
     let graph: Vec<(std::path::PathBuf, Vec<std::path::PathBuf>)> = files.iter().map(|f| (f.clone(), imports(&src_dir, f))).collect();
     // The test sees real imports: the tab's page takes its panels, and the panels the core.
     let page = graph.iter().find(|(f, _)| f.ends_with("web/app.rs")).unwrap();

@@ -4,6 +4,8 @@
 //! compares it with a small allow-list: counts, unit conversions and layout. A new number in a
 //! shell fails here: move it to the core, or add it below with the reason.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -85,23 +87,11 @@ fn numbers(code: &str) -> BTreeSet<String> {
     found
 }
 
-fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn the_shells_hold_no_numbers_of_their_own() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut paths = Vec::new();
-    files(&src.join("web"), &mut paths);
-    files(&src.join("cli"), &mut paths);
+    let mut paths = common::rust_files(&src.join("web"));
+    paths.extend(common::rust_files(&src.join("cli")));
     let mut unexpected = Vec::new();
     for path in paths {
         let name = path.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
