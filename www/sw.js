@@ -30,9 +30,8 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET' || url.origin !== self.location.origin || request.headers.has('range')) return;
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
-    // The page and the worker script carry the page's settings in their query: one copy each.
-    const key = request.mode === 'navigate' ? new URL('./', self.registration.scope).href
-      : url.pathname.endsWith('/worker.js') ? url.origin + url.pathname : request;
+    // Every address of the page (its query holds the settings) is one copy of the page.
+    const key = request.mode === 'navigate' ? new URL('./', self.registration.scope).href : request;
     const kept = await cache.match(key);
     if (kept) return kept;
     const response = await fetch(request);

@@ -211,11 +211,15 @@ pub fn now_ms() -> f64 {
     performance.map_or(0.0, |p| p.now())
 }
 
-/// The query of this page's or worker's URL (`?model=tiny&batch=8`).
+/// The page's query (`?model=tiny&batch=8`), on the page and in its training worker.
+///
+/// The page starts the worker with its query as the worker's *name*, not in the worker's URL:
+/// a worker's URL is that of the response that served its script, and a service worker's cached
+/// copy of `worker.js` has no query (the settings would silently become the defaults).
 pub fn query() -> String {
     match scope() {
         Scope::Window(window) => window.location().search().unwrap_or_default(),
-        Scope::Worker(worker) => worker.location().search(),
+        Scope::Worker(worker) => worker.unchecked_into::<web_sys::DedicatedWorkerGlobalScope>().name(),
     }
 }
 

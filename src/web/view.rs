@@ -159,11 +159,13 @@ pub fn send(command: Command, bytes: Vec<Vec<u8>>) {
     });
 }
 
-/// Starts `worker.js` (this same wasm module, as a module worker) with the page's query.
+/// Starts `worker.js` (this same wasm module, as a module worker) with the page's query as its
+/// name (see [`query`]).
 pub fn start_worker(view: View) -> Result<(), String> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options(&format!("./worker.js{}", query()), &options).map_err(describe)?;
+    options.set_name(&query());
+    let worker = Worker::new_with_options("./worker.js", &options).map_err(describe)?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match decode::<Update>(&event.data()) {
         Ok((update, bytes)) => view.apply(update, bytes),
         Err(message) => view.error.set(Notice::new("The page and its training worker misunderstood each other.", message)),

@@ -32,7 +32,7 @@ fn report_panics() {
     }));
 }
 
-/// Starts the session of this worker: its settings are the worker URL's query (the page's).
+/// Starts the session of this worker: its settings are the page's query.
 pub fn start() {
     report_panics();
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();

@@ -97,6 +97,9 @@ try {
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
+  // The worker trains with the address's settings (a service worker's copy of worker.js once
+  // dropped them, and the tab quietly trained with batch 32 and lr 0.001).
+  assert.match(await text('model-card'), /batch 4, lr 0\.003/, 'the worker uses the page address\'s settings');
   // The schedule chart: ᾱ_t of the linear and the cosine schedule (the `schedule` command's values).
   const curves = await page.locator('[data-testid=schedule-chart] polyline').evaluateAll((ls) => ls.map((l) => l.getAttribute('points').split(' ').length));
   assert.deepEqual(curves.length, 2);

@@ -74,6 +74,8 @@ try {
   assert.ok(texts.every((t) => !/ of [\d.]+ MB/.test(t) || t.includes(` of ${mb} MB`)), `the progress counts to the wasm's size, ${mb} MB: ${texts.join(' | ')}`);
   assert.equal(await page.locator('#shell').count(), 0, 'the shell is gone once the app runs');
   assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), 'the offline copy controls the page');
+  // The worker, served by the offline copy, still trains with the address's settings.
+  assert.match(await text(page, 'model-card'), /batch 4,/, 'the worker uses the address\'s batch size');
   await page.click('[data-testid=train]');
   await untilStep(page, 2);
   assert.equal(await text(page, 'error'), '');
@@ -87,6 +89,7 @@ try {
   await page.reload();
   await ready(page);
   log(`offline reload: ${await text(page, 'status')}; ${await text(page, 'images-loaded')} images`);
+  assert.match(await text(page, 'model-card'), /batch 4,/);
   await page.click('[data-testid=train]');
   await untilStep(page, step + 2);
   assert.equal(await text(page, 'error'), '', 'trains offline');
