@@ -101,3 +101,34 @@ fn no_source_file_imports_a_file_that_imports_it_back() {
     }
     assert!(circles.is_empty(), "import circles: {circles:?}");
 }
+
+/// The layers, bottom first: a module names only modules of layers below its own (the core's
+/// math and formats know nothing of training; nothing in the core knows the tab or the CLI).
+const LAYERS: [&[&str]; 5] = [
+    &["names", "data"],
+    &["diffusion", "model", "eval"],
+    &["checkpoint", "pipeline"],
+    &["train"],
+    &["web", "cli"],
+];
+
+#[test]
+fn each_layer_uses_only_the_layers_below_it() {
+    let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let layer_of = |module: &str| LAYERS.iter().position(|layer| layer.contains(&module));
+    let mut upward = Vec::new();
+    for file in common::rust_files(&src_dir) {
+        let relative = file.strip_prefix(&src_dir).unwrap();
+        let top = relative.iter().next().unwrap().to_string_lossy().trim_end_matches(".rs").to_string();
+        let Some(own) = layer_of(&top) else { continue }; // lib.rs, main.rs
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = &text[..text.find("#[cfg(test)]").unwrap_or(text.len())];
+        for used in code.split("crate::").skip(1) {
+            let module: String = used.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            if layer_of(&module).is_some_and(|layer| layer >= own) && module != top {
+                upward.push(format!("{} uses crate::{module}", relative.display()));
+            }
+        }
+    }
+    assert!(upward.is_empty(), "a module uses its own layer or one above it: {upward:?}");
+}

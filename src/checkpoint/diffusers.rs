@@ -21,7 +21,7 @@ impl DiffusersFolder {
         weights: Option<&[u8]>,
         scheduler_json: Option<&str>,
     ) -> Result<(UNetConfig, ScheduleConfig, Option<Checkpoint>), CheckpointError> {
-        let config = from_diffusers_config(config_json).map_err(CheckpointError::BadConfig)?;
+        let config = from_diffusers_config(config_json).map_err(|e| CheckpointError::BadConfig(e.to_string()))?;
         let schedule = match scheduler_json {
             Some(json) => schedule_config(json, Self::SCHEDULER)?,
             None => ScheduleConfig::default(),

@@ -18,14 +18,14 @@ pub use source::{ModelSource, SourceError};
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
 use crate::model::{UNet, UNetConfig};
+pub use crate::model::state_dict::{StateDictError, Tensors, load_tensors, named_tensors};
 
 /// The value of the `format` metadata key.
 pub const FORMAT: &str = "tabdiffusion-unet/1";
@@ -65,8 +65,14 @@ pub enum CheckpointError {
     Limit(String),
 }
 
-/// Named `f32` tensors: shape (PyTorch layout) and values.
-pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+impl From<StateDictError> for CheckpointError {
+    fn from(e: StateDictError) -> Self {
+        match e {
+            StateDictError::Mismatch(why) => Self::Mismatch(why),
+            StateDictError::Device(why) => Self::Device(why),
+        }
+    }
+}
 
 /// A decoded weights file: config, card and named `f32` tensors (PyTorch layout).
 #[derive(Clone, Debug)]
@@ -75,67 +81,6 @@ pub struct Checkpoint {
     pub schedule: ScheduleConfig,
     pub card: ModelCard,
     pub tensors: Tensors,
-}
-
-/// The state-dict name of a parameter path.
-fn state_dict_name(path: &[String]) -> String {
-    let mut parts: Vec<&str> = path.iter().map(String::as_str).collect();
-    if let Some(last) = parts.last_mut() {
-        *last = match *last {
-            "gamma" => "weight",
-            "beta" => "bias",
-            other => other,
-        };
-    }
-    parts.join(".")
-}
-
-/// Tracks the module path during a visit or a map, and the type of the innermost module.
-#[derive(Default)]
-struct Path {
-    names: Vec<String>,
-    containers: Vec<String>,
-}
-
-impl Path {
-    fn enter(&mut self, name: &str, container_type: &str) {
-        self.names.push(name.to_string());
-        self.containers.push(container_type.to_string());
-    }
-    fn exit(&mut self) {
-        self.names.pop();
-        self.containers.pop();
-    }
-    fn name(&self) -> String {
-        state_dict_name(&self.names)
-    }
-    /// Whether a 2-D parameter here is stored transposed relative to PyTorch: burn's Linear
-    /// keeps `[in, out]` where PyTorch keeps `[out, in]`; an Embedding is `[labels, dim]` in both.
-    fn transposed(&self) -> bool {
-        self.containers.last().is_none_or(|c| c != "Struct:Embedding")
-    }
-}
-
-/// Every float parameter: its name, its PyTorch-layout shape and its values as a flat tensor.
-struct Collect {
-    path: Path,
-    out: Vec<(String, Vec<usize>, Tensor<1>)>,
-}
-
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.exit();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val();
-        // burn's Linear stores [in, out]; PyTorch stores [out, in].
-        let value = if D == 2 && self.path.transposed() { value.transpose() } else { value };
-        let shape = value.dims().to_vec();
-        self.out.push((self.path.name(), shape, value.flatten(0, D - 1)));
-    }
 }
 
 /// Serialises the model's weights and config. Reads the device asynchronously, so the same
@@ -147,47 +92,6 @@ pub async fn to_bytes(
     card: &ModelCard,
 ) -> Result<Vec<u8>, CheckpointError> {
     Ok(encode(config, schedule, card, &named_tensors(model).await?))
-}
-
-/// Every float parameter of a module: its state-dict name, PyTorch-layout shape and values.
-/// Reads the device asynchronously (the browser's sync reads panic).
-pub async fn named_tensors<M: Module>(module: &M) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, CheckpointError> {
-    let mut collect = Collect { path: Path::default(), out: Vec::new() };
-    module.visit(&mut collect);
-    let mut tensors = Vec::with_capacity(collect.out.len());
-    for (name, shape, flat) in collect.out {
-        let data = flat.into_data_async().await.map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
-        let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
-        tensors.push((name, shape, values));
-    }
-    Ok(tensors)
-}
-
-/// Writes named tensors into a freshly built module, after checking that every name and shape
-/// matches (the first mismatches are listed).
-pub fn load_tensors<M: Module>(module: M, tensors: &Tensors, device: &Device) -> Result<M, CheckpointError> {
-    let mut collect = Collect { path: Path::default(), out: Vec::new() };
-    module.visit(&mut collect);
-    let expected: BTreeMap<String, Vec<usize>> = collect.out.into_iter().map(|(name, shape, _)| (name, shape)).collect();
-    let missing: Vec<&String> = expected.keys().filter(|n| !tensors.contains_key(*n)).collect();
-    let unexpected: Vec<&String> = tensors.keys().filter(|n| !expected.contains_key(*n)).collect();
-    let shapes: Vec<String> = expected
-        .iter()
-        .filter_map(|(name, shape)| {
-            let (found, _) = tensors.get(name)?;
-            (found != shape).then(|| format!("{name} is {found:?}, expected {shape:?}"))
-        })
-        .collect();
-    let problems: Vec<String> =
-        [list("missing", &missing), list("unexpected", &unexpected), list("wrong shape", &shapes)]
-            .into_iter()
-            .flatten()
-            .collect();
-    if !problems.is_empty() {
-        return Err(CheckpointError::Mismatch(problems.join(". ")));
-    }
-    let mut load = Load { path: Path::default(), tensors, device: device.clone() };
-    Ok(module.map(&mut load))
 }
 
 /// Builds safetensors bytes from named `f32` tensors (PyTorch layout).
@@ -207,7 +111,8 @@ pub fn encode(
 }
 
 /// safetensors bytes of named `f32` tensors with string metadata.
-fn serialize(metadata: HashMap<String, String>, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+/// The one safetensors writer: named `f32` tensors with the file's metadata.
+pub(crate) fn serialize(metadata: HashMap<String, String>, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     let bytes: Vec<(&str, &[usize], Vec<u8>)> = tensors
         .iter()
         .map(|(name, shape, values)| {
@@ -271,13 +176,13 @@ pub(crate) fn schedule_config(json: &str, what: &str) -> Result<ScheduleConfig, 
 /// that every tensor's shape and offsets fit the bytes present).
 pub(crate) fn parse_safetensors(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
     let unreadable = |e: safetensors::SafeTensorError| CheckpointError::Unreadable(e.to_string());
-    limits::at_most("file bytes", bytes.len() as u64, limits::MAX_WEIGHTS_FILE_BYTES).map_err(CheckpointError::Limit)?;
+    limits::at_most("file bytes", bytes.len() as u64, limits::MAX_WEIGHTS_FILE_BYTES).map_err(|e| CheckpointError::Limit(e.into()))?;
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
     let file = SafeTensors::deserialize(bytes).map_err(unreadable)?;
-    limits::at_most("tensors", file.len(), limits::MAX_TENSORS).map_err(CheckpointError::Limit)?;
+    limits::at_most("tensors", file.len(), limits::MAX_TENSORS).map_err(|e| CheckpointError::Limit(e.into()))?;
     for (name, view) in file.iter() {
         limits::at_most(&format!("tensor {name}: bytes"), view.data().len() as u64, limits::MAX_TENSOR_BYTES)
-            .map_err(CheckpointError::Limit)?;
+            .map_err(|e| CheckpointError::Limit(e.into()))?;
     }
     Ok((file, metadata.metadata().clone().unwrap_or_default()))
 }
@@ -321,52 +226,11 @@ fn current_name(name: &str) -> String {
     name.to_string()
 }
 
-/// Writes a checkpoint's tensors into a freshly built model, keeping its parameter ids.
-struct Load<'a> {
-    path: Path,
-    tensors: &'a Tensors,
-    device: Device,
-}
-
-impl ModuleMapper for Load<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.exit();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (shape, values) = &self.tensors[&self.path.name()]; // names checked beforehand
-        let device = self.device.clone();
-        // Transposed on the host, so the tensor is contiguous exactly as a trained one is (a
-        // transposed view would change the matmul's summation order and the last bits).
-        let data = if D == 2 && self.path.transposed() {
-            let (rows, cols) = (shape[0], shape[1]);
-            let transposed = (0..rows * cols).map(|k| values[(k % rows) * cols + k / rows]).collect();
-            TensorData::new(transposed, [cols, rows])
-        } else {
-            TensorData::new(values.clone(), shape.clone())
-        };
-        param.map(|_| Tensor::<D>::from_data(data, &device))
-    }
-}
-
-const SHOW: usize = 5;
-
-fn list<T: std::fmt::Display>(what: &str, items: &[T]) -> Option<String> {
-    if items.is_empty() {
-        return None;
-    }
-    let shown: Vec<String> = items.iter().take(SHOW).map(|i| i.to_string()).collect();
-    let more = if items.len() > SHOW { format!(" and {} more", items.len() - SHOW) } else { String::new() };
-    Some(format!("{what}: {}{more}", shown.join("; ")))
-}
-
 impl Checkpoint {
     /// Builds the model of the checkpoint's config on `device` and loads the weights, after
     /// checking that every name and shape matches (the first mismatches are listed).
     pub fn load(&self, device: &Device) -> Result<UNet, CheckpointError> {
-        load_tensors(self.config.init(device), &self.tensors, device)
+        Ok(load_tensors(self.config.init(device), &self.tensors, device)?)
     }
 }
 
@@ -374,6 +238,7 @@ impl Checkpoint {
 mod tests {
     use super::*;
     use crate::model::Preset;
+    use burn::tensor::Tensor;
 
     fn tiny_bytes() -> (UNet, Vec<u8>) {
         let device = Device::flex();

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
-use super::{DataError, ImageSet, limits};
+use super::{DataError, Format, ImageSet, limits};
 
 /// CIFAR-10's classes, in label order (the dataset's `batches.meta.txt`).
 pub const CIFAR10_CLASSES: [&str; 10] =
@@ -23,10 +23,8 @@ const CIFAR_RECORD: usize = 1 + 3 * CIFAR_SIZE * CIFAR_SIZE;
 /// concatenated: records of one label byte, then the red, green and blue 32×32 planes.
 pub fn images_from_cifar_binary(bytes: &[u8]) -> Result<ImageSet, DataError> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
-        return Err(DataError::Format(format!(
-            "{} bytes is not a whole number of CIFAR-10 records ({CIFAR_RECORD} bytes each)",
-            bytes.len()
-        )));
+        let why = format!("{} bytes is not a whole number of records ({CIFAR_RECORD} bytes each)", bytes.len());
+        return Err(DataError::Malformed { format: Format::CifarBinary, why });
     }
     let plane = CIFAR_SIZE * CIFAR_SIZE;
     let n = bytes.len() / CIFAR_RECORD;
@@ -34,7 +32,7 @@ pub fn images_from_cifar_binary(bytes: &[u8]) -> Result<ImageSet, DataError> {
     let mut labels = Vec::with_capacity(n);
     for record in bytes.as_chunks::<CIFAR_RECORD>().0 {
         if record[0] as usize >= CIFAR10_CLASSES.len() {
-            return Err(DataError::Format(format!("label {} is not a CIFAR-10 class", record[0])));
+            return Err(DataError::Malformed { format: Format::CifarBinary, why: format!("label {} is not a class", record[0]) });
         }
         labels.push(record[0]);
         let planes = &record[1..];
@@ -57,15 +55,15 @@ pub fn images_from_files<'a>(
     channels: usize,
 ) -> Result<ImageSet, DataError> {
     if size == 0 || !(channels == 1 || channels == 3) {
-        return Err(DataError::Format(format!("cannot make {size}×{size}×{channels} images (channels: 1 or 3)")));
+        return Err(DataError::Unsupported(format!("cannot make {size}×{size}×{channels} images (channels: 1 or 3)")));
     }
-    limits::at_most("image size", size, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+    limits::at_most("image size", size, limits::MAX_DATASET_SIDE)?;
     let image_bytes = (size * size * channels) as u64; // at most 256 · 256 · 3
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for (name, bytes, label) in files {
         let total = image_bytes * (labels.len() as u64 + 1);
-        limits::at_most("images: decoded bytes", total, limits::MAX_DATASET_BYTES).map_err(DataError::Format)?;
+        limits::at_most("images: decoded bytes", total, limits::MAX_DATASET_BYTES)?;
         let image = decode_image(
             bytes,
             None,
@@ -74,11 +72,11 @@ pub fn images_from_files<'a>(
             limits::MAX_IMAGE_PIXELS,
             limits::MAX_IMAGE_ALLOC,
         )
-            .map_err(|e| DataError::Format(format!("{name} is not a readable PNG or JPEG image: {e}")))?;
+            .map_err(|e| DataError::BadImage { name: name.to_string(), why: e.to_string() })?;
         let (w, h) = (image.width(), image.height());
         let side = w.min(h);
         if side == 0 {
-            return Err(DataError::Format(format!("{name} is an empty image ({w}×{h})")));
+            return Err(DataError::BadImage { name: name.to_string(), why: format!("it is empty ({w}×{h})") });
         }
         let square = image.crop_imm((w - side) / 2, (h - side) / 2, side, side);
         let square = if side as usize == size {
@@ -93,7 +91,7 @@ pub fn images_from_files<'a>(
         labels.push(label);
     }
     if labels.is_empty() {
-        return Err(DataError::Format("no images".into()));
+        return Err(DataError::NoImages { among: "the files given".into() });
     }
     ImageSet::new(size, size, channels, pixels, labels)
 }

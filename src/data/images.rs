@@ -19,18 +19,18 @@ impl ImageSet {
     /// one label per image (or none).
     pub fn new(height: usize, width: usize, channels: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Result<Self, DataError> {
         for (what, side) in [("image height", height), ("image width", width)] {
-            limits::at_most(what, side, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+            limits::at_most(what, side, limits::MAX_DATASET_SIDE)?;
         }
-        limits::at_most("image channels", channels, limits::MAX_CHANNELS).map_err(DataError::Format)?;
+        limits::at_most("image channels", channels, limits::MAX_CHANNELS)?;
         let size = height * width * channels; // at most 256 · 256 · 4: no overflow
         if size == 0 || !pixels.len().is_multiple_of(size) {
-            return Err(DataError::Format(format!(
+            return Err(DataError::Mismatch(format!(
                 "{} bytes is not a whole number of {height}×{width}×{channels} images",
                 pixels.len()
             )));
         }
         if !labels.is_empty() && labels.len() != pixels.len() / size {
-            return Err(DataError::Format(format!(
+            return Err(DataError::Mismatch(format!(
                 "{} labels for {} images",
                 labels.len(),
                 pixels.len() / size

@@ -80,24 +80,48 @@ pub const MAX_BATCH_SIZE: usize = 65_536;
 /// Channels of a dataset's images: 1 (gray) to 4.
 pub const MAX_CHANNELS: usize = 4;
 
-/// `Err` text for a value over its limit: "`{what}`: {value}; the limit is {limit}".
-pub fn over(what: &str, value: impl std::fmt::Display, limit: impl std::fmt::Display) -> String {
-    format!("{what}: {value}; the limit is {limit}")
+/// A value from outside over its limit: "`{what}`: {value}; the limit is {limit}".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {value}; the limit is {limit}")]
+pub struct OverLimit {
+    /// The field, with where it was read ("zip: members", "tensor down.0.weight: bytes").
+    pub what: String,
+    /// The value it had, as written.
+    pub value: String,
+    /// The limit, as written.
+    pub limit: String,
 }
 
-/// `value` if it is at most `limit`, else the message of [`over`].
-pub fn at_most<T: PartialOrd + std::fmt::Display>(what: &str, value: T, limit: T) -> Result<T, String> {
-    if value <= limit { Ok(value) } else { Err(over(what, value, limit)) }
+impl OverLimit {
+    pub fn new(what: &str, value: impl std::fmt::Display, limit: impl std::fmt::Display) -> Self {
+        Self { what: what.to_string(), value: value.to_string(), limit: limit.to_string() }
+    }
+
+    /// The same, found inside `context` (a file's name).
+    pub fn within(self, context: &str) -> Self {
+        Self { what: format!("{context}: {}", self.what), ..self }
+    }
 }
 
-/// The product of `factors` if it fits in a `u64` and is at most `limit`; else a message
-/// naming `what` (the product never overflows: it is computed with `checked_mul`).
-pub fn product_at_most(what: &str, factors: &[u64], limit: u64) -> Result<u64, String> {
+impl From<OverLimit> for String {
+    fn from(e: OverLimit) -> Self {
+        e.to_string()
+    }
+}
+
+/// `value` if it is at most `limit`.
+pub fn at_most<T: PartialOrd + std::fmt::Display>(what: &str, value: T, limit: T) -> Result<T, OverLimit> {
+    if value <= limit { Ok(value) } else { Err(OverLimit::new(what, value, limit)) }
+}
+
+/// The product of `factors` if it fits in a `u64` and is at most `limit` (the product never
+/// overflows: it is computed with `checked_mul`).
+pub fn product_at_most(what: &str, factors: &[u64], limit: u64) -> Result<u64, OverLimit> {
     let mut product: u64 = 1;
     for &f in factors {
-        product = product.checked_mul(f).ok_or_else(|| over(what, format!("{factors:?} multiplied overflows"), limit))?;
+        product = product.checked_mul(f).ok_or_else(|| OverLimit::new(what, format!("{factors:?} multiplied overflows"), limit))?;
     }
-    if product > limit { Err(over(what, product, limit)) } else { Ok(product) }
+    if product > limit { Err(OverLimit::new(what, product, limit)) } else { Ok(product) }
 }
 
 /// A name that is safe to join to a folder: not empty, no more than [`MAX_NAME_BYTES`], no
@@ -106,7 +130,7 @@ pub fn file_name(what: &str, name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) || name.contains(':') {
         return Err(format!("{what}: {name:?} is not a plain file name"));
     }
-    at_most(&format!("{what}: name length"), name.len(), MAX_NAME_BYTES).map(|_| ())
+    at_most(&format!("{what}: name length"), name.len(), MAX_NAME_BYTES).map(|_| ()).map_err(String::from)
 }
 
 #[cfg(test)]
@@ -116,10 +140,12 @@ mod tests {
     #[test]
     fn products_that_overflow_or_pass_the_limit_are_refused_with_the_field_and_the_limit() {
         assert_eq!(product_at_most("x", &[2, 3], 6), Ok(6));
-        assert_eq!(product_at_most("x", &[2, 4], 6).unwrap_err(), "x: 8; the limit is 6");
-        let overflow = product_at_most("npy: shape", &[u64::MAX, 2], 10).unwrap_err();
+        assert_eq!(product_at_most("x", &[2, 4], 6).unwrap_err().to_string(), "x: 8; the limit is 6");
+        let overflow = product_at_most("npy: shape", &[u64::MAX, 2], 10).unwrap_err().to_string();
         assert!(overflow.starts_with("npy: shape:") && overflow.ends_with("the limit is 10"), "{overflow}");
-        assert_eq!(at_most("zip: members", 70_000, 65_536).unwrap_err(), "zip: members: 70000; the limit is 65536");
+        let members = at_most("zip: members", 70_000, 65_536).unwrap_err();
+        assert_eq!((members.value.as_str(), members.limit.as_str()), ("70000", "65536"));
+        assert_eq!(members.within("a.zip").to_string(), "a.zip: zip: members: 70000; the limit is 65536");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod tiles;
 mod upload;
 
 pub use datasets::Dataset;
+pub use limits::OverLimit;
 pub use decode::{CIFAR10_CLASSES, FASHION_MNIST_CLASSES, images_from_cifar_binary, images_from_files};
 pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};
@@ -20,10 +21,52 @@ pub use upload::{images_from_upload, is_image_or_zip, labelled_images, unzip_ima
 use serde::{Deserialize, Serialize};
 
 /// Why data could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum DataError {
+    /// A size the data declares (or has) is over one of the [`limits`].
+    #[error(transparent)]
+    TooLarge(#[from] limits::OverLimit),
+    /// The bytes are not in the format they are read as.
+    #[error("{format}: {why}")]
+    Malformed { format: Format, why: String },
+    /// A zip that does not open, or an entry of it that does not read.
+    #[error("{name} is not a readable zip: {why}")]
+    BadZip { name: String, why: String },
+    /// An image file that does not decode, or holds no pixels.
+    #[error("{name} is not a readable PNG or JPEG image: {why}")]
+    BadImage { name: String, why: String },
+    /// Files of which none is an image or a zip of images.
+    #[error("no PNG or JPEG images (or zips of them) in {among}")]
+    NoImages { among: String },
+    /// Parts that do not fit together: labels and images, pixels and their shape.
     #[error("{0}")]
-    Format(String),
+    Mismatch(String),
+    /// A shape the loaders cannot make (channels other than 1 or 3, a size of 0).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The formats data is read from, as [`DataError::Malformed`] names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Idx,
+    Npy,
+    Tile,
+    CifarBinary,
+    /// The tab's stored copy of an upload ([`upload_to_bytes`]).
+    StoredImages,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Idx => "IDX",
+            Self::Npy => ".npy",
+            Self::Tile => "tile",
+            Self::CifarBinary => "CIFAR-10 binary",
+            Self::StoredImages => "the stored images",
+        })
+    }
 }
 
 /// One split of a tiled dataset.
@@ -152,7 +195,7 @@ impl SplitManifest {
         if labels.is_empty() || labels.len() == self.count {
             Ok(())
         } else {
-            Err(DataError::Format(format!("{}: {} labels for {} images", self.labels, labels.len(), self.count)))
+            Err(DataError::Mismatch(format!("{}: {} labels for {} images", self.labels, labels.len(), self.count)))
         }
     }
 }
@@ -162,14 +205,14 @@ pub fn images_from_idx(images: &[u8], labels: &[u8]) -> Result<ImageSet, DataErr
     let images = parse_idx(images)?;
     let labels = parse_idx(labels)?;
     if images.dims.len() != 3 || labels.dims.len() != 1 || images.dims[0] != labels.dims[0] {
-        return Err(DataError::Format(format!(
+        return Err(DataError::Mismatch(format!(
             "IDX images {:?} and labels {:?} do not pair up",
             images.dims, labels.dims
         )));
     }
-    limits::at_most("IDX: images", images.dims[0], limits::MAX_DATASET_IMAGES).map_err(DataError::Format)?;
+    limits::at_most("IDX: images", images.dims[0], limits::MAX_DATASET_IMAGES)?;
     for (what, side) in [("IDX: height", images.dims[1]), ("IDX: width", images.dims[2])] {
-        limits::at_most(what, side, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+        limits::at_most(what, side, limits::MAX_DATASET_SIDE)?;
     }
     ImageSet::new(images.dims[1], images.dims[2], 1, images.values, labels.values)
 }

@@ -2,7 +2,7 @@
 //! across implementations. Written here because the npy crates pull a Python-literal parser
 //! for the general case; this is the one dtype and layout we write and read.
 
-use super::{DataError, limits};
+use super::{DataError, Format, limits};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -27,7 +27,7 @@ pub fn encode_npy(shape: &[usize], values: &[f32]) -> Vec<u8> {
 /// Decodes an array written by [`encode_npy`] (or NumPy: `<f4`, C order, format 1.0). The
 /// shape must multiply (without overflow) to exactly the values that follow the header.
 pub fn decode_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), DataError> {
-    let bad = |why: &str| DataError::Format(format!(".npy: {why}"));
+    let bad = |why: &str| DataError::Malformed { format: Format::Npy, why: why.to_string() };
     if bytes.len() < 10 || &bytes[..6] != MAGIC || bytes[6] != 1 {
         return Err(bad("not a version-1 .npy file"));
     }
@@ -48,12 +48,12 @@ pub fn decode_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), DataError> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| bad(&format!("shape entry {s:?} is not a size"))))
         .collect::<Result<_, _>>()?;
-    limits::at_most(".npy: dimensions", shape.len(), limits::MAX_ARRAY_DIMS).map_err(DataError::Format)?;
+    limits::at_most(".npy: dimensions", shape.len(), limits::MAX_ARRAY_DIMS)?;
     let data = &bytes[10 + header_len..];
     // The data present bounds the product: a header cannot claim more than the file holds.
     let dims: Vec<u64> = shape.iter().map(|&d| d as u64).chain([4]).collect();
     let expected = limits::product_at_most(".npy: data bytes of the shape", &dims, data.len() as u64)
-        .map_err(DataError::Format)?;
+        ?;
     if data.len() as u64 != expected {
         return Err(bad(&format!("{} data bytes for shape {shape:?} ({expected} expected)", data.len())));
     }

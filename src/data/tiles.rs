@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 
-use super::{DataError, ImageSet, limits};
+use super::{DataError, Format, ImageSet, limits};
 
 /// Images per tile row (and rows per tile).
 pub const COLUMNS: usize = 100;
@@ -49,17 +49,17 @@ pub fn encode_tile(set: &ImageSet, indices: &[usize]) -> Vec<u8> {
 /// dimensions are read from its header first: at least one image wide and at most
 /// [`COLUMNS`] images wide and high, with room for `count` images.
 pub fn decode_tile(png: &[u8], count: usize, height: usize, width: usize, channels: usize) -> Result<ImageSet, DataError> {
-    let bad = |why: String| DataError::Format(format!("tile: {why}"));
+    let bad = |why: String| DataError::Malformed { format: Format::Tile, why };
     if !(channels == 1 || channels == 3) {
-        return Err(bad(format!("{channels} channels per image are not supported")));
+        return Err(DataError::Unsupported(format!("tile: {channels} channels per image are not supported")));
     }
     for (what, side) in [("image height", height), ("image width", width)] {
         if side == 0 {
             return Err(bad(format!("{what} is 0")));
         }
-        limits::at_most(&format!("tile: {what}"), side, limits::MAX_DATASET_SIDE).map_err(DataError::Format)?;
+        limits::at_most(&format!("tile: {what}"), side, limits::MAX_DATASET_SIDE)?;
     }
-    limits::at_most("tile: images", count, PER_TILE).map_err(DataError::Format)?;
+    limits::at_most("tile: images", count, PER_TILE)?;
     // At most COLUMNS × COLUMNS images (written by `encode_tile`): 25,600 px a side at most.
     let (max_width, max_height) = ((COLUMNS * width) as u32, (COLUMNS * height) as u32);
     let max_pixels = u64::from(max_width) * u64::from(max_height);

@@ -4,7 +4,7 @@
 
 use std::io::{Cursor, Read};
 
-use super::{DataError, ImageSet, images_from_files, limits};
+use super::{DataError, Format, ImageSet, images_from_files, limits};
 
 fn is_image(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
@@ -34,8 +34,8 @@ pub fn unzip_images(name: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, 
 
 /// [`unzip_images`], appending to `files` and taking the uncompressed bytes from `budget`.
 fn unzip_into(name: &str, bytes: &[u8], budget: &mut u64, files: &mut Vec<(String, Vec<u8>)>) -> Result<(), DataError> {
-    let bad = |e: zip::result::ZipError| DataError::Format(format!("{name} is not a readable zip: {e}"));
-    let over = |message: String| DataError::Format(format!("{name}: {message}"));
+    let bad = |e: zip::result::ZipError| DataError::BadZip { name: name.to_string(), why: e.to_string() };
+    let over = |e: limits::OverLimit| DataError::TooLarge(e.within(name));
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad)?;
     limits::at_most("zip: members", archive.len(), limits::MAX_ZIP_MEMBERS).map_err(over)?;
     for i in 0..archive.len() {
@@ -53,7 +53,7 @@ fn unzip_into(name: &str, bytes: &[u8], budget: &mut u64, files: &mut Vec<(Strin
         limits::at_most("zip: declared uncompressed bytes of the images", declared, *budget).map_err(over)?;
         // The declared size is only a hint: read one byte past the cap to see whether it lied.
         let mut data = Vec::with_capacity(declared.min(1 << 20) as usize);
-        entry.take(cap + 1).read_to_end(&mut data).map_err(|e| over(format!("{path}: {e}")))?;
+        entry.take(cap + 1).read_to_end(&mut data).map_err(|e| DataError::BadZip { name: name.to_string(), why: format!("{path}: {e}") })?;
         limits::at_most(&what("actual"), data.len() as u64, cap).map_err(over)?;
         *budget -= data.len() as u64;
         files.push((path, data));
@@ -76,16 +76,16 @@ pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<LabelledIma
         if is_zip(&path) {
             unzip_into(&path, &bytes, &mut budget, &mut images)?;
         } else if is_image(&path) {
-            limits::at_most("upload: images", images.len() + 1, limits::MAX_UPLOAD_IMAGES).map_err(DataError::Format)?;
+            limits::at_most("upload: images", images.len() + 1, limits::MAX_UPLOAD_IMAGES)?;
             let size = bytes.len() as u64;
-            limits::at_most("upload: bytes of the images", size, budget).map_err(DataError::Format)?;
+            limits::at_most("upload: bytes of the images", size, budget)?;
             budget -= size;
             images.push((path, bytes));
         }
     }
     if images.is_empty() {
         let list = names.join(", ");
-        return Err(DataError::Format(format!("no PNG or JPEG images (or zips of them) in {list}")));
+        return Err(DataError::NoImages { among: list });
     }
     images.sort_by(|a, b| a.0.cmp(&b.0));
     // A single top folder holding everything (a picked folder, a zipped folder) is not a class.
@@ -99,10 +99,9 @@ pub fn labelled_images(files: Vec<(String, Vec<u8>)>) -> Result<(Vec<LabelledIma
     let mut classes: Vec<String> = images.iter().map(|(p, _)| class_of(p)).collect();
     classes.sort();
     classes.dedup();
-    limits::at_most("upload: class folders", classes.len(), limits::MAX_CLASSES).map_err(DataError::Format)?;
+    limits::at_most("upload: class folders", classes.len(), limits::MAX_CLASSES)?;
     for class in &classes {
-        limits::at_most(&format!("upload: length of the class name {class:?}"), class.len(), limits::MAX_NAME_BYTES)
-            .map_err(DataError::Format)?;
+        limits::at_most(&format!("upload: length of the class name {class:?}"), class.len(), limits::MAX_NAME_BYTES)?;
     }
     let labelled = images
         .into_iter()
@@ -133,7 +132,7 @@ pub fn upload_to_bytes(set: &ImageSet, classes: &[String]) -> Vec<u8> {
 /// Reads [`upload_to_bytes`] back.
 pub fn upload_from_bytes(bytes: &[u8]) -> Result<(ImageSet, Vec<String>), DataError> {
     use safetensors::{Dtype, SafeTensors};
-    let bad = |what: &str| DataError::Format(format!("the stored images: {what}"));
+    let bad = |why: &str| DataError::Malformed { format: Format::StoredImages, why: why.to_string() };
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| bad(&e.to_string()))?;
     let file = SafeTensors::deserialize(bytes).map_err(|e| bad(&e.to_string()))?;
     let pixels = file.tensor("pixels").map_err(|_| bad("no pixels"))?;
@@ -148,7 +147,7 @@ pub fn upload_from_bytes(bytes: &[u8]) -> Result<(ImageSet, Vec<String>), DataEr
         .and_then(|m| m.get("classes"))
         .and_then(|c| serde_json::from_str(c).ok())
         .ok_or_else(|| bad("no class names"))?;
-    limits::at_most("the stored images: classes", classes.len(), limits::MAX_CLASSES).map_err(DataError::Format)?;
+    limits::at_most("the stored images: classes", classes.len(), limits::MAX_CLASSES)?;
     let set = ImageSet::new(height, width, channels, pixels.data().to_vec(), labels.data().to_vec())?;
     Ok((set, classes))
 }
@@ -220,10 +219,12 @@ mod tests {
     #[test]
     fn no_images_and_broken_files_say_so() {
         let err = images_from_upload(vec![("notes.txt".into(), b"hi".to_vec())], 4, 1).unwrap_err();
-        assert!(err.to_string().contains("no PNG or JPEG images"), "{err}");
+        assert!(matches!(err, DataError::NoImages { .. }) && err.to_string().contains("no PNG or JPEG images"), "{err}");
         let err = images_from_upload(vec![("x.zip".into(), b"not a zip".to_vec())], 4, 1).unwrap_err();
+        assert!(matches!(&err, DataError::BadZip { name, .. } if name == "x.zip"), "{err}");
         assert!(err.to_string().contains("x.zip is not a readable zip"), "{err}");
         let err = images_from_upload(vec![("bad.png".into(), b"not a png".to_vec())], 4, 1).unwrap_err();
+        assert!(matches!(&err, DataError::BadImage { name, .. } if name == "bad.png"), "{err}");
         assert!(err.to_string().contains("bad.png is not a readable PNG or JPEG"), "{err}");
     }
 }

@@ -6,7 +6,39 @@
 
 use serde_json::{Map, Value, json};
 
-use super::UNetConfig;
+use super::{ConfigError, UNetConfig};
+
+/// Why a `config.json` cannot be read as this U-Net.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum DiffusersConfigError {
+    #[error("config.json is not a JSON object: {0}")]
+    NotJson(String),
+    /// A value of the wrong JSON type.
+    #[error("{key} must be {expected}, not {found}")]
+    WrongType { key: String, expected: &'static str, found: String },
+    /// An option of `UNet2DModel` this U-Net does not follow, with what it does follow.
+    #[error("{key} = {found} is not supported (only {supported})")]
+    Unsupported { key: String, found: String, supported: String },
+    #[error("{key} is missing: {why}")]
+    Missing { key: &'static str, why: &'static str },
+    #[error("{key} = {value} is too large")]
+    TooLarge { key: String, value: u64 },
+    #[error("{channels} block_out_channels, {down} down_block_types and {up} up_block_types: they must be as many")]
+    BlockCounts { channels: usize, down: usize, up: usize },
+    /// Read, but not a U-Net that can be built.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+type Result<T> = std::result::Result<T, DiffusersConfigError>;
+
+fn wrong(key: &str, expected: &'static str, found: &Value) -> DiffusersConfigError {
+    DiffusersConfigError::WrongType { key: key.to_string(), expected, found: found.to_string() }
+}
+
+fn unsupported(key: &str, found: impl std::fmt::Display, supported: impl Into<String>) -> DiffusersConfigError {
+    DiffusersConfigError::Unsupported { key: key.to_string(), found: found.to_string(), supported: supported.into() }
+}
 
 const DOWN: &str = "DownBlock2D";
 const ATTN_DOWN: &str = "AttnDownBlock2D";
@@ -14,11 +46,11 @@ const UP: &str = "UpBlock2D";
 const ATTN_UP: &str = "AttnUpBlock2D";
 
 /// Reads a `config.json` of diffusers' `UNet2DModel`.
-pub fn from_diffusers_config(json: &str) -> Result<UNetConfig, String> {
-    let value: Value = serde_json::from_str(json).map_err(|e| format!("config.json is not JSON: {e}"))?;
-    let map = value.as_object().ok_or("config.json is not a JSON object")?;
+pub fn from_diffusers_config(json: &str) -> Result<UNetConfig> {
+    let value: Value = serde_json::from_str(json).map_err(|e| DiffusersConfigError::NotJson(e.to_string()))?;
+    let map = value.as_object().ok_or_else(|| DiffusersConfigError::NotJson(format!("it is {value}")))?;
     let config = Reader { map }.config()?;
-    config.validate().map_err(|e| e.to_string())?;
+    config.validate()?;
     Ok(config)
 }
 
@@ -70,39 +102,39 @@ impl Reader<'_> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn usize(&self, key: &str, default: usize) -> Result<usize, String> {
+    fn usize(&self, key: &str, default: usize) -> Result<usize> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => self.usize_value(key, v),
         }
     }
 
-    fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
+    fn f64(&self, key: &str, default: f64) -> Result<f64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_f64().ok_or(format!("{key} must be a number, not {v}")),
+            Some(v) => v.as_f64().ok_or_else(|| wrong(key, "a number", v)),
         }
     }
 
-    fn bool(&self, key: &str, default: bool) -> Result<bool, String> {
+    fn bool(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or(format!("{key} must be true or false, not {v}")),
+            Some(v) => v.as_bool().ok_or_else(|| wrong(key, "true or false", v)),
         }
     }
 
-    fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>, String> {
+    fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>> {
         match self.get(key) {
             None => Ok(default.iter().map(|s| s.to_string()).collect()),
             Some(v) => v
                 .as_array()
                 .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_string)).collect())
-                .ok_or(format!("{key} must be a list of names, not {v}")),
+                .ok_or_else(|| wrong(key, "a list of names", v)),
         }
     }
 
     /// A string option that must have one value (its default, or `null` where that is the default).
-    fn only(&self, key: &str, supported: Option<&str>) -> Result<(), String> {
+    fn only(&self, key: &str, supported: Option<&str>) -> Result<()> {
         let found = self.get(key);
         let ok = match (found, supported) {
             (None, _) => true,
@@ -113,14 +145,14 @@ impl Reader<'_> {
             return Ok(());
         }
         let want = supported.map_or("null".to_string(), |s| format!("\"{s}\""));
-        Err(format!("{key} = {} is not supported (only {want})", found.unwrap_or(&Value::Null)))
+        Err(unsupported(key, found.unwrap_or(&Value::Null), want))
     }
 
-    fn config(&self) -> Result<UNetConfig, String> {
+    fn config(&self) -> Result<UNetConfig> {
         if let Some(class) = self.get("_class_name").and_then(Value::as_str)
             && class != "UNet2DModel"
         {
-            return Err(format!("_class_name = {class} is not supported (only UNet2DModel)"));
+            return Err(unsupported("_class_name", class, "UNet2DModel"));
         }
         self.only("time_embedding_type", Some("positional"))?;
         self.only("mid_block_type", Some("UNetMidBlock2D"))?;
@@ -132,60 +164,50 @@ impl Reader<'_> {
         // the timestep or identity kind are not implemented.
         self.only("class_embed_type", None)?;
         if self.f64("mid_block_scale_factor", 1.0)? != 1.0 {
-            return Err(format!("mid_block_scale_factor = {} is not supported (only 1)", self.map["mid_block_scale_factor"]));
+            return Err(unsupported("mid_block_scale_factor", &self.map["mid_block_scale_factor"], "1"));
         }
 
         let sample_size = match self.get("sample_size") {
-            None => return Err("sample_size is missing: the image size must be known".into()),
+            None => return Err(DiffusersConfigError::Missing { key: "sample_size", why: "the image size must be known" }),
             Some(Value::Array(hw)) if hw.len() == 2 && hw[0] == hw[1] => self.usize_value("sample_size", &hw[0])?,
-            Some(Value::Array(hw)) => return Err(format!("sample_size = {hw:?}: only square images are supported")),
+            Some(v @ Value::Array(_)) => return Err(unsupported("sample_size", v, "square images")),
             Some(v) => self.usize_value("sample_size", v)?,
         };
         let block_out_channels = match self.get("block_out_channels") {
             None => vec![224, 448, 672, 896],
             Some(v) => v
                 .as_array()
-                .ok_or(format!("block_out_channels must be a list of whole numbers, not {v}"))?
+                .ok_or_else(|| wrong("block_out_channels", "a list of whole numbers", v))?
                 .iter()
                 .enumerate()
                 .map(|(i, c)| self.usize_value(&format!("block_out_channels[{i}]"), c))
-                .collect::<Result<_, _>>()?,
+                .collect::<Result<_>>()?,
         };
         let down = self.strings("down_block_types", &[DOWN, ATTN_DOWN, ATTN_DOWN, ATTN_DOWN])?;
         let up = self.strings("up_block_types", &[ATTN_UP, ATTN_UP, ATTN_UP, UP])?;
         if down.len() != block_out_channels.len() || up.len() != down.len() {
-            return Err(format!(
-                "{} block_out_channels, {} down_block_types and {} up_block_types: they must be as many",
-                block_out_channels.len(),
-                down.len(),
-                up.len()
-            ));
+            return Err(DiffusersConfigError::BlockCounts { channels: block_out_channels.len(), down: down.len(), up: up.len() });
         }
         let mut attention = Vec::with_capacity(down.len());
         for (i, name) in down.iter().enumerate() {
             attention.push(match name.as_str() {
                 DOWN => false,
                 ATTN_DOWN => true,
-                other => {
-                    return Err(format!(
-                        "down_block_types[{i}] = {other} is not supported (only {DOWN} and {ATTN_DOWN})"
-                    ));
-                }
+                other => return Err(unsupported(&format!("down_block_types[{i}]"), other, format!("{DOWN} and {ATTN_DOWN}"))),
             });
         }
         for (i, name) in up.iter().enumerate() {
             let mirrored = if attention[down.len() - 1 - i] { ATTN_UP } else { UP };
             if name != mirrored {
-                return Err(format!(
-                    "up_block_types[{i}] = {name} is not supported here: the up path must mirror the down path ({mirrored})"
-                ));
+                let mirror = format!("{mirrored}: the up path mirrors the down path");
+                return Err(unsupported(&format!("up_block_types[{i}]"), name, mirror));
             }
         }
         let norm_num_groups = self.usize("norm_num_groups", 32)?;
         if let Some(groups) = self.get("attn_norm_num_groups")
             && groups.as_u64() != Some(norm_num_groups as u64)
         {
-            return Err(format!("attn_norm_num_groups = {groups} is not supported (only null or norm_num_groups)"));
+            return Err(unsupported("attn_norm_num_groups", groups, "null or norm_num_groups"));
         }
         let attention_head_dim = match self.map.get("attention_head_dim") {
             None => Some(8), // diffusers' default when the key is absent
@@ -219,10 +241,10 @@ impl Reader<'_> {
         })
     }
 
-    fn usize_value(&self, key: &str, v: &Value) -> Result<usize, String> {
-        let n = v.as_u64().ok_or(format!("{key} must be a whole number, not {v}"))?;
+    fn usize_value(&self, key: &str, v: &Value) -> Result<usize> {
+        let n = v.as_u64().ok_or_else(|| wrong(key, "a whole number", v))?;
         // A 32-bit usize (the tab's wasm) must not wrap a huge value into a small one.
-        usize::try_from(n).map_err(|_| format!("{key} = {n} is too large"))
+        usize::try_from(n).map_err(|_| DiffusersConfigError::TooLarge { key: key.to_string(), value: n })
     }
 }
 
@@ -267,7 +289,7 @@ mod tests {
         let with = |key: &str, value: &str| {
             let mut v: Value = serde_json::from_str(DDPM_CIFAR10).unwrap();
             v[key] = serde_json::from_str(value).unwrap();
-            from_diffusers_config(&v.to_string()).unwrap_err()
+            from_diffusers_config(&v.to_string()).unwrap_err().to_string()
         };
         let cases = [
             ("down_block_types", r#"["DownBlock2D", "SkipDownBlock2D", "DownBlock2D", "DownBlock2D"]"#, "down_block_types[1] = SkipDownBlock2D"),
@@ -277,7 +299,7 @@ mod tests {
             ("class_embed_type", r#""identity""#, "class_embed_type = \"identity\" is not supported (only null)"),
             ("num_class_embeds", "0", "num_class_embeds must be positive"),
             ("_class_name", r#""UNet2DConditionModel""#, "UNet2DConditionModel"),
-            ("up_block_types", r#"["UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"]"#, "must mirror"),
+            ("up_block_types", r#"["UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"]"#, "the up path mirrors the down path"),
             ("sample_size", "[32, 64]", "only square"),
         ];
         for (key, value, expected) in cases {
@@ -315,9 +337,14 @@ mod tests {
             ("in_channels", "0", "in_channels must be positive, not 0"),
             ("time_embedding_dim", "0", "time_embedding_dim must be positive, not 0"),
         ] {
-            let message = with(key, value).expect_err(key);
+            let message = with(key, value).expect_err(key).to_string();
             assert!(message.contains(expected), "{key} = {value}: {message:?} should say {expected:?}");
         }
+        // A caller can tell the kinds apart (the CLI and the tab word them; a fixer can match).
+        assert!(matches!(with("sample_size", "[32, 64]"), Err(DiffusersConfigError::Unsupported { key, .. }) if key == "sample_size"));
+        assert!(matches!(with("layers_per_block", "1000000000"), Err(DiffusersConfigError::Invalid(_))));
+        assert!(matches!(with("dropout", "\"high\""), Err(DiffusersConfigError::WrongType { expected: "a number", .. })));
+        assert!(matches!(from_diffusers_config("[1]"), Err(DiffusersConfigError::NotJson(_))));
     }
 }
 

@@ -19,7 +19,7 @@ use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::checkpoint::{CheckpointError, Tensors, load_tensors};
+use super::state_dict::{StateDictError, Tensors, load_tensors};
 
 /// Length of a feature vector (the pool features, pytorch-fid's block 3).
 pub const FEATURES: usize = 2048;
@@ -314,17 +314,17 @@ impl FidInception {
     /// The network with the weights of a torchvision-named state dict (pytorch-fid's weight
     /// file, read by the caller): BatchNorms folded into their convolutions, the classifier
     /// head (`fc`) dropped. Names and shapes are checked; the missing ones are listed.
-    pub fn from_state_dict(state: &Tensors, device: &Device) -> Result<Self, CheckpointError> {
+    pub fn from_state_dict(state: &Tensors, device: &Device) -> Result<Self, StateDictError> {
         match state.get("fc.weight") {
             Some((shape, _)) if shape.first() == Some(&FID_CLASSES) => {}
             Some((shape, _)) => {
-                return Err(CheckpointError::Mismatch(format!(
+                return Err(StateDictError::Mismatch(format!(
                     "fc.weight is {shape:?}, where the FID network's is [{FID_CLASSES}, {FEATURES}]: these are not \
                      pytorch-fid's FID weights (torchvision's ImageNet Inception-v3 has 1000 classes and pools differently)"
                 )));
             }
             None => {
-                return Err(CheckpointError::Mismatch(
+                return Err(StateDictError::Mismatch(
                     "no fc.weight: not an Inception-v3 state dict (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)".into(),
                 ));
             }
@@ -357,21 +357,21 @@ impl FidInception {
 /// convolution `x.conv.{weight,bias}` (name in lower case): w' = w γ / √(σ² + ε),
 /// b' = β − μ γ / √(σ² + ε). `fc.*` and `num_batches_tracked` are dropped; anything else is
 /// kept, so that [`load_tensors`] names it as unexpected.
-pub fn fold_batch_norms(state: &Tensors) -> Result<Tensors, CheckpointError> {
+pub fn fold_batch_norms(state: &Tensors) -> Result<Tensors, StateDictError> {
     let mut folded = Tensors::new();
     for (name, tensor) in state {
         if let Some(prefix) = name.strip_suffix(".conv.weight") {
             let part = |what: &str| {
                 let key = format!("{prefix}.bn.{what}");
-                state.get(&key).map(|(_, v)| v).ok_or_else(|| CheckpointError::Mismatch(format!("missing {key}")))
+                state.get(&key).map(|(_, v)| v).ok_or_else(|| StateDictError::Mismatch(format!("missing {key}")))
             };
             let (gamma, beta, mean, var) = (part("weight")?, part("bias")?, part("running_mean")?, part("running_var")?);
             let (shape, weight) = tensor;
             let Some(&cout) = shape.first() else {
-                return Err(CheckpointError::Mismatch(format!("{name} is a scalar; a convolution weight is [out, in, h, w]")));
+                return Err(StateDictError::Mismatch(format!("{name} is a scalar; a convolution weight is [out, in, h, w]")));
             };
             if [gamma, beta, mean, var].iter().any(|v| v.len() != cout) {
-                return Err(CheckpointError::Mismatch(format!("{prefix}.bn.* do not have the {cout} channels of {name}")));
+                return Err(StateDictError::Mismatch(format!("{prefix}.bn.* do not have the {cout} channels of {name}")));
             }
             let scale: Vec<f64> = (0..cout).map(|o| f64::from(gamma[o]) / (f64::from(var[o]) + BATCH_NORM_EPS).sqrt()).collect();
             let per_out = weight.len() / cout.max(1);

@@ -8,11 +8,12 @@ mod diffusers;
 mod embedding;
 pub mod inception;
 mod presets;
+pub mod state_dict;
 mod unet;
 
 pub use classifier::{Classifier, ClassifierConfig, ClassifierKind};
 pub use blocks::{AttentionBlock, Downsample, ResnetBlock, Upsample};
-pub use diffusers::{from_diffusers_config, to_diffusers_config};
+pub use diffusers::{DiffusersConfigError, from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::Preset;

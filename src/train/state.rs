@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::tensor::{Dtype, TensorView};
 
 use super::{RandomStream, Trainer, TrainConfig};
 use crate::checkpoint::{
-    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, parse_safetensors, schedule_config, tensors, unet_config,
+    CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, parse_safetensors, schedule_config, serialize, tensors, unet_config,
 };
 use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
@@ -54,7 +53,7 @@ pub struct SavedState {
 fn steps(info: &HashMap<String, String>, key: &str) -> Result<usize, CheckpointError> {
     let value: u64 = info.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(key))?;
     let value = limits::at_most(&format!("training state: {key}"), value, limits::MAX_TRAINING_STEPS)
-        .map_err(CheckpointError::Limit)?;
+        .map_err(|e| CheckpointError::Limit(e.into()))?;
     usize::try_from(value).map_err(|_| CheckpointError::Limit(format!("training state: {key} {value} does not fit this machine")))
 }
 
@@ -117,16 +116,10 @@ impl Trainer {
             let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
             moments.push((name, vec![values.len()], values));
         }
-        let as_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (prefix, list) in [("model.", &model), ("ema.", &ema), (ADAM, &moments)] {
-            for (name, shape, values) in list.iter() {
-                owned.push((format!("{prefix}{name}"), shape.clone(), as_bytes(values)));
-            }
+        let mut tensors = Vec::with_capacity(model.len() + ema.len() + moments.len());
+        for (prefix, list) in [("model.", model), ("ema.", ema), (ADAM, moments)] {
+            tensors.extend(list.into_iter().map(|(name, shape, values)| (format!("{prefix}{name}"), shape, values)));
         }
-        let views = owned.iter().map(|(name, shape, data)| {
-            (name.as_str(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
-        });
         let json = |v: serde_json::Result<String>| v.expect("settings serialise");
         let mut metadata = HashMap::from([
             ("format".to_string(), STATE_FORMAT.to_string()),
@@ -141,7 +134,7 @@ impl Trainer {
         for (key, value) in extra {
             metadata.insert(key.to_string(), value.clone());
         }
-        Ok(safetensors::serialize(views, Some(metadata)).expect("valid tensors serialise"))
+        Ok(serialize(metadata, &tensors))
     }
 
     /// Continues a run from [`Trainer::state_bytes`] on `device`; returns it with its card.
