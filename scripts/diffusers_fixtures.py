@@ -5,6 +5,7 @@
     .venv-ref/bin/python scripts/diffusers_fixtures.py make
     .venv-ref/bin/python scripts/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours
     .venv-ref/bin/python scripts/diffusers_fixtures.py training-step
+    .venv-ref/bin/python scripts/diffusers_fixtures.py schedulers
 
 `make` writes tests/fixtures/diffusers/: three tiny random-weight UNet2DModel folders (unet_a: the
 google/ddpm-cifar10-32 layout; unet_b: diffusers' defaults with multi-head attention and no mid
@@ -16,6 +17,11 @@ DPM-Solver++ runs from fixed noise.
 `training-step` runs one step of DDPM's Algorithm 1 on unet_a with given x_0, t and ε and keeps
 the loss and the gradients of a few parameters in training_step.json.
 
+`schedulers` runs DDIM, DDPM and DPM-Solver++ on a toy denoiser under every scheduler_config
+field that changes a result (clip_sample, clip_sample_range, thresholding, set_alpha_to_one,
+steps_offset, timestep_spacing, prediction_type, variance_type, rescale_betas_zero_snr) and keeps
+the final samples in schedulers.json (a 50-step schedule, so DDPM's whole run stays small).
+
 `check-export DIR` is the reverse direction: it loads our export (written by
 `tabdiffusion export`) with `UNet2DModel.from_pretrained`, runs it on fixed input, and records
 what diffusers saw and computed in export_check.json, which tests/diffusers.rs compares with our
@@ -26,6 +32,7 @@ import sys
 from pathlib import Path
 
 import diffusers
+import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
@@ -205,7 +212,9 @@ def check_export(folder):
     case.update({
         "scheduler": {"class": type(scheduler).__name__, "beta_schedule": scheduler.config.beta_schedule,
                       "prediction_type": scheduler.config.prediction_type,
-                      "alphas_cumprod_last": scheduler.alphas_cumprod[-1].item()},
+                      "alphas_cumprod_last": scheduler.alphas_cumprod[-1].item(),
+                      # every field as DDPMScheduler read it from our scheduler_config.json
+                      "config": {k: v for k, v in scheduler.config.items() if not k.startswith("_")}},
         "diffusers_version": diffusers.__version__,
         "folder": Path(folder).name,
         "loading_info": {k: sorted(map(str, v)) for k, v in info.items()},
@@ -240,9 +249,76 @@ def training_step():
     print(f"loss {loss.item():.6f}, gradient norm {norm.item():.6f}, {sorted(grads)}")
 
 
+# The scheduler cases: a short, steep schedule (ᾱ_49 ≈ 5e-5, so x̂_0 leaves [−1, 1] and
+# clipping and thresholding matter), inputs from closed-form formulas the Rust test repeats.
+SCHEDULE = {"num_train_timesteps": 50, "beta_start": 0.002, "beta_end": 0.4}
+SHAPE = (2, 3, 4, 4)
+SCHEDULER_CASES = [
+    # (name, sampler, steps, fields)
+    ("ddim", "ddim", 10, {}),
+    ("ddim_no_clip", "ddim", 10, {"clip_sample": False}),
+    ("ddim_clip_range", "ddim", 10, {"clip_sample_range": 0.5}),
+    ("ddim_thresholding", "ddim", 10, {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 3.0}),
+    ("ddim_alpha_not_one", "ddim", 10, {"set_alpha_to_one": False}),
+    ("ddim_offset", "ddim", 10, {"steps_offset": 1}),
+    ("ddim_trailing", "ddim", 10, {"timestep_spacing": "trailing"}),
+    ("ddim_sample", "ddim", 10, {"prediction_type": "sample"}),
+    ("ddim_v", "ddim", 10, {"prediction_type": "v_prediction"}),
+    ("ddim_zero_snr", "ddim", 10, {"rescale_betas_zero_snr": True, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}),
+    ("ddpm", "ddpm", 50, {}),
+    ("ddpm_large", "ddpm", 50, {"variance_type": "fixed_large"}),
+    ("ddpm_no_clip", "ddpm", 50, {"clip_sample": False}),
+    ("ddpm_thresholding", "ddpm", 50, {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 3.0}),
+    ("ddpm_sample", "ddpm", 50, {"prediction_type": "sample"}),
+    ("ddpm_zero_snr", "ddpm", 50, {"rescale_betas_zero_snr": True, "prediction_type": "v_prediction"}),
+    ("dpm", "dpm-solver", 10, {}),
+    ("dpm_no_clip", "dpm-solver", 10, {"clip_sample": False}),
+    ("dpm_thresholding", "dpm-solver", 10, {"thresholding": True, "dynamic_thresholding_ratio": 0.9, "sample_max_value": 3.0}),
+    ("dpm_leading_offset", "dpm-solver", 10, {"timestep_spacing": "leading", "steps_offset": 1}),
+    ("dpm_trailing", "dpm-solver", 10, {"timestep_spacing": "trailing"}),
+    ("dpm_sample", "dpm-solver", 10, {"prediction_type": "sample"}),
+    ("dpm_zero_snr", "dpm-solver", 10, {"rescale_betas_zero_snr": True, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}),
+]
+
+
+def formula(shape, phase):
+    """sin(1.3 k + phase) over the flat index k, computed in float64 and stored as float32."""
+    k = np.arange(int(np.prod(shape)), dtype=np.float64)
+    return torch.from_numpy(np.sin(1.3 * k + phase).astype(np.float32).reshape(shape))
+
+
+def scheduler_toy_model(x, t):
+    return 0.9 * x + 0.05 * (t / 50.0)
+
+
+def schedulers():
+    import diffusers.schedulers.scheduling_ddpm as ddpm_module
+    classes = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler, "dpm-solver": DPMSolverMultistepScheduler}
+    step = {"i": 0}
+    # DDPM draws its noise inside step(): step i gets sin(1.3 k + 0.7 (i + 1)).
+    ddpm_module.randn_tensor = lambda shape, **kw: formula(tuple(shape), 0.7 * (step["i"] + 1))
+    cases = []
+    for name, sampler, steps, fields in SCHEDULER_CASES:
+        config = dict(SCHEDULE, **fields)
+        s = classes[sampler].from_config(config)  # as a pipeline loads a folder: unknown keys ignored
+        s.set_timesteps(steps)
+        x = formula(SHAPE, 0.3)
+        for i, t in enumerate(s.timesteps):
+            step["i"] = i
+            x = s.step(scheduler_toy_model(x, int(t)), t, x).prev_sample
+        cases.append({"name": name, "sampler": sampler, "steps": steps, "config": config,
+                      "timesteps": s.timesteps.tolist(), "result": flat(x)})
+        print(f"{name}: timesteps {s.timesteps.tolist()[:4]}…, |x| max {x.abs().max().item():.4f}")
+    (OUT / "schedulers.json").write_text(json.dumps({
+        "source": f"diffusers {diffusers.__version__}, torch {torch.__version__}: scripts/diffusers_fixtures.py schedulers",
+        "shape": list(SHAPE), "cases": cases}))
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "make":
         make()
+    elif len(sys.argv) == 2 and sys.argv[1] == "schedulers":
+        schedulers()
     elif len(sys.argv) == 2 and sys.argv[1] == "training-step":
         training_step()
     elif len(sys.argv) == 3 and sys.argv[1] == "check-export":

@@ -72,9 +72,9 @@ fn timestep_spacings_match_set_timesteps() {
     for (name, spacing) in [("leading", Spacing::Leading), ("trailing", Spacing::Trailing), ("linspace", Spacing::Linspace)] {
         for n in [10, 30, 50] {
             let ddim = usizes(&r["spacings"]["ddim"][name][n.to_string()]);
-            assert_eq!(ddim_timesteps(spacing, 1000, n), ddim, "DDIM {name} {n}");
+            assert_eq!(ddim_timesteps(spacing, 1000, n, 0), ddim, "DDIM {name} {n}");
             let dpm = usizes(&r["spacings"]["dpm_solver"][name][n.to_string()]);
-            assert_eq!(dpm_solver_timesteps(spacing, 1000, n), dpm, "DPM-Solver {name} {n}");
+            assert_eq!(dpm_solver_timesteps(spacing, 1000, n, 0), dpm, "DPM-Solver {name} {n}");
         }
     }
 }
@@ -88,7 +88,7 @@ fn one_ddim_step_matches_for_every_prediction_type() {
     for case in r["ddim"].as_array().unwrap() {
         let s = schedule(prediction(case["prediction_type"].as_str().unwrap()));
         let eta = case["eta"].as_f64().unwrap();
-        let ddim = Ddim::new(&s, case["num_inference_steps"].as_u64().unwrap() as usize, eta, Spacing::Leading, true);
+        let ddim = Ddim::new(&s, case["num_inference_steps"].as_u64().unwrap() as usize, eta, Spacing::Leading);
         let t = case["t"].as_u64().unwrap() as usize;
         let i = ddim.timesteps().iter().position(|&x| x == t).unwrap();
         let out = ddim.step(i, output.clone(), sample.clone(), Some(noise.clone()));
@@ -110,7 +110,7 @@ fn one_ddpm_step_has_the_posterior_mean_and_variance() {
             "fixed_small" => Variance::FixedSmall,
             _ => Variance::FixedLarge,
         };
-        let ddpm = Ddpm::new(&s, variance, true);
+        let ddpm = Ddpm::new(&s, variance);
         let t = case["t"].as_u64().unwrap() as usize;
         let i = 999 - t;
         let what = format!("{} {} t={t}", case["prediction_type"], case["variance_type"]);
@@ -246,7 +246,15 @@ fn our_export_loads_in_diffusers_and_gives_the_same_output() {
     // The fixture is what the exporter writes today: writing the loaded model again gives the
     // same tensors and metadata (otherwise rerun the script's check-export).
     let dir = fixtures().join("ours");
-    let schedule = ScheduleConfig::default();
+    let schedule = ScheduleConfig::from_json(&std::fs::read_to_string(dir.join(DiffusersFolder::SCHEDULER)).unwrap()).unwrap();
+    // The folder was exported with --clip-sample false --clip-sample-range 2 --steps-offset 1
+    // --set-alpha-to-one false: DDPMScheduler.from_pretrained read each field as we wrote it.
+    let ours: Value = serde_json::from_str(&schedule.to_json()).unwrap();
+    let theirs = check["scheduler"]["config"].as_object().unwrap();
+    for (key, value) in ours.as_object().unwrap().iter().filter(|(k, _)| !k.starts_with('_')) {
+        assert_eq!(theirs.get(key), Some(value), "diffusers read {key} otherwise");
+    }
+    assert_eq!((schedule.clip_sample, schedule.steps_offset, schedule.set_alpha_to_one), (false, 1, false));
     let card = Default::default();
     let bytes = pollster::block_on(to_bytes(&model, &config, &schedule, &card)).unwrap();
     let (again, committed) = (decode(&bytes).unwrap(), decode(&std::fs::read(dir.join(DiffusersFolder::WEIGHTS)).unwrap()).unwrap());
@@ -334,5 +342,57 @@ fn one_training_step_has_pytorchs_loss_and_gradients() {
         let scale = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let d = max_diff(ours, &theirs);
         assert!(d < 1e-4 * scale.max(1e-3), "{name}: gradient off by {d:e} (entries up to {scale:e})");
+    }
+}
+
+/// `sin(1.3 k + phase)` over the flat index k, in f64 then f32: the fixture's inputs.
+fn formula(shape: [usize; 4], phase: f64) -> Tensor<4> {
+    let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|k| (1.3 * k as f64 + phase).sin() as f32).collect();
+    Tensor::from_data(TensorData::new(values, shape), &Device::flex())
+}
+
+#[test]
+fn every_scheduler_field_is_honoured_as_diffusers_honours_it() {
+    // DDIMScheduler / DDPMScheduler / DPMSolverMultistepScheduler.from_config(case config) on a
+    // 50-step schedule, driven by m(x, t) = 0.9 x + 0.05 t/50 from x_T = sin(1.3 k + 0.3); DDPM's
+    // step i adds the noise sin(1.3 k + 0.7 (i + 1)) (scripts/diffusers_fixtures.py schedulers).
+    use tabdiffusion::diffusion::{Sampler, SamplerKind, SamplerName};
+    let text = std::fs::read_to_string(fixtures().join("schedulers.json")).expect("fixture present");
+    let fixture: Value = serde_json::from_str(&text).unwrap();
+    let shape: [usize; 4] = usizes(&fixture["shape"]).try_into().unwrap();
+    let cases = fixture["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    let mut results = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let config = ScheduleConfig::from_json(&case["config"].to_string()).unwrap();
+        let schedule = Schedule::new(config);
+        let sampler_name: SamplerName = case["sampler"].as_str().unwrap().parse().unwrap();
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let mut sampler = Sampler::new(SamplerKind::new(sampler_name, steps, 0.0, None, &schedule.config), &schedule);
+        assert_eq!(sampler.timesteps(), usizes(&case["timesteps"]).as_slice(), "{name}: timesteps");
+        let mut x = formula(shape, 0.3);
+        for i in 0..sampler.timesteps().len() {
+            let t = sampler.timesteps()[i];
+            let output = x.clone().mul_scalar(0.9).add_scalar(0.05 * t as f64 / 50.0);
+            let noise = sampler.needs_noise(i).then(|| formula(shape, 0.7 * (i + 1) as f64));
+            x = sampler.step(i, output, x, noise).prev_sample;
+        }
+        let ours = values(x);
+        let d = max_diff(&ours, &floats(&case["result"]));
+        assert!(d < 1e-4, "{name}: off by {d:e}");
+        results.push((name, ours));
+    }
+    // Each field changes the result (else its case tests nothing), except clip_sample under
+    // DPM-Solver++, which diffusers' DPMSolverMultistepScheduler does not have.
+    let result = |name: &str| &results.iter().find(|(n, _)| *n == name).unwrap().1;
+    for (name, ours) in &results {
+        let base = match name.split('_').next().unwrap() {
+            "ddim" => "ddim",
+            "ddpm" => "ddpm",
+            _ => "dpm",
+        };
+        let same = max_diff(ours, result(base)) < 1e-6;
+        assert_eq!(same, *name == base || *name == "dpm_no_clip", "{name} against {base}");
     }
 }

@@ -58,8 +58,6 @@ impl DiffusersFolder {
 
     /// `config.json` and `scheduler_config.json` for a checkpoint; its weights file is the third.
     pub fn configs(config: &UNetConfig, schedule: &ScheduleConfig) -> (String, String) {
-        let mut scheduler = serde_json::to_value(schedule).expect("schedule serialises");
-        scheduler["_class_name"] = "DDPMScheduler".into();
-        (to_diffusers_config(config), serde_json::to_string_pretty(&scheduler).expect("JSON serialises"))
+        (to_diffusers_config(config), schedule.to_json())
     }
 }

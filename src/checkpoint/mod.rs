@@ -166,9 +166,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
 /// checked by [`ScheduleConfig::validate`]. `what` names the source in messages.
 pub(crate) fn schedule_config(json: &str, what: &str) -> Result<ScheduleConfig, CheckpointError> {
     let bad = |message: String| CheckpointError::BadConfig(format!("{what}: {message}"));
-    let schedule: ScheduleConfig = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-    schedule.validate().map_err(bad)?;
-    Ok(schedule)
+    ScheduleConfig::from_json(json).map_err(|e| bad(e.to_string()))
 }
 
 /// Opens safetensors bytes, after checking them against [`limits::MAX_WEIGHTS_FILE_BYTES`],

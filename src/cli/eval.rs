@@ -13,7 +13,6 @@ use super::pth::read_state_dict;
 use super::{Backend, CliResult, Split, load_split, model_source, read_file};
 use crate::checkpoint::{ClassifierCard, load_classifier};
 use crate::data::{ImageSet, to_pixels};
-use crate::diffusion::Schedule;
 use crate::eval::{DEFAULT_K, Features, fid, precision_recall};
 use crate::model::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
 use crate::pipeline::sample_in_batches;
@@ -177,7 +176,8 @@ pub fn run(args: EvalArgs) -> CliResult {
         return Err(format!("the {other_name} split has {} images: too few for the floor", other.len()));
     }
     let model = source.build(&device).map_err(|e| e.to_string())?;
-    let schedule = Schedule::new(source.schedule.clone());
+    let schedule = args.sampling.schedule(&source.schedule)?;
+    let kind = args.sampling.kind(&schedule);
     let classifier = match &net {
         FeatureNet::Classifier { net, config, .. } => Some((net, config)),
         FeatureNet::Inception(_) => None,
@@ -199,7 +199,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     let mut pixels = Vec::with_capacity(n * c * s * s);
     let mut intended = Vec::new();
     let guidance = classes.zip(args.guidance);
-    sample_in_batches(&model, &source.config, args.sampling.kind(), &schedule, (n, args.batch, args.seed), guidance, &device, |values, classes| {
+    sample_in_batches(&model, &source.config, kind, &schedule, (n, args.batch, args.seed), guidance, &device, |values, classes| {
         pixels.extend(to_pixels(&values, values.len() / (c * s * s), c, s, s));
         intended.extend(classes.iter().map(|&class| class as u8));
         eprintln!("sampled {} / {n}", pixels.len() / (c * s * s));
@@ -223,8 +223,8 @@ pub fn run(args: EvalArgs) -> CliResult {
     let floor = scores(&real, &floor_features)?;
     let features_name = net.short_name();
     let sampler = match args.guidance {
-        Some(w) => format!("{}, guided to class i mod K with w = {w}", args.sampling.describe()),
-        None => args.sampling.describe(),
+        Some(w) => format!("{}, guided to class i mod K with w = {w}", kind.describe()),
+        None => kind.describe(),
     };
     if args.json {
         let json = serde_json::json!({

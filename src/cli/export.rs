@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::sample::SchedulerArgs;
 use super::{CliResult, model_source, write_atomic};
 use crate::checkpoint::{DiffusersFolder, to_bytes};
 
@@ -19,6 +20,9 @@ pub struct ExportArgs {
     /// Seed of the fresh weights of a preset.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The scheduler config written: the model's, with these fields changed.
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
 }
 
 pub fn run(args: ExportArgs) -> CliResult {
@@ -27,8 +31,9 @@ pub fn run(args: ExportArgs) -> CliResult {
     device.seed(args.seed);
     let model = source.build(&device).map_err(|e| e.to_string())?;
     let card = source.checkpoint.as_ref().map(|c| c.card.clone()).unwrap_or_default();
-    let weights = pollster::block_on(to_bytes(&model, &source.config, &source.schedule, &card)).map_err(|e| e.to_string())?;
-    let (config, scheduler) = DiffusersFolder::configs(&source.config, &source.schedule);
+    let schedule = args.scheduler.apply(&source.schedule)?;
+    let weights = pollster::block_on(to_bytes(&model, &source.config, &schedule, &card)).map_err(|e| e.to_string())?;
+    let (config, scheduler) = DiffusersFolder::configs(&source.config, &schedule);
     write_atomic(&args.out.join(DiffusersFolder::CONFIG), config.as_bytes())?;
     write_atomic(&args.out.join(DiffusersFolder::SCHEDULER), scheduler.as_bytes())?;
     write_atomic(&args.out.join(DiffusersFolder::WEIGHTS), &weights)?;

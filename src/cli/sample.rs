@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{Backend, CliResult, model_source, read_file, write_atomic};
 use crate::data::{decode_npy, encode_npy, samples_png};
-use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, Spacing};
+use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, ScheduleConfig, Spacing};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
@@ -23,9 +23,12 @@ pub struct SamplerArgs {
     /// DDIM η (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
     pub eta: f64,
-    /// Timestep spacing (default: leading for DDIM, linspace for DPM-Solver++, as diffusers).
+    /// Timestep spacing (default: the model's scheduler config, else leading for DDIM and
+    /// linspace for DPM-Solver++, as diffusers).
     #[arg(long, value_enum)]
     pub spacing: Option<Spacing>,
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
 }
 
 #[derive(Args, Debug)]
@@ -63,14 +66,63 @@ pub struct SampleArgs {
     pub guidance: f64,
 }
 
+/// Overrides of a model's scheduler config (its `scheduler_config.json`, or the file's own),
+/// named as diffusers names the fields (shared by `sample`, `eval` and `export`).
+#[derive(Args, Debug)]
+pub struct SchedulerArgs {
+    /// Clip x̂_0 at each DDPM and DDIM step.
+    #[arg(long, value_name = "BOOL")]
+    pub clip_sample: Option<bool>,
+    /// Clip x̂_0 to ±this.
+    #[arg(long, value_name = "X")]
+    pub clip_sample_range: Option<f64>,
+    /// Dynamic thresholding of x̂_0 (Imagen) instead of clipping, at every sampler.
+    #[arg(long, value_name = "BOOL")]
+    pub thresholding: Option<bool>,
+    /// The quantile of |x̂_0| that thresholding scales by.
+    #[arg(long, value_name = "Q")]
+    pub dynamic_thresholding_ratio: Option<f64>,
+    /// The largest scale thresholding divides by.
+    #[arg(long, value_name = "X")]
+    pub sample_max_value: Option<f64>,
+    /// DDIM's last step goes to ᾱ = 1 (true) or to ᾱ_0 (false).
+    #[arg(long, value_name = "BOOL")]
+    pub set_alpha_to_one: Option<bool>,
+    /// Added to every timestep of leading spacing.
+    #[arg(long, value_name = "N")]
+    pub steps_offset: Option<usize>,
+    /// Rescale β to zero terminal SNR (Lin et al. 2024; for v-prediction models).
+    #[arg(long, value_name = "BOOL")]
+    pub rescale_betas_zero_snr: Option<bool>,
+}
+
+impl SchedulerArgs {
+    /// `model` with the flags' overrides, checked.
+    pub fn apply(&self, model: &ScheduleConfig) -> CliResult<ScheduleConfig> {
+        let mut config = model.clone();
+        let set = |field: &mut bool, flag: Option<bool>| *field = flag.unwrap_or(*field);
+        set(&mut config.clip_sample, self.clip_sample);
+        set(&mut config.thresholding, self.thresholding);
+        set(&mut config.set_alpha_to_one, self.set_alpha_to_one);
+        set(&mut config.rescale_betas_zero_snr, self.rescale_betas_zero_snr);
+        config.clip_sample_range = self.clip_sample_range.unwrap_or(config.clip_sample_range);
+        config.dynamic_thresholding_ratio = self.dynamic_thresholding_ratio.unwrap_or(config.dynamic_thresholding_ratio);
+        config.sample_max_value = self.sample_max_value.unwrap_or(config.sample_max_value);
+        config.steps_offset = self.steps_offset.unwrap_or(config.steps_offset);
+        config.validate().map_err(|e| format!("the scheduler flags: {e}"))?;
+        Ok(config)
+    }
+}
+
 impl SamplerArgs {
-    pub fn kind(&self) -> SamplerKind {
-        SamplerKind::new(self.sampler, self.steps, self.eta, self.spacing)
+    /// The schedule of a model whose scheduler config is `model`, with the flags' overrides.
+    pub fn schedule(&self, model: &ScheduleConfig) -> CliResult<Schedule> {
+        Ok(Schedule::new(self.scheduler.apply(model)?))
     }
 
-    /// In words, for reports: "DDIM-50 (η = 0, Leading)".
-    pub fn describe(&self) -> String {
-        self.kind().describe()
+    /// The sampler, for a model sampled with `schedule`.
+    pub fn kind(&self, schedule: &Schedule) -> SamplerKind {
+        SamplerKind::new(self.sampler, self.steps, self.eta, self.spacing, &schedule.config)
     }
 
     pub fn check(&self) -> CliResult {
@@ -113,10 +165,11 @@ pub fn run(args: SampleArgs) -> CliResult {
         source.config.check_batch(args.count).map_err(|e| format!("--count: {e}"))?;
     }
     let model = source.build(&device).map_err(|e| e.to_string())?;
-    let (config, schedule) = (&source.config, Schedule::new(source.schedule.clone()));
+    let (config, schedule) = (&source.config, args.sampling.schedule(&source.schedule)?);
+    let kind = args.sampling.kind(&schedule);
     let run = match &args.init_noise {
-        Some(path) => SampleRun::from_noise(args.sampling.kind(), &schedule, init_noise(path, config, &device)?, RandomStream::new(args.seed)),
-        None => SampleRun::new(config, args.sampling.kind(), &schedule, args.count, args.seed, &device),
+        Some(path) => SampleRun::from_noise(kind, &schedule, init_noise(path, config, &device)?, RandomStream::new(args.seed)),
+        None => SampleRun::new(config, kind, &schedule, args.count, args.seed, &device),
     };
     let count = run.sample.dims()[0];
     let run = if args.classes.is_empty() {
@@ -155,7 +208,7 @@ mod tests {
         let mut kinds = Vec::new();
         for name in SamplerName::ALL {
             let flags = Flags::try_parse_from(["sample", "--sampler", name.name(), "--steps", "10"]).unwrap();
-            let kind = flags.sampling.kind();
+            let kind = flags.sampling.kind(&Schedule::ddpm());
             assert_eq!(kind.name(), *name, "--sampler {name}");
             assert!(!kinds.contains(&kind), "--sampler {name} names a sampler another flag names");
             kinds.push(kind);
@@ -163,5 +216,19 @@ mod tests {
         assert_eq!(kinds.len(), 4, "ddim, dpm-solver, ddpm, ddpm-large");
         let error = Flags::try_parse_from(["sample", "--sampler", "euler"]).err().unwrap().to_string();
         assert!(error.contains("ddim, dpm-solver, ddpm, ddpm-large"), "{error}");
+    }
+
+    /// The scheduler flags override the model's config field by field; the rest stays the
+    /// model's, and out-of-range values are refused.
+    #[test]
+    fn scheduler_flags_override_the_models_config() {
+        let model = ScheduleConfig { clip_sample: false, timestep_spacing: Some(Spacing::Trailing), ..ScheduleConfig::default() };
+        let flags = Flags::try_parse_from(["sample", "--thresholding", "true", "--steps-offset", "1", "--set-alpha-to-one", "false"]).unwrap();
+        let schedule = flags.sampling.schedule(&model).unwrap();
+        let expected = ScheduleConfig { thresholding: true, steps_offset: 1, set_alpha_to_one: false, ..model.clone() };
+        assert_eq!(schedule.config, expected);
+        assert_eq!(flags.sampling.kind(&schedule), SamplerKind::Ddim { steps: Recipe::SMALL_DATA.sample_steps, eta: 0.0, spacing: Spacing::Trailing });
+        let flags = Flags::try_parse_from(["sample", "--clip-sample-range=-1"]).unwrap();
+        assert!(flags.sampling.schedule(&model).unwrap_err().contains("clip_sample_range"));
     }
 }

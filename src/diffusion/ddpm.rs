@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Schedule, StepOutput, split_prediction};
+use super::{Schedule, StepOutput, limit_x0, split_prediction};
 
 /// Algorithm 2 (Ho et al. 2020) as MathML, for the sampling panel:
 /// x_{t−1} = 1/√α_t (x_t − β_t/√(1 − ᾱ_t) ε_θ(x_t, t)) + σ_t z.
@@ -18,13 +18,14 @@ pub enum Variance {
     FixedLarge,
 }
 
+named!(serde Variance, "variance type", [FixedSmall => "fixed_small", FixedLarge => "fixed_large"]);
+
 /// The ancestral sampler over all T timesteps.
 #[derive(Clone, Debug)]
 pub struct Ddpm {
     schedule: Schedule,
     timesteps: Vec<usize>,
     variance: Variance,
-    clip_sample: bool,
 }
 
 /// The posterior q(x_{t−1} | x_t, x_0) = N(μ̃, β̃ I) (DDPM eq. 6–7) and the step's variance.
@@ -66,8 +67,9 @@ impl Posterior {
 }
 
 impl Ddpm {
-    pub fn new(schedule: &Schedule, variance: Variance, clip_sample: bool) -> Self {
-        Self { schedule: schedule.clone(), timesteps: (0..schedule.len()).rev().collect(), variance, clip_sample }
+    /// Clips or thresholds x̂_0 as `schedule.config` says.
+    pub fn new(schedule: &Schedule, variance: Variance) -> Self {
+        Self { schedule: schedule.clone(), timesteps: (0..schedule.len()).rev().collect(), variance }
     }
 
     pub fn timesteps(&self) -> &[usize] {
@@ -91,7 +93,7 @@ impl Ddpm {
         let posterior = self.posterior(i);
         let alpha_bar = self.schedule.alphas_cumprod[t];
         let (pred_x0, _) = split_prediction(self.schedule.prediction(), output, sample.clone(), alpha_bar);
-        let pred_x0 = if self.clip_sample { pred_x0.clamp(-1.0, 1.0) } else { pred_x0 };
+        let pred_x0 = limit_x0(&self.schedule.config, pred_x0, true);
         let mean = pred_x0.clone().mul_scalar(posterior.coef_x0) + sample.mul_scalar(posterior.coef_xt);
         let prev = if t > 0 {
             let z = noise.expect("DDPM needs noise at every step but the last");

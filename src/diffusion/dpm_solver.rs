@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Schedule, Spacing, StepOutput, split_prediction};
+use super::{Schedule, Spacing, StepOutput, limit_x0, split_prediction};
 
 /// DPM-Solver++(2M)'s update (Lu et al. 2022, Algorithm 2) in ᾱ notation, as MathML, for the
 /// sampling panel. The first step, with no earlier x̂_0, uses D_1 = x̂_0 (first order).
@@ -22,12 +22,13 @@ pub struct DpmSolver {
     previous_x0: Option<Tensor<4>>,
 }
 
-/// diffusers' `DPMSolverMultistepScheduler` timesteps (`steps_offset` = 0), descending.
-pub fn dpm_solver_timesteps(spacing: Spacing, total: usize, steps: usize) -> Vec<usize> {
+/// diffusers' `DPMSolverMultistepScheduler` timesteps, descending; `offset` is
+/// `steps_offset`, added to `leading` spacing's (clamped to T − 1).
+pub fn dpm_solver_timesteps(spacing: Spacing, total: usize, steps: usize, offset: usize) -> Vec<usize> {
     let steps = steps.clamp(1, total);
     match spacing {
-        // (0..=S) · ⌊T/(S+1)⌋, reversed, without the 0
-        Spacing::Leading => (1..=steps).rev().map(|i| i * (total / (steps + 1))).collect(),
+        // (0..=S) · ⌊T/(S+1)⌋ + offset, reversed, without the first
+        Spacing::Leading => (1..=steps).rev().map(|i| (i * (total / (steps + 1)) + offset).min(total - 1)).collect(),
         // round(T, T − T/S, …) − 1
         Spacing::Trailing => {
             let ratio = total as f64 / steps as f64;
@@ -48,8 +49,15 @@ fn alpha_sigma_lambda(sigma: f64) -> (f64, f64, f64) {
 }
 
 impl DpmSolver {
+    /// Thresholds x̂_0 as `schedule.config` says (no clipping: diffusers' DPM-Solver++ has none).
     pub fn new(schedule: &Schedule, steps: usize, spacing: Spacing) -> Self {
-        let timesteps = dpm_solver_timesteps(spacing, schedule.len(), steps);
+        let timesteps = dpm_solver_timesteps(spacing, schedule.len(), steps, schedule.config.steps_offset);
+        let mut schedule = schedule.clone();
+        if schedule.config.rescale_betas_zero_snr {
+            // σ = ∞ at ᾱ = 0 has no λ: diffusers sets the last ᾱ to 2^−24 instead.
+            let last = schedule.alphas_cumprod.len() - 1;
+            schedule.alphas_cumprod[last] = 2f64.powi(-24);
+        }
         let mut sigmas: Vec<f64> = timesteps
             .iter()
             .map(|&t| {
@@ -58,7 +66,7 @@ impl DpmSolver {
             })
             .collect();
         sigmas.push(0.0);
-        Self { schedule: schedule.clone(), timesteps, sigmas, previous_x0: None }
+        Self { schedule, timesteps, sigmas, previous_x0: None }
     }
 
     pub fn timesteps(&self) -> &[usize] {
@@ -71,6 +79,7 @@ impl DpmSolver {
     pub fn step(&mut self, i: usize, output: Tensor<4>, sample: Tensor<4>) -> StepOutput {
         let alpha_bar = self.schedule.alphas_cumprod[self.timesteps[i]];
         let (x0, _) = split_prediction(self.schedule.prediction(), output, sample.clone(), alpha_bar);
+        let x0 = limit_x0(&self.schedule.config, x0, false);
         let previous = self.previous_x0.replace(x0.clone());
 
         let (sigma_s, sigma_t) = (self.sigmas[i], self.sigmas[i + 1]);

@@ -7,6 +7,8 @@ mod forward;
 mod random;
 mod sampler;
 mod schedule;
+mod scheduler_config;
+mod threshold;
 
 pub use ddim::{Ddim, ddim_timesteps};
 pub use ddpm::{Ddpm, Posterior, Variance};
@@ -15,6 +17,8 @@ pub use forward::{prediction_loss, q_sample, training_target};
 pub use random::RandomStream;
 pub use sampler::{Sampler, SamplerKind, SamplerName};
 pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};
+pub use scheduler_config::SchedulerConfigError;
+pub use threshold::{dynamic_threshold, limit_x0};
 
 use burn::tensor::Tensor;
 
@@ -62,7 +66,7 @@ pub enum Spacing {
     Linspace,
 }
 
-named!(Spacing, "timestep spacing", [Leading => "leading", Trailing => "trailing", Linspace => "linspace"]);
+named!(serde Spacing, "timestep spacing", [Leading => "leading", Trailing => "trailing", Linspace => "linspace"]);
 
 #[cfg(test)]
 mod tests {
@@ -71,7 +75,7 @@ mod tests {
 
     #[test]
     fn samplers_by_name_take_diffusers_default_spacing() {
-        let named = |name: &str, steps, eta, spacing| name.parse::<SamplerName>().map(|n| SamplerKind::new(n, steps, eta, spacing)).ok();
+        let named = |name: &str, steps, eta, spacing| name.parse::<SamplerName>().map(|n| SamplerKind::new(n, steps, eta, spacing, &ScheduleConfig::default())).ok();
         assert_eq!(named("ddim", 50, 0.5, None), Some(SamplerKind::Ddim { steps: 50, eta: 0.5, spacing: Spacing::Leading }));
         assert_eq!(named("dpm-solver", 20, 0.0, None), Some(SamplerKind::DpmSolver { steps: 20, spacing: Spacing::Linspace }));
         assert_eq!(
@@ -88,7 +92,7 @@ mod tests {
     fn every_sampler_name_builds_a_sampler_of_that_name() {
         let mut kinds = Vec::new();
         for &name in SamplerName::ALL {
-            let kind = SamplerKind::new(name, 10, 0.0, None);
+            let kind = SamplerKind::new(name, 10, 0.0, None, &ScheduleConfig::default());
             assert_eq!(kind.name(), name);
             assert!(!kinds.contains(&kind), "{name} builds the sampler another name builds");
             kinds.push(kind);

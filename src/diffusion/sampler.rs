@@ -4,7 +4,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{Ddim, Ddpm, DpmSolver, RandomStream, Schedule, Spacing, StepOutput, Variance, ddim, ddpm, dpm_solver};
+use super::{Ddim, Ddpm, DpmSolver, RandomStream, Schedule, ScheduleConfig, Spacing, StepOutput, Variance, ddim, ddpm, dpm_solver};
 
 /// A sampler, as the CLI's `--sampler`, the tab's menu and the worker's messages name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,13 +80,16 @@ impl SamplerKind {
         Self::Ddim { steps, eta: 0.0, spacing: Spacing::Leading }
     }
 
-    /// The sampler `name` with these settings; without a spacing, diffusers' default for it
-    /// (leading for DDIM, linspace for DPM-Solver++). DDPM takes all T steps (and no η).
-    pub fn new(name: SamplerName, steps: usize, eta: f64, spacing: Option<Spacing>) -> Self {
+    /// The sampler `name` with these settings for a model whose scheduler config is `config`.
+    /// The spacing is `spacing`, else the config's `timestep_spacing`, else diffusers' default
+    /// for the sampler (leading for DDIM, linspace for DPM-Solver++). DDPM takes all T steps
+    /// (and no η) with the config's `variance_type` (`ddpm-large`: always β_t).
+    pub fn new(name: SamplerName, steps: usize, eta: f64, spacing: Option<Spacing>, config: &ScheduleConfig) -> Self {
+        let spacing = spacing.or(config.timestep_spacing);
         match name {
             SamplerName::Ddim => Self::Ddim { steps, eta, spacing: spacing.unwrap_or(Spacing::Leading) },
             SamplerName::DpmSolver => Self::DpmSolver { steps, spacing: spacing.unwrap_or(Spacing::Linspace) },
-            SamplerName::Ddpm => Self::Ddpm { variance: Variance::FixedSmall },
+            SamplerName::Ddpm => Self::Ddpm { variance: config.variance_type },
             SamplerName::DdpmLarge => Self::Ddpm { variance: Variance::FixedLarge },
         }
     }
@@ -129,12 +132,12 @@ pub enum Sampler {
 }
 
 impl Sampler {
-    /// Builds the sampler. DDPM and DDIM clip x̂_0 to [−1, 1] and DPM-Solver++ does not, as
-    /// diffusers' schedulers do by default.
+    /// Builds the sampler; each takes its clipping, thresholding and offsets from
+    /// `schedule.config`, as diffusers' schedulers take them from theirs.
     pub fn new(kind: SamplerKind, schedule: &Schedule) -> Self {
         match kind {
-            SamplerKind::Ddpm { variance } => Self::Ddpm(Ddpm::new(schedule, variance, true)),
-            SamplerKind::Ddim { steps, eta, spacing } => Self::Ddim(Ddim::new(schedule, steps, eta, spacing, true)),
+            SamplerKind::Ddpm { variance } => Self::Ddpm(Ddpm::new(schedule, variance)),
+            SamplerKind::Ddim { steps, eta, spacing } => Self::Ddim(Ddim::new(schedule, steps, eta, spacing)),
             SamplerKind::DpmSolver { steps, spacing } => Self::DpmSolver(DpmSolver::new(schedule, steps, spacing)),
         }
     }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{Spacing, Variance};
 use crate::data::limits;
 
 /// How β_t runs from t = 0 to T − 1. Serialised with diffusers' `beta_schedule` names.
@@ -47,20 +48,43 @@ pub enum Prediction {
 
 named!(Prediction, "prediction type", [Epsilon => "epsilon", Sample => "sample", V => "v"]);
 
-/// The schedule's settings, named as in a diffusers `scheduler_config.json` (keys it does not
-/// know are ignored, so that file parses as it is).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+/// The schedule's and the samplers' settings, named as in a diffusers `scheduler_config.json`
+/// and with diffusers' defaults. Read by [`ScheduleConfig::from_json`] (every field that
+/// changes a result is honoured or refused by name) and written as that file's JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ScheduleConfig {
     pub num_train_timesteps: usize,
     pub beta_start: f64,
     pub beta_end: f64,
     pub beta_schedule: BetaSchedule,
     pub prediction_type: Prediction,
+    /// Rescale β so that ᾱ_{T−1} = 0: zero terminal SNR (Lin et al. 2024, Algorithm 1).
+    pub rescale_betas_zero_snr: bool,
+    /// Clip x̂_0 to ±`clip_sample_range` at each DDPM and DDIM step (DPM-Solver++ has no
+    /// clipping in diffusers, and none here).
+    pub clip_sample: bool,
+    pub clip_sample_range: f64,
+    /// Dynamic thresholding of x̂_0 instead (Saharia et al. 2022, Imagen §2.3): each image is
+    /// clipped to ±s and divided by s, s its `dynamic_thresholding_ratio` quantile of |x̂_0|
+    /// clamped to [1, `sample_max_value`]. All three samplers.
+    pub thresholding: bool,
+    pub dynamic_thresholding_ratio: f64,
+    pub sample_max_value: f64,
+    /// DDIM's step after its last timestep goes to ᾱ = 1 (the clean image); else to ᾱ_0.
+    pub set_alpha_to_one: bool,
+    /// Added to every timestep of `leading` spacing (Stable Diffusion uses 1).
+    pub steps_offset: usize,
+    /// The few-step samplers' spacing; absent, each sampler's diffusers default (leading for
+    /// DDIM, linspace for DPM-Solver++). A sampler's own `--spacing` comes first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestep_spacing: Option<Spacing>,
+    /// DDPM's step variance when the sampler is `ddpm` (`ddpm-large` is always β_t).
+    pub variance_type: Variance,
 }
 
 impl Default for ScheduleConfig {
-    /// The DDPM paper's: T = 1000, linear β from 1e-4 to 0.02, ε-prediction.
+    /// The DDPM paper's: T = 1000, linear β from 1e-4 to 0.02, ε-prediction; the rest as
+    /// diffusers' `DDPMScheduler` and `DDIMScheduler` default them.
     fn default() -> Self {
         Self {
             num_train_timesteps: 1000,
@@ -68,6 +92,16 @@ impl Default for ScheduleConfig {
             beta_end: 0.02,
             beta_schedule: BetaSchedule::Linear,
             prediction_type: Prediction::Epsilon,
+            rescale_betas_zero_snr: false,
+            clip_sample: true,
+            clip_sample_range: 1.0,
+            thresholding: false,
+            dynamic_thresholding_ratio: 0.995,
+            sample_max_value: 1.0,
+            set_alpha_to_one: true,
+            steps_offset: 0,
+            timestep_spacing: None,
+            variance_type: Variance::FixedSmall,
         }
     }
 }
@@ -84,6 +118,17 @@ impl ScheduleConfig {
             if !(0.0..1.0).contains(&beta) {
                 return Err(format!("{name} is {beta}; it must be in [0, 1)"));
             }
+        }
+        for (name, value) in [("clip_sample_range", self.clip_sample_range), ("sample_max_value", self.sample_max_value)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(format!("{name} is {value}; it must be a positive number"));
+            }
+        }
+        if !(self.dynamic_thresholding_ratio > 0.0 && self.dynamic_thresholding_ratio <= 1.0) {
+            return Err(format!("dynamic_thresholding_ratio is {}; it must be in (0, 1]", self.dynamic_thresholding_ratio));
+        }
+        if self.steps_offset >= self.num_train_timesteps {
+            return Err(format!("steps_offset is {}; it must be below num_train_timesteps", self.steps_offset));
         }
         Ok(())
     }
@@ -109,6 +154,7 @@ impl Schedule {
             BetaSchedule::Linear => linspace(config.beta_start, config.beta_end, t),
             BetaSchedule::Cosine => cosine_betas(t),
         };
+        let betas = if config.rescale_betas_zero_snr { zero_terminal_snr(&betas) } else { betas };
         let mut product = 1.0f64;
         let alphas_cumprod = betas
             .iter()
@@ -142,6 +188,22 @@ impl Schedule {
     pub fn alpha_bar(&self, t: Option<usize>) -> f64 {
         t.map_or(1.0, |t| self.alphas_cumprod[t])
     }
+}
+
+/// β rescaled so that √ᾱ runs from its first value to exactly 0 at T − 1, linearly mapped (Lin et
+/// al. 2024, Algorithm 1), in float32 as diffusers' `rescale_zero_terminal_snr` computes it.
+fn zero_terminal_snr(betas: &[f32]) -> Vec<f32> {
+    let mut product = 1.0f64;
+    let root: Vec<f32> = betas
+        .iter()
+        .map(|&b| {
+            product *= f64::from(1.0f32 - b);
+            (product as f32).sqrt()
+        })
+        .collect();
+    let (first, last) = (root[0], root[root.len() - 1]);
+    let alpha_bar: Vec<f32> = root.iter().map(|&r| ((r - last) * (first / (first - last))).powi(2)).collect();
+    (0..betas.len()).map(|t| 1.0 - if t == 0 { alpha_bar[0] } else { alpha_bar[t] / alpha_bar[t - 1] }).collect()
 }
 
 /// `torch.linspace(start, end, n, dtype=float32)`.
@@ -205,10 +267,10 @@ mod tests {
         let json = r#"{"_class_name": "DDPMScheduler", "beta_end": 0.02, "beta_schedule": "linear",
             "beta_start": 0.0001, "clip_sample": true, "num_train_timesteps": 1000,
             "variance_type": "fixed_large", "trained_betas": null}"#;
-        let config: ScheduleConfig = serde_json::from_str(json).unwrap();
-        assert_eq!(config, ScheduleConfig::default());
-        let cosine: ScheduleConfig =
-            serde_json::from_str(r#"{"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"}"#)
+        let config = ScheduleConfig::from_json(json).unwrap();
+        assert_eq!(config, ScheduleConfig { variance_type: Variance::FixedLarge, ..ScheduleConfig::default() });
+        let cosine =
+            ScheduleConfig::from_json(r#"{"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"}"#)
                 .unwrap();
         assert_eq!((cosine.beta_schedule, cosine.prediction_type), (BetaSchedule::Cosine, Prediction::V));
     }

@@ -82,6 +82,13 @@ impl ModuleVisitor for Collect {
     }
 }
 
+/// A float tensor's values, read back from its device asynchronously: the one way the crate
+/// reads a device (a synchronous read panics on WebGPU in the browser).
+pub async fn read_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, StateDictError> {
+    let data = tensor.into_data_async().await.map_err(|e| StateDictError::Device(format!("{e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| StateDictError::Device(format!("{e:?}")))
+}
+
 /// Every float parameter of a module: its state-dict name, PyTorch-layout shape and values.
 /// Reads the device asynchronously (the browser's sync reads panic).
 pub async fn named_tensors<M: Module>(module: &M) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, StateDictError> {
@@ -89,9 +96,7 @@ pub async fn named_tensors<M: Module>(module: &M) -> Result<Vec<(String, Vec<usi
     module.visit(&mut collect);
     let mut tensors = Vec::with_capacity(collect.out.len());
     for (name, shape, flat) in collect.out {
-        let data = flat.into_data_async().await.map_err(|e| StateDictError::Device(format!("{e:?}")))?;
-        let values = data.try_to_vec::<f32>().map_err(|e| StateDictError::Device(format!("{e:?}")))?;
-        tensors.push((name, shape, values));
+        tensors.push((name, shape, read_values(flat).await?));
     }
     Ok(tensors)
 }

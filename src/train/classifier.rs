@@ -8,6 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::ImageSet;
 use crate::diffusion::RandomStream;
+use crate::model::state_dict::read_values;
 use crate::model::{Classifier, ClassifierConfig};
 
 /// A classifier being trained on a labelled image set.
@@ -86,8 +87,7 @@ pub async fn features(images: Tensor<4>, batch: usize, net: impl Fn(Tensor<4>) -
     while start < n {
         let end = (start + batch.max(1)).min(n);
         let f = net(images.clone().slice(start..end));
-        let data = f.into_data_async().await.map_err(|e| format!("{e:?}"))?;
-        out.extend(data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?);
+        out.extend(read_values(f).await.map_err(|e| e.to_string())?);
         start = end;
     }
     Ok(out)

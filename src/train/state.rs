@@ -15,6 +15,7 @@ use crate::checkpoint::{
 use crate::data::limits;
 use crate::diffusion::ScheduleConfig;
 use crate::model::UNetConfig;
+use crate::model::state_dict::read_values;
 
 /// The `format` of a training-state file. Version 1 held burn's own optimizer record.
 pub const STATE_FORMAT: &str = "tabdiffusion-train-state/2";
@@ -112,8 +113,7 @@ impl Trainer {
         let ema = named_tensors(&self.ema).await?;
         let mut moments = Vec::new();
         for (name, tensor) in self.optimizer.moments() {
-            let data = tensor.into_data_async().await.map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
-            let values = data.try_to_vec::<f32>().map_err(|e| CheckpointError::Device(format!("{e:?}")))?;
+            let values = read_values(tensor).await?;
             moments.push((name, vec![values.len()], values));
         }
         let mut tensors = Vec::with_capacity(model.len() + ema.len() + moments.len());

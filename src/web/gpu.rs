@@ -27,10 +27,9 @@ pub fn lost_gpu() -> Notice {
     .with_reload()
 }
 
-/// A tensor's values, read back from the device.
+/// A tensor's values, read back from the GPU.
 pub async fn read_values<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, String> {
-    let data = tensor.into_data_async().await.map_err(|e| format!("reading from the GPU failed: {e:?}"))?;
-    data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))
+    crate::model::state_dict::read_values(tensor).await.map_err(|e| format!("reading from the GPU failed: {e}"))
 }
 
 /// A one-element tensor's value (a loss), read back from the device.

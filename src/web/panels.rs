@@ -13,7 +13,7 @@ use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
 use super::settings::Settings;
 use super::view::{View, forget_then_load, send};
 use crate::data::{Dataset, Manifest};
-use crate::diffusion::{BetaSchedule, SamplerName, Schedule, ScheduleConfig};
+use crate::diffusion::{BetaSchedule, SamplerName, Schedule, ScheduleConfig, Spacing};
 use crate::model::Preset;
 use crate::train::Recipe;
 
@@ -311,12 +311,22 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
     let guidance = RwSignal::new(recipe.guidance);
     let samplers = SamplerName::ALL.iter().map(|s| view! { <option value=s.name()>{s.label()}</option> }).collect::<Vec<_>>();
     let equations = SamplerName::equations().join("\n");
+    // "" is the model's own setting (its scheduler config), else a name.
+    let spacing = RwSignal::new(String::new());
+    let clip = RwSignal::new(String::new());
+    let spacings = Spacing::ALL.iter().map(|s| view! { <option value=s.name()>{format!("{s} spacing")}</option> }).collect::<Vec<_>>();
     let choice = move || SamplerChoice {
         sampler: sampler.get_untracked(),
         steps: steps.get_untracked(),
         eta: eta.get_untracked(),
         class: class.get_untracked().parse().ok(),
         guidance: guidance.get_untracked(),
+        spacing: spacing.get_untracked().parse().ok(),
+        clip_sample: match clip.get_untracked().as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        },
     };
     let conditional = move || !view.classes.get().is_empty();
     let class_options = move || {
@@ -337,6 +347,19 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
                         disabled=move || !sampler.get().takes_steps()
                         on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(recipe.sample_steps).clamp(1, 1000)) />
                 </label>
+                <select data-testid="spacing" title="Which timesteps a few-step sampler visits (diffusers' timestep_spacing)"
+                    disabled=move || !sampler.get().takes_steps()
+                    on:change=move |ev| spacing.set(event_target_value(&ev))>
+                    <option value="">"the model's spacing"</option>
+                    {spacings}
+                </select>
+                <select data-testid="clip" title="Clip x̂₀ to [−1, 1] at each DDPM and DDIM step (diffusers' clip_sample)"
+                    disabled=move || sampler.get() == SamplerName::DpmSolver
+                    on:change=move |ev| clip.set(event_target_value(&ev))>
+                    <option value="">"clip x̂₀ as the model says"</option>
+                    <option value="on">"clip x̂₀ to [−1, 1]"</option>
+                    <option value="off">"do not clip x̂₀"</option>
+                </select>
                 <label>"η = "{move || format!("{:.1}", eta.get())}" "
                     <input type="range" min="0" max="1" step="0.1" data-testid="eta" prop:value=move || eta.get()
                         disabled=move || !sampler.get().takes_eta()

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::diffusion::{BetaSchedule, SamplerName};
+use crate::diffusion::{BetaSchedule, SamplerName, Spacing};
 use crate::model::Preset;
 
 /// A sampler and its settings, as the Sampling panel sets them.
@@ -24,6 +24,10 @@ pub struct SamplerChoice {
     pub class: Option<usize>,
     /// Classifier-free guidance scale w (1: plain conditional, 0: unconditional).
     pub guidance: f64,
+    /// Timestep spacing (`None`: the model's scheduler config, else the sampler's default).
+    pub spacing: Option<Spacing>,
+    /// Clip x̂_0 (`None`: as the model's scheduler config says).
+    pub clip_sample: Option<bool>,
 }
 
 /// What the page asks of the session.

@@ -317,8 +317,10 @@ impl Session {
             Command::Sample(choice) => {
                 self.guidance = choice.guidance;
                 let classes = choice.class.map(|c| vec![c]);
-                let kind = SamplerKind::new(choice.sampler, choice.steps.max(1), choice.eta, None);
-                self.sample(kind, "Sampling", true, classes).await?
+                let mut schedule = self.trainer.schedule.clone();
+                schedule.config.clip_sample = choice.clip_sample.unwrap_or(schedule.config.clip_sample);
+                let kind = SamplerKind::new(choice.sampler, choice.steps.max(1), choice.eta, choice.spacing, &schedule.config);
+                self.sample(kind, &schedule, "Sampling", true, classes).await?
             }
             Command::Compare => self.compare().await?,
             Command::Forward { index, t } => self.forward(index, t).await?,
@@ -417,8 +419,8 @@ impl Session {
             gpu.destroy(); // a real device loss: the lost callback reports it
         }
         if self.trainer.step % self.settings.preview_every == 0 {
-            let kind = SamplerKind::ddim(self.settings.preview_steps);
-            self.sample(kind, "Preview", false, None).await?;
+            let (kind, schedule) = (SamplerKind::ddim(self.settings.preview_steps), self.trainer.schedule.clone());
+            self.sample(kind, &schedule, "Preview", false, None).await?;
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
         }

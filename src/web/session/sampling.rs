@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 
 use super::Session;
 use crate::data::values_grid;
-use crate::diffusion::{RandomStream, SamplerKind, SamplerName, q_sample};
+use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, q_sample};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
 use crate::web::browser::{now_ms, yield_now};
@@ -24,11 +24,18 @@ impl Session {
     /// Samples a grid from the EMA weights with the fixed seed, yielding between steps. With
     /// `strip`, also sends x_t (top) over x̂_0 (bottom) of the first image at [`STRIP`] evenly
     /// spaced steps.
-    pub(super) async fn sample(&mut self, kind: SamplerKind, what: &str, strip: bool, classes: Option<Vec<usize>>) -> Result<(), String> {
+    pub(super) async fn sample(
+        &mut self,
+        kind: SamplerKind,
+        schedule: &Schedule,
+        what: &str,
+        strip: bool,
+        classes: Option<Vec<usize>>,
+    ) -> Result<(), String> {
         let config = &self.trainer.model_config;
         let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
         let start = now_ms();
-        let mut run = self.run(kind, count, classes)?;
+        let mut run = self.run(kind, schedule, count, classes)?;
         let len = run.len();
         let columns = STRIP.min(len);
         let keep: Vec<usize> = (1..=columns).map(|k| k * len / columns - 1).collect();
@@ -58,9 +65,14 @@ impl Session {
 
     /// A sampling run of this session's model from the sample seed. A class-conditional model
     /// is guided toward `classes`, or through all its classes in turn (image i: class i mod K).
-    pub(super) fn run(&self, kind: SamplerKind, count: usize, classes: Option<Vec<usize>>) -> Result<SampleRun, String> {
+    /// Dynamic thresholding is refused: it sorts each image's values, which burn 0.22 does on
+    /// the host with a blocking read, and a browser's GPU can only be read asynchronously.
+    pub(super) fn run(&self, kind: SamplerKind, schedule: &Schedule, count: usize, classes: Option<Vec<usize>>) -> Result<SampleRun, String> {
+        if schedule.config.thresholding {
+            return Err("This model's scheduler config asks for dynamic thresholding (\"thresholding\": true), which the tab cannot run: it sorts each image's values, and the browser's GPU cannot sort in burn 0.22. Sample it with the command line (tabdiffusion sample), which can.".into());
+        }
         let config = &self.trainer.model_config;
-        let run = SampleRun::new(config, kind, &self.trainer.schedule, count, self.settings.seed, &self.device);
+        let run = SampleRun::new(config, kind, schedule, count, self.settings.seed, &self.device);
         let Some(k) = config.num_classes() else { return Ok(run) };
         let classes = classes.unwrap_or_else(|| (0..k).collect());
         run.with_guidance(config, Guidance::cycling(&classes, count, self.guidance)).map_err(|e| e.to_string())
@@ -74,9 +86,10 @@ impl Session {
         let mut both = Vec::new();
         let mut times = Vec::new();
         let ddim_steps = Recipe::SMALL_DATA.sample_steps;
-        for kind in [SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None), SamplerKind::ddim(ddim_steps)] {
+        let schedule = self.trainer.schedule.clone();
+        for kind in [SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None, &schedule.config), SamplerKind::ddim(ddim_steps)] {
             let start = now_ms();
-            let mut run = self.run(kind, count, None)?;
+            let mut run = self.run(kind, &schedule, count, None)?;
             while run.step(&self.trainer.ema).is_some() {
                 self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", kind.family(), run.index, run.len())));
                 yield_now(0).await;
