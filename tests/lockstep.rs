@@ -1,0 +1,148 @@
+//! Many training steps of ours *are* PyTorch's: the same initial weights, minibatches,
+//! timesteps and noise, trained by our trainer and by PyTorch + diffusers (`torch.optim.Adam`,
+//! `clip_grad_norm_`, `UNet2DModel`, `EMAModel`), must give the same loss at every step and the
+//! same weights and EMA weights at the end. The reference values come from `scripts/lockstep.py` (its versions are
+//! recorded in the fixture); the inputs it read are the ones this file draws.
+//!
+//! The model has mnist-small's layout at a quarter of its width: three resolutions (28, 14, 7),
+//! stride-2 convolutions with padding 1, attention at 7×7 only, one ResNet block per level.
+//!
+//! To make the fixture again (after a change that is meant to change training):
+//!
+//! ```sh
+//! cargo test --release --test lockstep -- --ignored   # writes the initial weights and inputs
+//! .venv-ref/bin/python scripts/lockstep.py            # trains them in PyTorch
+//! ```
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde_json::Value;
+use tabdiffusion::checkpoint::{DiffusersFolder, ModelSource, named_tensors, to_bytes};
+use tabdiffusion::data::{ImageSet, encode_npy};
+use tabdiffusion::diffusion::{RandomStream, ScheduleConfig};
+use tabdiffusion::model::UNetConfig;
+use tabdiffusion::train::{TrainConfig, Trainer};
+
+const STEPS: usize = 24;
+const BATCH: usize = 4;
+const SEED: u64 = 3;
+const LEARNING_RATE: f64 = 1e-3;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lockstep")
+}
+
+fn model_config() -> UNetConfig {
+    UNetConfig::new(28, 1, 1, vec![8, 16, 16], vec![false, false, true], 1).with_norm_num_groups(4)
+}
+
+fn train_config() -> TrainConfig {
+    TrainConfig::new().with_batch_size(BATCH).with_seed(SEED).with_learning_rate(LEARNING_RATE).with_ema_decay(0.999)
+}
+
+/// 32 grey 28×28 images with some structure: strokes of varying slope and brightness.
+fn images() -> ImageSet {
+    let pixels = (0..32 * 784)
+        .map(|k| {
+            let (i, p) = (k / 784, k % 784);
+            let (y, x) = (p / 28, p % 28);
+            if (x * (i % 5 + 1) + y * 3 + i) % 17 < 4 { 40 + (i * 7 % 200) as u8 } else { 0 }
+        })
+        .collect();
+    ImageSet::new(28, 28, 1, pixels, Vec::new()).unwrap()
+}
+
+fn load_initial() -> ModelSource {
+    let dir = fixtures().join("initial");
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("fixture present");
+    let config = String::from_utf8(read(DiffusersFolder::CONFIG)).unwrap();
+    let scheduler = String::from_utf8(read(DiffusersFolder::SCHEDULER)).unwrap();
+    ModelSource::diffusers(&config, Some(&read(DiffusersFolder::WEIGHTS)), Some(&scheduler)).unwrap()
+}
+
+/// Writes the fixture's initial weights (fresh ones from the seed) and, to
+/// `$LOCKSTEP_INPUTS` (default `/tmp/lockstep-inputs`), each step's x_0, t and ε as the trainer
+/// draws them: its random stream gives, per step, the minibatch indices, then t, then ε.
+#[test]
+#[ignore = "writes the fixture's inputs for scripts/lockstep.py"]
+fn write_lockstep_inputs() {
+    let device = Device::flex();
+    let trainer = Trainer::new(model_config(), train_config(), &device);
+    let dir = fixtures().join("initial");
+    std::fs::create_dir_all(&dir).unwrap();
+    let schedule = ScheduleConfig::default();
+    let weights = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &schedule, &Default::default())).unwrap();
+    let (config_json, scheduler_json) = DiffusersFolder::configs(&trainer.model_config, &schedule);
+    std::fs::write(dir.join(DiffusersFolder::CONFIG), config_json).unwrap();
+    std::fs::write(dir.join(DiffusersFolder::SCHEDULER), scheduler_json).unwrap();
+    std::fs::write(dir.join(DiffusersFolder::WEIGHTS), weights).unwrap();
+
+    let out = PathBuf::from(std::env::var("LOCKSTEP_INPUTS").unwrap_or("/tmp/lockstep-inputs".into()));
+    std::fs::create_dir_all(&out).unwrap();
+    let set = images();
+    let mut rng = RandomStream::new(SEED);
+    let (mut x0s, mut ts, mut noises) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..STEPS {
+        let indices = rng.indices(BATCH, set.len());
+        let x0: Tensor<4> = set.batch(&indices, &device);
+        ts.extend(rng.timesteps(BATCH, 1000).into_iter().map(|t| t as f32));
+        let noise = rng.normal([BATCH, 1, 28, 28], &device);
+        x0s.extend(x0.into_data().try_to_vec::<f32>().unwrap());
+        noises.extend(noise.into_data().try_to_vec::<f32>().unwrap());
+    }
+    let shape = [STEPS, BATCH, 1, 28, 28];
+    std::fs::write(out.join("x0.npy"), encode_npy(&shape, &x0s)).unwrap();
+    std::fs::write(out.join("noise.npy"), encode_npy(&shape, &noises)).unwrap();
+    std::fs::write(out.join("timesteps.npy"), encode_npy(&[STEPS, BATCH], &ts)).unwrap();
+    println!("wrote {} and {}", dir.display(), out.display());
+}
+
+#[test]
+fn many_training_steps_are_pytorchs() {
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("reference.json")).unwrap()).unwrap();
+    let expected: Vec<f64> = reference["losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(expected.len() >= 20, "at least 20 steps");
+    let device = Device::flex();
+    let source = load_initial();
+    let model = source.build(&device).unwrap();
+    let mut trainer = Trainer::from_model(model, source.config.clone(), train_config(), &device);
+    let set = images();
+    let mut worst_loss = 0.0f64;
+    for (step, want) in expected.iter().enumerate() {
+        let x0 = trainer.next_batch(&set);
+        let loss = f64::from(trainer.step(x0).into_scalar::<f32>());
+        // float32 sums in another order: a few ulps per op, grown a little by 24 updates
+        // (measured: 2.4e-7 at worst).
+        assert!((loss - want).abs() <= 1e-5 * want.abs(), "step {step}: loss {loss}, PyTorch {want}");
+        worst_loss = worst_loss.max((loss - want).abs() / want.abs());
+    }
+    println!("losses of {} steps: largest relative difference {worst_loss:e}", expected.len());
+    // The weights and the EMA weights after the last step, against PyTorch's.
+    let config_json = std::fs::read_to_string(fixtures().join("initial").join(DiffusersFolder::CONFIG)).unwrap();
+    let theirs = |file: &str| {
+        let bytes = std::fs::read(fixtures().join(file)).unwrap();
+        ModelSource::diffusers(&config_json, Some(&bytes), None).unwrap().checkpoint.unwrap().tensors
+    };
+    let initial = &source.checkpoint.as_ref().unwrap().tensors;
+    for (what, ours, theirs) in [
+        ("weights", pollster::block_on(named_tensors(&trainer.model.valid())).unwrap(), theirs("final.safetensors")),
+        ("EMA weights", pollster::block_on(named_tensors(&trainer.ema)).unwrap(), theirs("final_ema.safetensors")),
+    ] {
+        let (mut worst, mut moved) = (0.0f64, 0.0f64);
+        for (name, _, values) in &ours {
+            let ((_, want), (_, start)) = (&theirs[name], &initial[name]);
+            for ((a, b), s) in values.iter().zip(want).zip(start) {
+                worst = worst.max(f64::from((a - b).abs()));
+                moved = moved.max(f64::from((b - s).abs()));
+            }
+        }
+        // Adam moves each weight by up to lr per step whatever its gradient's size, so a weight
+        // whose gradient is near zero can step another way under float32 rounding; the bound is
+        // a twentieth of one step's largest move (measured: about a fortieth).
+        println!("{what}: largest difference {worst:e}; largest move from the start {moved:e}");
+        assert!(moved > LEARNING_RATE, "the {what} moved ({moved})");
+        assert!(worst < 0.05 * LEARNING_RATE, "{what} differ by {worst} after {} steps", expected.len());
+    }
+}
