@@ -83,7 +83,7 @@ pub struct TrainArgs {
     pub state: PathBuf,
     /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
     /// model, schedule and optimisation settings are the run's own.
-    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout"])]
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma"])]
     pub resume: Option<PathBuf>,
     /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
     #[arg(long)]
@@ -100,6 +100,9 @@ pub struct TrainArgs {
     /// denoise unconditionally (default 0.1, Ho & Salimans 2022).
     #[arg(long)]
     pub class_dropout: Option<f64>,
+    /// Weight the loss by min-SNR-γ (Hang et al. 2023; 5 there): easy low-noise steps count less.
+    #[arg(long, value_name = "GAMMA")]
+    pub min_snr_gamma: Option<f64>,
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
@@ -276,7 +279,8 @@ fn fresh_trainer(
         .with_batch_size(args.batch.unwrap_or(recipe.batch))
         .with_learning_rate(args.lr.unwrap_or(recipe.learning_rate))
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
-        .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip));
+        .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
+        .with_min_snr_gamma(args.min_snr_gamma.or(recipe.min_snr_gamma));
     let model = match (args.preset, &args.model) {
         (Some(preset), _) => preset.name().to_string(),
         (None, Some(model)) => model.clone(),

@@ -38,6 +38,35 @@ pub fn prediction_loss(output: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
     (output - target).powi_scalar(2).mean()
 }
 
+/// Min-SNR-γ loss weights (Hang et al. 2023, eq. 8 and §3.4): each image's squared error is
+/// weighted so that the implied x_0-loss weight is min(SNR(t), γ), with SNR(t) = ᾱ_t/(1 − ᾱ_t):
+/// min(SNR, γ)/SNR for ε, min(SNR, γ) for x_0, min(SNR, γ)/(SNR + 1) for v. High-SNR (small t)
+/// steps, which are easy and dominate the gradient, count less.
+pub fn min_snr_weights(schedule: &Schedule, timesteps: &[usize], gamma: f64) -> Vec<f32> {
+    timesteps
+        .iter()
+        .map(|&t| {
+            let ab = schedule.alphas_cumprod[t];
+            let snr = ab / (1.0 - ab);
+            let clipped = snr.min(gamma);
+            (match schedule.prediction() {
+                Prediction::Epsilon => clipped / snr,
+                Prediction::Sample => clipped,
+                Prediction::V => clipped / (snr + 1.0),
+            }) as f32
+        })
+        .collect()
+}
+
+/// [`prediction_loss`] with a weight per image: the mean over images of weight × that image's
+/// mean squared error. Equal weights of 1 give [`prediction_loss`].
+pub fn weighted_prediction_loss(output: Tensor<4>, target: Tensor<4>, weights: Vec<f32>) -> Tensor<1> {
+    let device = output.device();
+    let per_image = (output - target).powi_scalar(2).flatten::<2>(1, 3).mean_dim(1); // [B, 1]
+    let n = weights.len();
+    (per_image * Tensor::<2>::from_data(TensorData::new(weights, [n, 1]), &device)).mean()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +93,33 @@ mod tests {
                 eps_hat.into_data().assert_approx_eq::<f32>(&eps.clone().into_data(), Tolerance::absolute(tol));
             }
         }
+    }
+
+    #[test]
+    fn min_snr_weights_follow_their_closed_form_and_weight_one_is_the_plain_loss() {
+        // Hang et al. 2023: with γ = 5 the ε weight is 1 where SNR ≤ 5 and 5/SNR above it; the
+        // DDPM schedule's SNR passes 5 near t = 60 (ᾱ_t = 5/6).
+        let s = Schedule::ddpm();
+        let snr = |t: usize| s.alphas_cumprod[t] / (1.0 - s.alphas_cumprod[t]);
+        let w = min_snr_weights(&s, &[0, 10, 500, 999], 5.0);
+        for (&t, &w) in [0usize, 10, 500, 999].iter().zip(&w) {
+            let expected = snr(t).min(5.0) / snr(t);
+            assert!((f64::from(w) - expected).abs() < 1e-6 * expected, "t = {t}");
+        }
+        assert!(w[0] < 1e-3 && w[2] == 1.0 && w[3] == 1.0);
+        let v = Schedule::new(ScheduleConfig { prediction_type: Prediction::V, ..Default::default() });
+        let wv = min_snr_weights(&v, &[999], 5.0)[0];
+        assert!((f64::from(wv) - snr(999) / (snr(999) + 1.0)).abs() < 1e-9, "v at low SNR: SNR/(SNR + 1)");
+
+        let device = Device::flex();
+        let mut rng = RandomStream::new(2);
+        let (a, b) = (rng.normal([3, 1, 4, 4], &device), rng.normal([3, 1, 4, 4], &device));
+        let plain = prediction_loss(a.clone(), b.clone()).into_scalar::<f32>();
+        let ones = weighted_prediction_loss(a.clone(), b.clone(), vec![1.0; 3]).into_scalar::<f32>();
+        assert!((plain - ones).abs() < 1e-6 * plain);
+        // Weight 0 for all but one image: that image's mean squared error over three.
+        let one = weighted_prediction_loss(a.clone(), b.clone(), vec![0.0, 3.0, 0.0]).into_scalar::<f32>();
+        let second = prediction_loss(a.slice(1..2), b.slice(1..2)).into_scalar::<f32>();
+        assert!((one - second).abs() < 1e-5 * second);
     }
 }

@@ -13,7 +13,7 @@ mod threshold;
 pub use ddim::{Ddim, ddim_timesteps};
 pub use ddpm::{Ddpm, Posterior, Variance};
 pub use dpm_solver::{DpmSolver, dpm_solver_timesteps};
-pub use forward::{prediction_loss, q_sample, training_target};
+pub use forward::{min_snr_weights, prediction_loss, q_sample, training_target, weighted_prediction_loss};
 pub use random::RandomStream;
 pub use sampler::{Sampler, SamplerKind, SamplerName};
 pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};

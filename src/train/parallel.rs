@@ -92,10 +92,10 @@ impl Trainer {
                     let noise = noise.clone().narrow(0, start, len).to_device(&device);
                     let timesteps = &timesteps[start..start + len];
                     let classes = classes.as_ref().map(|c| &c[start..start + len]);
-                    let (schedule, main) = (&self.schedule, &main);
+                    let (schedule, main, gamma) = (&self.schedule, &main, self.config.min_snr_gamma);
                     let weight = len as f64 / dims[0] as f64;
                     scope.spawn(move || {
-                        let loss = denoising_loss(&replica, schedule, x0, noise, timesteps, classes).mul_scalar(weight);
+                        let loss = denoising_loss(&replica, schedule, x0, noise, timesteps, classes, gamma).mul_scalar(weight);
                         let grads = GradientsParams::from_grads(loss.backward(), &replica).to_device(main, &replica);
                         (loss.detach().to_device(main), grads)
                     })

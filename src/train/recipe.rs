@@ -24,6 +24,8 @@ pub struct Recipe {
     pub random_flip: bool,
     /// How often a class label is dropped to the null class (Ho & Salimans 2022: 0.1).
     pub class_dropout: f64,
+    /// Min-SNR-γ loss weighting (`None`: the plain mean, as DDPM).
+    pub min_snr_gamma: Option<f64>,
     /// Classifier-free guidance scale w of samples from a class-conditional model.
     pub guidance: f64,
     /// Save the whole training state every this many steps.
@@ -51,6 +53,7 @@ impl Recipe {
         ema_decay: 0.999,
         random_flip: false,
         class_dropout: 0.1,
+        min_snr_gamma: None,
         guidance: 3.0,
         save_every: 200,
         preview_every: 200,
@@ -90,6 +93,7 @@ impl Recipe {
             .with_ema_decay(self.ema_decay)
             .with_random_flip(self.random_flip)
             .with_class_dropout(self.class_dropout)
+            .with_min_snr_gamma(self.min_snr_gamma)
             .with_seed(seed)
     }
 }

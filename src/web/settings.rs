@@ -22,6 +22,8 @@ pub struct Settings {
     pub batch: usize,
     pub learning_rate: f64,
     pub ema_decay: f64,
+    /// Min-SNR-γ loss weighting (`?min_snr=5`; absent: the recipe's).
+    pub min_snr_gamma: Option<f64>,
     /// Refresh the preview grid every this many steps.
     pub preview_every: usize,
     /// DDIM steps of the preview grid.
@@ -60,6 +62,7 @@ impl Default for Settings {
             batch: recipe.batch,
             learning_rate: recipe.learning_rate,
             ema_decay: recipe.ema_decay,
+            min_snr_gamma: recipe.min_snr_gamma,
             preview_every: recipe.preview_every,
             preview_steps: recipe.preview_steps,
             seed: 0,
@@ -95,6 +98,7 @@ impl Settings {
             batch: parse(&get, "batch")?.unwrap_or(d.batch).max(1),
             learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
             ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
+            min_snr_gamma: parse(&get, "min_snr")?.or(d.min_snr_gamma),
             preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
             preview_steps: parse(&get, "preview_steps")?.unwrap_or(d.preview_steps).max(1),
             seed: parse(&get, "seed")?.unwrap_or(d.seed),

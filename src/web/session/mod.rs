@@ -166,7 +166,8 @@ impl Session {
             .train_config(settings.seed)
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
-            .with_ema_decay(settings.ema_decay);
+            .with_ema_decay(settings.ema_decay)
+            .with_min_snr_gamma(settings.min_snr_gamma);
         train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
         let schedule = ScheduleConfig { beta_schedule: settings.schedule, ..Default::default() };
         let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
@@ -238,7 +239,7 @@ impl Session {
         let params = self.trainer.model.num_params();
         let (weights, training) = self.trainer.memory_bytes();
         self.out.send(Update::ModelCard(format!(
-            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {} · trained {} steps{}",
+            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {}{} · trained {} steps{}",
             self.model_name,
             weights as f64 / 1e6,
             training as f64 / 1e6,
@@ -252,6 +253,7 @@ impl Session {
             self.trainer.config.batch_size,
             self.trainer.config.learning_rate,
             self.trainer.config.ema_decay,
+            self.trainer.config.min_snr_gamma.map_or(String::new(), |g| format!(", min-SNR γ = {g}")),
             self.trainer.step,
             match &self.untrainable {
                 None => format!(" on {}", self.manifest.name),
