@@ -12,7 +12,7 @@ use super::sample::sample_values;
 use super::{Backend, CliResult, load_train_split, model_source, read_file, write_atomic};
 use crate::checkpoint::{ModelCard, to_bytes};
 use crate::data::samples_png;
-use crate::diffusion::{BetaSchedule, Prediction, SamplerKind};
+use crate::diffusion::{BetaSchedule, Prediction, SamplerKind, SamplerName};
 use crate::model::Preset;
 use crate::data::{ImageSet, Manifest};
 use crate::pipeline::{Guidance, SampleRun};
@@ -73,6 +73,10 @@ pub struct TrainArgs {
     /// What a fresh model learns to predict: the noise ε, the image x_0, or v.
     #[arg(long, value_enum)]
     pub prediction: Option<Prediction>,
+    /// Zero terminal SNR for a fresh model (Lin et al. 2024): β rescaled so that the last step
+    /// is pure noise, v-prediction unless `--prediction sample`, and trailing spacing.
+    #[arg(long)]
+    pub zero_terminal_snr: bool,
     /// Write the whole training state (weights, EMA, optimizer, step, random stream) every N
     /// steps and at the end, to `--state`, atomically. 0: never. Default: 200 (1000 for
     /// `--preset ddpm-cifar10`).
@@ -83,7 +87,7 @@ pub struct TrainArgs {
     pub state: PathBuf,
     /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
     /// model, schedule and optimisation settings are the run's own.
-    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma"])]
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr"])]
     pub resume: Option<PathBuf>,
     /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
     #[arg(long)]
@@ -165,7 +169,8 @@ pub fn run(args: TrainArgs) -> CliResult {
         write_atomic(&args.state, &bytes)
     };
     let write_grid = |trainer: &Trainer| -> CliResult {
-        let (count, kind) = (recipe.count, SamplerKind::ddim(recipe.sample_steps));
+        let kind = SamplerKind::new(SamplerName::Ddim, recipe.sample_steps, 0.0, None, &trainer.schedule.config);
+        let count = recipe.count;
         let mut run = SampleRun::new(&trainer.model_config, kind, &trainer.schedule, count, 0, &device);
         if let Some(classes) = trainer.model_config.num_classes() {
             // The grid of a class-conditional model cycles through its classes.
@@ -294,9 +299,12 @@ fn fresh_trainer(
     if let Some(prediction) = args.prediction {
         schedule.prediction_type = prediction;
     }
+    if args.zero_terminal_snr {
+        schedule = schedule.with_zero_terminal_snr();
+    }
     if source.checkpoint.is_some() && schedule != source.schedule {
         return Err(format!(
-            "--schedule/--prediction: {} was trained with {:?} β predicting {:?}; it keeps them",
+            "--schedule/--prediction/--zero-terminal-snr: {} was trained with {:?} β predicting {:?}; it keeps them",
             model, source.schedule.beta_schedule, source.schedule.prediction_type
         ));
     }

@@ -107,6 +107,14 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
+    /// Zero terminal SNR as Lin et al. 2024 train and sample it: β rescaled so that ᾱ_{T−1} = 0,
+    /// the few-step samplers starting at T − 1 (`trailing` spacing, §3.3), and v-prediction
+    /// where the model would predict ε (§3.2).
+    pub fn with_zero_terminal_snr(self) -> Self {
+        let prediction_type = if self.prediction_type == Prediction::Epsilon { Prediction::V } else { self.prediction_type };
+        Self { rescale_betas_zero_snr: true, timestep_spacing: Some(Spacing::Trailing), prediction_type, ..self }
+    }
+
     /// Checks the settings before a [`Schedule`] is built from them (from a file or the
     /// command line): 1 ≤ T ≤ [`limits::MAX_TRAIN_TIMESTEPS`], each β in [0, 1).
     pub fn validate(&self) -> Result<(), String> {
@@ -126,6 +134,9 @@ impl ScheduleConfig {
         }
         if !(self.dynamic_thresholding_ratio > 0.0 && self.dynamic_thresholding_ratio <= 1.0) {
             return Err(format!("dynamic_thresholding_ratio is {}; it must be in (0, 1]", self.dynamic_thresholding_ratio));
+        }
+        if self.rescale_betas_zero_snr && self.prediction_type == Prediction::Epsilon {
+            return Err("rescale_betas_zero_snr needs prediction_type v_prediction or sample: at zero SNR (ᾱ = 0) an ε-prediction gives no x̂_0 (Lin et al. 2024, §3.2)".into());
         }
         if self.steps_offset >= self.num_train_timesteps {
             return Err(format!("steps_offset is {}; it must be below num_train_timesteps", self.steps_offset));
@@ -273,5 +284,19 @@ mod tests {
             ScheduleConfig::from_json(r#"{"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"}"#)
                 .unwrap();
         assert_eq!((cosine.beta_schedule, cosine.prediction_type), (BetaSchedule::Cosine, Prediction::V));
+    }
+
+    #[test]
+    fn zero_terminal_snr_ends_at_pure_noise_and_needs_another_target_than_noise() {
+        // Lin et al. 2024, Algorithm 1: √ᾱ is shifted to 0 at T − 1 and scaled to keep √ᾱ_0.
+        let plain = Schedule::ddpm();
+        let config = ScheduleConfig::default().with_zero_terminal_snr();
+        assert_eq!((config.prediction_type, config.timestep_spacing), (Prediction::V, Some(Spacing::Trailing)));
+        let zero = Schedule::new(config);
+        assert_eq!(zero.alphas_cumprod[999], 0.0);
+        assert!((zero.alphas_cumprod[0] - plain.alphas_cumprod[0]).abs() < 1e-6);
+        assert!(zero.alphas_cumprod.windows(2).all(|w| w[1] < w[0]), "ᾱ still falls at every step");
+        let eps = ScheduleConfig { rescale_betas_zero_snr: true, ..Default::default() };
+        assert!(eps.validate().unwrap_err().contains("prediction_type"));
     }
 }

@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use crate::data::Dataset;
-use crate::diffusion::BetaSchedule;
+use crate::diffusion::{BetaSchedule, Prediction};
 use crate::model::Preset;
 use crate::train::Recipe;
 
@@ -22,6 +22,10 @@ pub struct Settings {
     pub batch: usize,
     pub learning_rate: f64,
     pub ema_decay: f64,
+    /// What a new model predicts (`?prediction=epsilon|sample|v`).
+    pub prediction: Prediction,
+    /// Zero terminal SNR for a new model (`?zero_snr=1`, Lin et al. 2024).
+    pub zero_terminal_snr: bool,
     /// Min-SNR-γ loss weighting (`?min_snr=5`; absent: the recipe's).
     pub min_snr_gamma: Option<f64>,
     /// Refresh the preview grid every this many steps.
@@ -63,6 +67,8 @@ impl Default for Settings {
             learning_rate: recipe.learning_rate,
             ema_decay: recipe.ema_decay,
             min_snr_gamma: recipe.min_snr_gamma,
+            prediction: Prediction::Epsilon,
+            zero_terminal_snr: false,
             preview_every: recipe.preview_every,
             preview_steps: recipe.preview_steps,
             seed: 0,
@@ -99,6 +105,8 @@ impl Settings {
             learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
             ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
             min_snr_gamma: parse(&get, "min_snr")?.or(d.min_snr_gamma),
+            prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
+            zero_terminal_snr: get("zero_snr").map(|v| flag("zero_snr", &v)).transpose()?.unwrap_or(d.zero_terminal_snr),
             preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
             preview_steps: parse(&get, "preview_steps")?.unwrap_or(d.preview_steps).max(1),
             seed: parse(&get, "seed")?.unwrap_or(d.seed),
@@ -115,15 +123,21 @@ impl Settings {
 
     /// `?classes=1` (class-conditional) or `0`.
     pub fn parse_classes(value: &str) -> Result<bool, String> {
-        match value.parse::<u8>() {
-            Ok(flag) => Ok(flag == 1),
-            Err(_) => Err(format!("?classes={value}: 0 or 1")),
-        }
+        flag("classes", value)
     }
 
     /// The value of `?classes=` for a model that is class-conditional or not.
     pub fn classes_param(conditional: bool) -> &'static str {
         if conditional { "1" } else { "0" }
+    }
+}
+
+/// A switch of the query: `1` on, `0` off.
+fn flag(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        _ => Err(format!("?{key}={value}: 0 or 1")),
     }
 }
 
@@ -151,6 +165,9 @@ mod tests {
         assert_eq!((settings.data, settings.preset, settings.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
         assert_eq!((settings.batch, settings.batch_given, settings.conditional), (8, true, true));
         assert_eq!((settings.count, settings.bench), (MAX_COUNT, Some(3)));
+        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5")]).unwrap();
+        assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
+        assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {
             assert_eq!(query(&[("data", name.name())]).unwrap().data, name);
         }

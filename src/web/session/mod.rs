@@ -19,7 +19,7 @@ use super::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN};
 use super::settings::Settings;
 use crate::checkpoint::DiffusersFolder;
 use crate::data::{ImageSet, Manifest, encode_npy};
-use crate::diffusion::SamplerKind;
+use crate::diffusion::{SamplerKind, SamplerName};
 use crate::pipeline::Bench;
 use crate::diffusion::ScheduleConfig;
 use crate::train::{Recipe, Trainer, conditional_classes};
@@ -169,7 +169,8 @@ impl Session {
             .with_ema_decay(settings.ema_decay)
             .with_min_snr_gamma(settings.min_snr_gamma);
         train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
-        let schedule = ScheduleConfig { beta_schedule: settings.schedule, ..Default::default() };
+        let schedule = ScheduleConfig { beta_schedule: settings.schedule, prediction_type: settings.prediction, ..Default::default() };
+        let schedule = if settings.zero_terminal_snr { schedule.with_zero_terminal_snr() } else { schedule };
         let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
         let model_name = settings.preset.name().to_string();
         let mut session = Self {
@@ -421,7 +422,8 @@ impl Session {
             gpu.destroy(); // a real device loss: the lost callback reports it
         }
         if self.trainer.step % self.settings.preview_every == 0 {
-            let (kind, schedule) = (SamplerKind::ddim(self.settings.preview_steps), self.trainer.schedule.clone());
+            let schedule = self.trainer.schedule.clone();
+            let kind = SamplerKind::new(SamplerName::Ddim, self.settings.preview_steps, 0.0, None, &schedule.config);
             self.sample(kind, &schedule, "Preview", false, None).await?;
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
