@@ -18,7 +18,9 @@ pub use random::RandomStream;
 pub use sampler::{Sampler, SamplerKind, SamplerName};
 pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};
 pub use scheduler_config::SchedulerConfigError;
-pub use threshold::{dynamic_threshold, limit_x0};
+#[cfg(not(target_arch = "wasm32"))]
+pub use threshold::dynamic_threshold;
+pub use threshold::limit_x0;
 
 use burn::tensor::Tensor;
 

@@ -9,7 +9,10 @@ use super::ScheduleConfig;
 /// DDPM and DDIM; diffusers' DPM-Solver++ has no `clip_sample`).
 pub fn limit_x0(config: &ScheduleConfig, x0: Tensor<4>, clips: bool) -> Tensor<4> {
     if config.thresholding {
-        dynamic_threshold(x0, config.dynamic_thresholding_ratio, config.sample_max_value)
+        #[cfg(not(target_arch = "wasm32"))]
+        return dynamic_threshold(x0, config.dynamic_thresholding_ratio, config.sample_max_value);
+        #[cfg(target_arch = "wasm32")]
+        unreachable!("the tab refuses dynamic thresholding before it samples");
     } else if clips && config.clip_sample {
         x0.clamp(-config.clip_sample_range, config.clip_sample_range)
     } else {
@@ -22,7 +25,9 @@ pub fn limit_x0(config: &ScheduleConfig, x0: Tensor<4>, clips: bool) -> Tensor<4
 /// clamped to [1, `max`]; x̂_0 is clipped to [−s, s] and divided by s.
 ///
 /// It sorts each image's values, which burn does on the host: natively that is a blocking
-/// read, and the browser (where reads must be async) refuses thresholding before sampling.
+/// read, and the browser (where reads must be async) refuses thresholding before sampling. So
+/// the tab's wasm leaves it out (burn's host sort for every backend and dtype is about 0.9 MB).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn dynamic_threshold(x0: Tensor<4>, ratio: f64, max: f64) -> Tensor<4> {
     let [b, c, h, w] = x0.dims();
     let n = c * h * w;
