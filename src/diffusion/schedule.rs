@@ -72,7 +72,8 @@ pub struct ScheduleConfig {
     pub sample_max_value: f64,
     /// DDIM's step after its last timestep goes to ᾱ = 1 (the clean image); else to ᾱ_0.
     pub set_alpha_to_one: bool,
-    /// Added to every timestep of `leading` spacing (Stable Diffusion uses 1).
+    /// Added to every timestep of DDIM's and DPM-Solver++'s `leading` spacing (Stable Diffusion
+    /// uses 1). DDPM visits every timestep, so it has no offset (diffusers' would index past T).
     pub steps_offset: usize,
     /// The few-step samplers' spacing; absent, each sampler's diffusers default (leading for
     /// DDIM, linspace for DPM-Solver++). A sampler's own `--spacing` comes first.
