@@ -3,7 +3,8 @@
 our trainer drew (each step's x_0, t and ε, written by `cargo test --release --test lockstep --
 --ignored`) with the recipe of `tabdiffusion train` — x_t from DDPMScheduler.add_noise, MSE on ε,
 the global gradient norm clipped to 1 (clip_grad_norm_), torch.optim.Adam(lr, (0.9, 0.999),
-1e-8), EMAModel(decay 0.999) after each step — and keeps every step's loss, the final weights
+1e-8), EMAModel(decay 0.999) after each step; the very `training_step` of
+scripts/reference_train.py, the README's reference — and keeps every step's loss, the final weights
 and the final EMA weights as the test's expected values.
 
     .venv-ref/bin/python scripts/lockstep.py [--inputs /tmp/lockstep-inputs]
@@ -18,6 +19,8 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 from safetensors.torch import save_file
+
+from reference_train import training_step
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "lockstep"
 
@@ -38,13 +41,7 @@ def main():
     ema = EMAModel(model.parameters(), decay=0.999)
     losses = []
     for x0, noise, t in zip(x0s, noises, timesteps):
-        loss = torch.nn.functional.mse_loss(model(scheduler.add_noise(x0, noise, t), t).sample, noise)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        ema.step(model.parameters())
-        losses.append(loss.item())
+        losses.append(training_step(model, scheduler, optimizer, ema, x0, noise, t).item())
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, FIXTURE / "final.safetensors")
     ema.copy_to(model.parameters())
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, FIXTURE / "final_ema.safetensors")

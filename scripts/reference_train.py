@@ -50,6 +50,18 @@ def load_train_split(folder: Path) -> np.ndarray:
     return np.stack(images)
 
 
+def training_step(model, scheduler, optimizer, ema, x0, noise, t):
+    """One step of the recipe (Algorithm 1, the clip, Adam, the EMA); the loss. tests/lockstep.rs
+    checks this very step against ours (scripts/lockstep.py)."""
+    loss = torch.nn.functional.mse_loss(model(scheduler.add_noise(x0, noise, t), t).sample, noise)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    ema.step(model.parameters())
+    return loss
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="mnist-small", choices=PRESETS)
@@ -80,12 +92,7 @@ def main():
         x0 = (data[index].float() / 127.5 - 1).to(args.device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch,), device=args.device)
         noise = torch.randn_like(x0)
-        loss = torch.nn.functional.mse_loss(model(scheduler.add_noise(x0, noise, t), t).sample, noise)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        ema.step(model.parameters())
+        loss = training_step(model, scheduler, optimizer, ema, x0, noise, t)
         smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
         if step % args.log_every == 0 or step == args.steps:
             print(json.dumps({"step": step, "loss": round(smoothed, 5),
