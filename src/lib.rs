@@ -7,6 +7,7 @@
 
 #[macro_use]
 pub mod names;
+pub mod fields;
 
 pub mod checkpoint;
 pub mod data;

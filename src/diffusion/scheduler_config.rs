@@ -4,18 +4,19 @@
 //! (`_class_name`, `_diffusers_version`, PNDM's `skip_prk_steps`, …) are ignored, as diffusers'
 //! `from_config` ignores keys a scheduler does not take.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{BetaSchedule, Prediction, ScheduleConfig, Spacing, Variance};
+use crate::fields::{FieldError, Fields};
 
 /// Why a scheduler config cannot be used.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum SchedulerConfigError {
     #[error("not a JSON object: {0}")]
     NotJson(String),
-    /// A value of the wrong JSON type.
-    #[error("{key} must be {expected}, not {found}")]
-    WrongType { key: String, expected: &'static str, found: String },
+    /// A value of the wrong JSON type, or a number too large.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     /// A value this crate does not implement, with what it does.
     #[error("{key} = {found} is not supported (only {supported})")]
     Unsupported { key: String, found: String, supported: String },
@@ -51,7 +52,7 @@ impl ScheduleConfig {
     pub fn from_json(json: &str) -> Result<Self> {
         let value: Value = serde_json::from_str(&quote_non_finite(json)).map_err(|e| SchedulerConfigError::NotJson(e.to_string()))?;
         let map = value.as_object().ok_or_else(|| SchedulerConfigError::NotJson(format!("it is {value}")))?;
-        let read = Reader { map };
+        let read = Reader(Fields { map });
         for (key, only) in ONLY {
             if let Some(found) = read.get(key) {
                 let only_value: Value = serde_json::from_str(only).expect("a JSON literal");
@@ -130,39 +131,21 @@ fn unsupported(key: &str, found: &Value, supported: &str) -> SchedulerConfigErro
     SchedulerConfigError::Unsupported { key: key.to_string(), found: found.to_string(), supported: supported.to_string() }
 }
 
-struct Reader<'a> {
-    map: &'a Map<String, Value>,
+/// The config's fields, and the names some of them hold.
+struct Reader<'a>(Fields<'a>);
+
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = Fields<'a>;
+    fn deref(&self) -> &Fields<'a> {
+        &self.0
+    }
 }
 
 impl Reader<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn wrong(&self, key: &str, expected: &'static str, found: &Value) -> SchedulerConfigError {
-        SchedulerConfigError::WrongType { key: key.to_string(), expected, found: found.to_string() }
-    }
-
-    fn usize(&self, key: &str, default: usize) -> Result<usize> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        let n = v.as_u64().ok_or_else(|| self.wrong(key, "a whole number", v))?;
-        usize::try_from(n).map_err(|_| unsupported(key, v, "values that fit this machine"))
-    }
-
-    fn f64(&self, key: &str, default: f64) -> Result<f64> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        v.as_f64().ok_or_else(|| self.wrong(key, "a number", v))
-    }
-
-    fn bool(&self, key: &str, default: bool) -> Result<bool> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        v.as_bool().ok_or_else(|| self.wrong(key, "true or false", v))
-    }
-
     /// One of `names` (diffusers' spelling).
     fn name<T: Copy>(&self, key: &str, default: T, names: &[(&str, T)]) -> Result<T> {
         let Some(v) = self.get(key) else { return Ok(default) };
-        let given = v.as_str().ok_or_else(|| self.wrong(key, "a name", v))?;
+        let given = v.as_str().ok_or_else(|| Fields::wrong(key, "a name", v))?;
         let valid: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
         names.iter().find(|(n, _)| *n == given).map(|(_, t)| *t).ok_or_else(|| unsupported(key, v, &valid.join(", ")))
     }
@@ -236,7 +219,7 @@ mod tests {
             assert!(matches!(&err, SchedulerConfigError::Unsupported { key: k, .. } if k == key), "{key}: {err}");
             assert!(err.to_string().starts_with(&format!("{key} = ")), "{err}");
         }
-        assert!(matches!(with("clip_sample", "\"yes\""), SchedulerConfigError::WrongType { .. }));
+        assert!(matches!(with("clip_sample", "\"yes\""), SchedulerConfigError::Field(FieldError::WrongType { .. })));
         assert!(matches!(with("steps_offset", "5000"), SchedulerConfigError::Invalid(_)));
         assert!(matches!(with("dynamic_thresholding_ratio", "1.5"), SchedulerConfigError::Invalid(_)));
     }

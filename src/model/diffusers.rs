@@ -4,25 +4,24 @@
 //! key that `UNet2DModel` does not take is ignored, as diffusers ignores it. Every
 //! `UNet2DModel` option this U-Net cannot follow is refused by name.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{ConfigError, UNetConfig};
+use crate::fields::{FieldError, Fields};
 
 /// Why a `config.json` cannot be read as this U-Net.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum DiffusersConfigError {
     #[error("config.json is not a JSON object: {0}")]
     NotJson(String),
-    /// A value of the wrong JSON type.
-    #[error("{key} must be {expected}, not {found}")]
-    WrongType { key: String, expected: &'static str, found: String },
+    /// A value of the wrong JSON type, or a number too large.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     /// An option of `UNet2DModel` this U-Net does not follow, with what it does follow.
     #[error("{key} = {found} is not supported (only {supported})")]
     Unsupported { key: String, found: String, supported: String },
     #[error("{key} is missing: {why}")]
     Missing { key: &'static str, why: &'static str },
-    #[error("{key} = {value} is too large")]
-    TooLarge { key: String, value: u64 },
     #[error("{channels} block_out_channels, {down} down_block_types and {up} up_block_types: they must be as many")]
     BlockCounts { channels: usize, down: usize, up: usize },
     /// Read, but not a U-Net that can be built.
@@ -33,7 +32,7 @@ pub enum DiffusersConfigError {
 type Result<T> = std::result::Result<T, DiffusersConfigError>;
 
 fn wrong(key: &str, expected: &'static str, found: &Value) -> DiffusersConfigError {
-    DiffusersConfigError::WrongType { key: key.to_string(), expected, found: found.to_string() }
+    Fields::wrong(key, expected, found).into()
 }
 
 fn unsupported(key: &str, found: impl std::fmt::Display, supported: impl Into<String>) -> DiffusersConfigError {
@@ -49,7 +48,7 @@ const ATTN_UP: &str = "AttnUpBlock2D";
 pub fn from_diffusers_config(json: &str) -> Result<UNetConfig> {
     let value: Value = serde_json::from_str(json).map_err(|e| DiffusersConfigError::NotJson(e.to_string()))?;
     let map = value.as_object().ok_or_else(|| DiffusersConfigError::NotJson(format!("it is {value}")))?;
-    let config = Reader { map }.config()?;
+    let config = Reader(Fields { map }).config()?;
     config.validate()?;
     Ok(config)
 }
@@ -93,36 +92,17 @@ pub fn to_diffusers_config(config: &UNetConfig) -> String {
     serde_json::to_string_pretty(&value).expect("JSON serialises")
 }
 
-struct Reader<'a> {
-    map: &'a Map<String, Value>,
+/// `config.json`'s fields, and the reading of `UNet2DModel`'s options from them.
+struct Reader<'a>(Fields<'a>);
+
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = Fields<'a>;
+    fn deref(&self) -> &Fields<'a> {
+        &self.0
+    }
 }
 
 impl Reader<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn usize(&self, key: &str, default: usize) -> Result<usize> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => self.usize_value(key, v),
-        }
-    }
-
-    fn f64(&self, key: &str, default: f64) -> Result<f64> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| wrong(key, "a number", v)),
-        }
-    }
-
-    fn bool(&self, key: &str, default: bool) -> Result<bool> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| wrong(key, "true or false", v)),
-        }
-    }
-
     fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>> {
         match self.get(key) {
             None => Ok(default.iter().map(|s| s.to_string()).collect()),
@@ -169,9 +149,9 @@ impl Reader<'_> {
 
         let sample_size = match self.get("sample_size") {
             None => return Err(DiffusersConfigError::Missing { key: "sample_size", why: "the image size must be known" }),
-            Some(Value::Array(hw)) if hw.len() == 2 && hw[0] == hw[1] => self.usize_value("sample_size", &hw[0])?,
+            Some(Value::Array(hw)) if hw.len() == 2 && hw[0] == hw[1] => Fields::usize_value("sample_size", &hw[0])?,
             Some(v @ Value::Array(_)) => return Err(unsupported("sample_size", v, "square images")),
-            Some(v) => self.usize_value("sample_size", v)?,
+            Some(v) => Fields::usize_value("sample_size", v)?,
         };
         let block_out_channels = match self.get("block_out_channels") {
             None => vec![224, 448, 672, 896],
@@ -180,8 +160,8 @@ impl Reader<'_> {
                 .ok_or_else(|| wrong("block_out_channels", "a list of whole numbers", v))?
                 .iter()
                 .enumerate()
-                .map(|(i, c)| self.usize_value(&format!("block_out_channels[{i}]"), c))
-                .collect::<Result<_>>()?,
+                .map(|(i, c)| Fields::usize_value(&format!("block_out_channels[{i}]"), c))
+                .collect::<std::result::Result<_, FieldError>>()?,
         };
         let down = self.strings("down_block_types", &[DOWN, ATTN_DOWN, ATTN_DOWN, ATTN_DOWN])?;
         let up = self.strings("up_block_types", &[ATTN_UP, ATTN_UP, ATTN_UP, UP])?;
@@ -212,7 +192,7 @@ impl Reader<'_> {
         let attention_head_dim = match self.map.get("attention_head_dim") {
             None => Some(8), // diffusers' default when the key is absent
             Some(Value::Null) => None,
-            Some(v) => Some(self.usize_value("attention_head_dim", v)?),
+            Some(v) => Some(Fields::usize_value("attention_head_dim", v)?),
         };
         Ok(UNetConfig {
             sample_size,
@@ -231,20 +211,14 @@ impl Reader<'_> {
             center_input_sample: self.bool("center_input_sample", false)?,
             time_embedding_dim: match self.get("time_embedding_dim") {
                 None => None,
-                Some(v) => Some(self.usize_value("time_embedding_dim", v)?),
+                Some(v) => Some(Fields::usize_value("time_embedding_dim", v)?),
             },
             add_attention: self.bool("add_attention", true)?,
             num_class_embeds: match self.get("num_class_embeds") {
                 None => None,
-                Some(v) => Some(self.usize_value("num_class_embeds", v)?),
+                Some(v) => Some(Fields::usize_value("num_class_embeds", v)?),
             },
         })
-    }
-
-    fn usize_value(&self, key: &str, v: &Value) -> Result<usize> {
-        let n = v.as_u64().ok_or_else(|| wrong(key, "a whole number", v))?;
-        // A 32-bit usize (the tab's wasm) must not wrap a huge value into a small one.
-        usize::try_from(n).map_err(|_| DiffusersConfigError::TooLarge { key: key.to_string(), value: n })
     }
 }
 
@@ -343,7 +317,7 @@ mod tests {
         // A caller can tell the kinds apart (the CLI and the tab word them; a fixer can match).
         assert!(matches!(with("sample_size", "[32, 64]"), Err(DiffusersConfigError::Unsupported { key, .. }) if key == "sample_size"));
         assert!(matches!(with("layers_per_block", "1000000000"), Err(DiffusersConfigError::Invalid(_))));
-        assert!(matches!(with("dropout", "\"high\""), Err(DiffusersConfigError::WrongType { expected: "a number", .. })));
+        assert!(matches!(with("dropout", "\"high\""), Err(DiffusersConfigError::Field(FieldError::WrongType { expected: "a number", .. }))));
         assert!(matches!(from_diffusers_config("[1]"), Err(DiffusersConfigError::NotJson(_))));
     }
 }

@@ -87,7 +87,8 @@ impl Session {
         let mut times = Vec::new();
         let ddim_steps = Recipe::SMALL_DATA.sample_steps;
         let schedule = self.trainer.schedule.clone();
-        for kind in [SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None, &schedule.config), SamplerKind::ddim(ddim_steps)] {
+        let ddpm = SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None, &schedule.config);
+        for kind in [ddpm, SamplerKind::new(SamplerName::Ddim, ddim_steps, 0.0, None, &schedule.config)] {
             let start = now_ms();
             let mut run = self.run(kind, &schedule, count, None)?;
             while run.step(&self.trainer.ema).is_some() {
