@@ -15,6 +15,7 @@ pub mod diffusion;
 pub mod eval;
 pub mod model;
 pub mod pipeline;
+pub mod playground;
 pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor};
 
 use crate::diffusion::{RandomStream, Sampler, SamplerKind, Schedule, StepOutput};
-use crate::model::{UNet, UNetConfig};
+use crate::model::{Denoiser, UNet, UNetConfig};
 
 /// Classifier-free guidance toward given classes (Ho & Salimans 2022).
 /// What a benchmark measured: `tabdiffusion bench --json` and the tab's `?bench=N` print this
@@ -106,11 +106,11 @@ impl Guidance {
     /// The guided output at `x: [B, C, H, W]`, from one forward pass of the batch doubled:
     /// the first half labelled with the classes, the second with the null class. The formula
     /// is applied to the network's output whatever it predicts, as diffusers' pipelines do.
-    pub fn output(&self, model: &UNet, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
+    pub fn output<M: Denoiser>(&self, model: &M, x: Tensor<4>, timesteps: &[usize]) -> Tensor<4> {
         let b = x.dims()[0];
         let null = model.null_class().expect("guidance needs a class-conditional model");
         let labels: Vec<usize> = self.classes.iter().copied().chain(std::iter::repeat_n(null, b)).collect();
-        let both = model.forward_classes(Tensor::cat(vec![x.clone(), x], 0), &[timesteps, timesteps].concat(), Some(&labels));
+        let both = model.denoise(Tensor::cat(vec![x.clone(), x], 0), &[timesteps, timesteps].concat(), Some(&labels));
         let conditional = both.clone().narrow(0, 0, b);
         let unconditional = both.narrow(0, b, b);
         // ε̃ = ε_∅ + w (ε_c − ε_∅)   (Ho & Salimans 2022, eq. 6, with w here = 1 + w there)
@@ -165,13 +165,13 @@ impl SampleRun {
 
     /// Takes every remaining step with `model` and returns x_0 (the shells that wait between
     /// steps, as the tab does, call [`SampleRun::step`] themselves).
-    pub fn finish(mut self, model: &UNet) -> Tensor<4> {
+    pub fn finish<M: Denoiser>(mut self, model: &M) -> Tensor<4> {
         while self.step(model).is_some() {}
         self.sample
     }
 
     /// Takes one step with `model`; `None` once done.
-    pub fn step(&mut self, model: &UNet) -> Option<StepOutput> {
+    pub fn step<M: Denoiser>(&mut self, model: &M) -> Option<StepOutput> {
         if self.is_done() {
             return None;
         }
@@ -180,7 +180,7 @@ impl SampleRun {
             self.index,
             |x, t| match guidance {
                 Some(guidance) => guidance.output(model, x, t),
-                None => model.forward(x, t),
+                None => model.denoise(x, t, None),
             },
             self.sample.clone(),
             &mut self.rng,

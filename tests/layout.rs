@@ -104,11 +104,12 @@ fn no_source_file_imports_a_file_that_imports_it_back() {
 
 /// The layers, bottom first: a module names only modules of layers below its own (the core's
 /// math and formats know nothing of training; nothing in the core knows the tab or the CLI).
-const LAYERS: [&[&str]; 5] = [
+const LAYERS: [&[&str]; 6] = [
     &["names", "fields", "data"],
     &["diffusion", "model", "eval"],
     &["checkpoint", "pipeline"],
     &["train"],
+    &["playground"],
     &["web", "cli"],
 ];
 

@@ -53,6 +53,10 @@ pub const MAX_UPLOAD_BYTES: u64 = 4 << 30;
 /// Images in one upload: 200,000.
 pub const MAX_UPLOAD_IMAGES: usize = 200_000;
 
+/// Points of a 2-D playground dataset (drawn by the user, or generated): 100,000. The
+/// playground trains on a few thousand.
+pub const MAX_POINTS: usize = 100_000;
+
 /// Dimensions of an `.npy` array or an IDX file: 32 (NumPy 1.x's `NPY_MAXDIMS`).
 pub const MAX_ARRAY_DIMS: usize = 32;
 

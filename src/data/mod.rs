@@ -6,6 +6,7 @@ mod idx;
 mod images;
 pub mod limits;
 mod npy;
+mod points;
 mod tiles;
 mod upload;
 
@@ -15,6 +16,7 @@ pub use decode::{CIFAR10_CLASSES, FASHION_MNIST_CLASSES, images_from_cifar_binar
 pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};
 pub use npy::{decode_npy, encode_npy};
+pub use points::{Gaussian, GaussianMixture, MAX_COORDINATE, PointSet, PointShape, points_tensor, tensor_points};
 pub use tiles::{COLUMNS, PER_TILE, decode_tile, encode_tile, grid};
 pub use upload::{images_from_upload, is_image_or_zip, labelled_images, unzip_images, upload_from_bytes, upload_to_bytes};
 

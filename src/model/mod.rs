@@ -4,15 +4,19 @@
 mod blocks;
 mod classifier;
 mod config;
+mod denoiser;
 mod diffusers;
 mod embedding;
 pub mod inception;
+mod points;
 mod presets;
 pub mod state_dict;
 mod unet;
 
 pub use classifier::{Classifier, ClassifierConfig, ClassifierKind};
 pub use blocks::{AttentionBlock, Downsample, ResnetBlock, Upsample};
+pub use denoiser::{Denoiser, DenoiserConfig};
+pub use points::{PointDenoiser, PointDenoiserConfig};
 pub use diffusers::{DiffusersConfigError, from_diffusers_config, to_diffusers_config};
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;

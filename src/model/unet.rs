@@ -13,6 +13,7 @@ use super::blocks::{
 };
 use super::embedding::{TimestepEmbedding, TimestepEmbeddingConfig, timestep_embedding_tensor};
 use super::UNetConfig;
+use super::denoiser::{Denoiser, DenoiserConfig};
 
 /// One resolution level on the way down.
 #[derive(Module, Debug)]
@@ -154,6 +155,28 @@ impl UNetConfig {
             freq_shift: self.freq_shift,
             center_input_sample: self.center_input_sample,
         }
+    }
+}
+
+impl DenoiserConfig for UNetConfig {
+    type Model = UNet;
+
+    fn init_denoiser(&self, device: &Device) -> UNet {
+        self.init(device)
+    }
+
+    fn null_class(&self) -> Option<usize> {
+        UNetConfig::null_class(self)
+    }
+}
+
+impl Denoiser for UNet {
+    fn denoise(&self, x_t: Tensor<4>, timesteps: &[usize], classes: Option<&[usize]>) -> Tensor<4> {
+        self.forward_classes(x_t, timesteps, classes)
+    }
+
+    fn null_class(&self) -> Option<usize> {
+        UNet::null_class(self)
     }
 }
 

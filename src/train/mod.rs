@@ -19,12 +19,12 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 
-use crate::data::ImageSet;
+use crate::data::{ImageSet, PointSet};
 use crate::diffusion::{
     RandomStream, Schedule, ScheduleConfig, min_snr_weights, prediction_loss, q_sample, training_target, weighted_prediction_loss,
 };
 use crate::data::limits;
-use crate::model::{UNet, UNetConfig};
+use crate::model::{Denoiser, DenoiserConfig, UNetConfig};
 
 /// Optimisation settings (DDPM §4 unless noted).
 #[derive(Config, Debug, PartialEq)]
@@ -100,12 +100,13 @@ fn adam(config: &TrainConfig) -> Adam {
 }
 
 /// One training run: the model being optimised, its EMA, the optimiser and the random stream.
-pub struct Trainer {
+/// Any [`Denoiser`] trains here: the U-Net (the default) and the playground's point MLP.
+pub struct Trainer<C: DenoiserConfig = UNetConfig> {
     /// The weights being trained, on the autodiff device.
-    pub model: UNet,
+    pub model: C::Model,
     /// The averaged weights used for sampling, on the plain device.
-    pub ema: UNet,
-    pub model_config: UNetConfig,
+    pub ema: C::Model,
+    pub model_config: C,
     pub config: TrainConfig,
     pub schedule: Schedule,
     /// Training steps taken so far.
@@ -145,7 +146,7 @@ impl TrainConfig {
     }
 }
 
-impl Trainer {
+impl<C: DenoiserConfig> Trainer<C> {
     /// Bytes of the model's float32 weights, and of what training holds on the device: the
     /// weights, their gradients, Adam's two moments and the EMA copy (five times the weights).
     pub fn memory_bytes(&self) -> (u64, u64) {
@@ -154,14 +155,14 @@ impl Trainer {
     }
 
     /// Starts from fresh weights (seeded by `config.seed`) on `device`.
-    pub fn new(model_config: UNetConfig, config: TrainConfig, device: &Device) -> Self {
+    pub fn new(model_config: C, config: TrainConfig, device: &Device) -> Self {
         device.seed(config.seed);
-        let model = model_config.init(&device.clone().autodiff());
+        let model = model_config.init_denoiser(&device.clone().autodiff());
         Self::from_model(model, model_config, config, device)
     }
 
     /// Continues from given weights (a loaded checkpoint). The EMA starts as a copy.
-    pub fn from_model(model: UNet, model_config: UNetConfig, config: TrainConfig, device: &Device) -> Self {
+    pub fn from_model(model: C::Model, model_config: C, config: TrainConfig, device: &Device) -> Self {
         // `train` turns weights loaded on a plain device into trainable autodiff leaves.
         let model = model.to_device(device).train();
         let ema = model.valid();
@@ -186,6 +187,14 @@ impl Trainer {
         self
     }
 
+    /// Draws the next minibatch of points from the run's random stream (indices only).
+    pub fn next_points(&mut self, set: &PointSet) -> Tensor<4> {
+        let indices = self.rng.indices(self.config.batch_size, set.len());
+        set.batch(&indices, &self.device)
+    }
+}
+
+impl Trainer {
     /// Draws the next minibatch from the run's random stream (indices, then a flip per image
     /// if `random_flip`), as a `[B, C, H, W]` tensor in [−1, 1].
     pub fn next_batch(&mut self, set: &ImageSet) -> Tensor<4> {
@@ -232,6 +241,9 @@ impl Trainer {
         (set.batch_flipped(&indices, &flips, &self.device), indices)
     }
 
+}
+
+impl<C: DenoiserConfig> Trainer<C> {
     /// One step of Algorithm 1 on a batch `x0: [B, C, H, W]` in [−1, 1]: sample t and ε,
     /// regress ε_θ(x_t, t) on ε, take an Adam step, update the EMA. Returns the loss as a
     /// tensor so the shell decides when to read it (async in the browser).
@@ -267,7 +279,7 @@ impl Trainer {
         let noise = self.rng.normal(dims, device);
         // c, or ∅ with probability p_uncond   (Ho & Salimans 2022, Algorithm 1, line 3)
         let classes = classes.map(|classes| {
-            let null = self.model_config.null_class().expect("class labels given to an unconditional model");
+            let null = DenoiserConfig::null_class(&self.model_config).expect("class labels given to an unconditional model");
             drop_labels(&classes, null, self.config.class_dropout, &mut self.rng)
         });
         (timesteps, noise, classes)
@@ -284,8 +296,8 @@ impl Trainer {
 
 /// Algorithm 1, line 5 on a batch (or one device's share of it): x_t in closed form, predict ε
 /// (or x_0, or v), the mean squared error.
-fn denoising_loss(
-    model: &UNet,
+fn denoising_loss<M: Denoiser>(
+    model: &M,
     schedule: &Schedule,
     x0: Tensor<4>,
     noise: Tensor<4>,
@@ -295,7 +307,7 @@ fn denoising_loss(
 ) -> Tensor<1> {
     let x_t = q_sample(schedule, x0.clone(), noise.clone(), timesteps);
     let target = training_target(schedule, x0, noise, timesteps);
-    let output = model.forward_classes(x_t, timesteps, classes);
+    let output = model.denoise(x_t, timesteps, classes);
     match min_snr_gamma {
         None => prediction_loss(output, target),
         Some(gamma) => weighted_prediction_loss(output, target, min_snr_weights(schedule, timesteps, gamma)),

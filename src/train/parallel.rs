@@ -17,6 +17,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Tensor};
 
 use super::{Batch, Trainer, denoising_loss};
+use crate::model::DenoiserConfig;
 
 /// Why a trainer cannot use the devices it was given.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -49,7 +50,7 @@ pub fn shares(batch: usize, devices: usize) -> Vec<(usize, usize)> {
 /// copy of the model).
 pub const MAX_DEVICES: usize = 256;
 
-impl Trainer {
+impl<C: DenoiserConfig> Trainer<C> {
     /// Runs every step on all of `devices` at once, the first being the main one: the device
     /// this trainer was created on, where the weights, the optimizer and the EMA stay (so
     /// saving a state works as before, and a saved run may resume on any number of devices).
