@@ -91,4 +91,15 @@ impl Playground {
         let x_t = rng.normal([count, 2, 1, 1], device);
         SampleRun::from_noise(kind, schedule, x_t, rng)
     }
+
+    /// The mean distance from each of `points` to its nearest neighbour in `data`: how close
+    /// samples lie to the data, beside the same number for held-out data points (the floor) and
+    /// for x_T ~ N(0, I) (no model).
+    pub fn nearest_distance(points: &[[f32; 2]], data: &[[f32; 2]]) -> f64 {
+        if points.is_empty() || data.is_empty() {
+            return f64::NAN;
+        }
+        let nearest = |p: &[f32; 2]| data.iter().map(|d| (p[0] - d[0]).powi(2) + (p[1] - d[1]).powi(2)).fold(f32::INFINITY, f32::min);
+        points.iter().map(|p| f64::from(nearest(p).sqrt())).sum::<f64>() / points.len() as f64
+    }
 }
