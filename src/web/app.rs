@@ -4,6 +4,7 @@ use leptos::prelude::*;
 
 use super::browser::offline_copy_ready;
 use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
+use super::playground::PlaygroundPanel;
 use super::protocol::{Command, Holder, Notice};
 use super::view::{View, send, start_worker};
 
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
             <TrainingPanel view=view />
             <SamplingPanel view=view />
             <WeightsPanel view=view />
+            <PlaygroundPanel />
         </main>
     }
 }
