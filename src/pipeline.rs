@@ -205,10 +205,8 @@ pub fn sample_in_batches(
     device: &Device,
     mut each: impl FnMut(Vec<f32>, &[usize]),
 ) -> Result<(), GuidanceError> {
-    let (mut done, mut k) = (0, 0);
-    while done < n {
-        let count = batch.min(n - done);
-        let mut run = SampleRun::new(config, kind, schedule, count, seed + k, device);
+    for (done, count, seed) in sample_batches(n, batch, seed) {
+        let mut run = SampleRun::new(config, kind, schedule, count, seed, device);
         let mut classes = Vec::new();
         if let Some((classes_known, scale)) = guidance {
             classes = (done..done + count).map(|i| i % classes_known).collect();
@@ -216,10 +214,16 @@ pub fn sample_in_batches(
         }
         let values = run.finish(model).into_data().try_to_vec::<f32>().expect("f32 samples");
         each(values, &classes);
-        done += count;
-        k += 1;
     }
     Ok(())
+}
+
+/// The batches of an `n`-image sampling run in batches of at most `batch`: `(first image,
+/// count, seed)`, batch k starting from seed `seed + k` (`eval`, and the tab's quality chart,
+/// so that both sample the same images).
+pub fn sample_batches(n: usize, batch: usize, seed: u64) -> Vec<(usize, usize, u64)> {
+    let batch = batch.max(1);
+    (0..n.div_ceil(batch)).map(|k| (k * batch, batch.min(n - k * batch), seed + k as u64)).collect()
 }
 
 #[cfg(test)]
@@ -228,6 +232,13 @@ mod tests {
     use crate::diffusion::Spacing;
     use crate::model::Preset;
     use burn::tensor::Tolerance;
+
+    #[test]
+    fn batches_cover_the_run_each_from_its_own_seed() {
+        assert_eq!(sample_batches(5, 2, 10), vec![(0, 2, 10), (2, 2, 11), (4, 1, 12)]);
+        assert_eq!(sample_batches(4, 4, 0), vec![(0, 4, 0)]);
+        assert!(sample_batches(0, 3, 0).is_empty());
+    }
 
     /// Tiny with 3 classes + ∅, fresh weights (the embedding rows are distinct N(0, 1) draws).
     fn conditional() -> (UNetConfig, UNet) {

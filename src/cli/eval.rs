@@ -13,7 +13,7 @@ use super::pth::read_state_dict;
 use super::{Backend, CliResult, Split, load_split, model_source, read_file};
 use crate::checkpoint::{ClassifierCard, load_classifier};
 use crate::data::{ImageSet, to_pixels};
-use crate::eval::{DEFAULT_K, Features, fid, precision_recall};
+use crate::eval::{DEFAULT_K, Features, Scores};
 use crate::model::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
 use crate::pipeline::sample_in_batches;
 use crate::train::{accuracy, features};
@@ -67,17 +67,8 @@ pub enum Against {
     Train,
 }
 
-/// FID and precision / recall of one comparison.
-struct Scores {
-    fid: f64,
-    precision: f64,
-    recall: f64,
-}
-
 fn scores(real: &Features, other: &Features) -> CliResult<Scores> {
-    let fid = fid(real, other).map_err(|e| e.to_string())?;
-    let pr = precision_recall(real, other, DEFAULT_K).map_err(|e| e.to_string())?;
-    Ok(Scores { fid, precision: pr.precision, recall: pr.recall })
+    Scores::of(real, other).map_err(|e| e.to_string())
 }
 
 /// The network whose features the metrics compare.

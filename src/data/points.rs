@@ -91,7 +91,8 @@ impl PointSet {
     pub fn drawn(points: Vec<[f32; 2]>) -> Result<Self, DataError> {
         limits::at_most("points", points.len(), limits::MAX_POINTS)?;
         if points.len() < 2 {
-            return Err(DataError::Unsupported(format!("{} drawn points: draw two or more", points.len())));
+            let n = points.len();
+            return Err(DataError::Unsupported(format!("{n} drawn point{}: draw two or more", if n == 1 { "" } else { "s" })));
         }
         if let Some(p) = points.iter().find(|p| !p.iter().all(|v| v.is_finite() && v.abs() <= MAX_COORDINATE)) {
             return Err(DataError::Unsupported(format!("the point ({}, {}) is outside the canvas (±{MAX_COORDINATE})", p[0], p[1])));

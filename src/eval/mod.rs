@@ -16,6 +16,24 @@ mod precision_recall;
 pub use fid::{Gaussian, fid, frechet_distance};
 pub use precision_recall::{DEFAULT_K, PrecisionRecall, precision_recall};
 
+/// The three numbers of a comparison, as `eval` prints them and the tab's quality chart draws
+/// them: FID, and precision and recall with k = [`DEFAULT_K`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scores {
+    pub fid: f64,
+    pub precision: f64,
+    pub recall: f64,
+}
+
+impl Scores {
+    /// `other` measured against `real`.
+    pub fn of(real: &Features, other: &Features) -> Result<Self, EvalError> {
+        let fid = fid(real, other)?;
+        let pr = precision_recall(real, other, DEFAULT_K)?;
+        Ok(Self { fid, precision: pr.precision, recall: pr.recall })
+    }
+}
+
 /// Why a metric could not be computed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EvalError {

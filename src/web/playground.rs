@@ -136,7 +136,7 @@ pub fn PlaygroundPanel() -> impl IntoView {
     let (running, busy, pen) = (RwSignal::new(false), RwSignal::new(false), RwSignal::new(false));
     let (step, loss, rate) = (RwSignal::new(0usize), RwSignal::new(None::<f32>), RwSignal::new(0.0f64));
     let t = RwSignal::new(0usize);
-    let ddim_steps = RwSignal::new(10usize);
+    let ddim_steps = RwSignal::new(50usize);
     let (cloud, field) = (RwSignal::new(Vec::<[f32; 2]>::new()), RwSignal::new(Vec::<[f32; 2]>::new()));
     let (ddpm_paths, ddim_paths) = (RwSignal::new(Vec::<Vec<[f32; 2]>>::new()), RwSignal::new(Vec::<Vec<[f32; 2]>>::new()));
     let (samples, quality, error) = (RwSignal::new(Vec::<[f32; 2]>::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
@@ -248,9 +248,11 @@ pub fn PlaygroundPanel() -> impl IntoView {
                         since = js_sys::Date::now();
                     }
                 }
+                let start = points_of(Playground::sample_run(ddim, &schedule, Playground::SAMPLES, 2, &device()).sample).await?;
                 let points = points_of(cloud.sample).await?;
                 let set = data()?;
                 let d = Playground::nearest_distance(&points, &set.points);
+                let noise = Playground::nearest_distance(&start, &set.points);
                 // The floor: as many fresh points of a generated shape (drawn points have none).
                 let floor = match shape.get_untracked().parse::<PointShape>() {
                     Ok(s) => PointSet::generate(s, Playground::SAMPLES, 1)
@@ -259,7 +261,7 @@ pub fn PlaygroundPanel() -> impl IntoView {
                     Err(_) => String::new(),
                 };
                 quality.set(format!(
-                    "{} samples by {}: mean distance to the nearest data point {d:.3}{floor}",
+                    "{} samples by {}: mean distance to the nearest data point {d:.3}{floor}; their starting noise x_T: {noise:.3}",
                     points.len(),
                     ddim.describe()
                 ));
@@ -339,8 +341,8 @@ pub fn PlaygroundPanel() -> impl IntoView {
                         on:input=move |ev| { t.set(event_target_value(&ev).parse().unwrap_or(0)); refresh(); } />
                 </label>
                 <label>"DDIM steps "
-                    <select data-testid="pg-ddim-steps" on:change=move |ev| ddim_steps.set(event_target_value(&ev).parse().unwrap_or(10))>
-                        {[5usize, 10, 50, 200].into_iter().map(|n| view! { <option value=n selected=n == 10>{n}</option> }).collect_view()}
+                    <select data-testid="pg-ddim-steps" on:change=move |ev| ddim_steps.set(event_target_value(&ev).parse().unwrap_or(50))>
+                        {[5usize, 10, 50, 200].into_iter().map(|n| view! { <option value=n selected=n == 50>{n}</option> }).collect_view()}
                     </select>
                 </label>
                 <button data-testid="pg-sample" on:click=move |_| sample() disabled=move || busy.get()>"Sample"</button>
