@@ -32,18 +32,27 @@ impl Playground {
     pub const GRID: usize = 21;
     /// Reverse trajectories drawn per sampler.
     pub const TRAJECTORIES: usize = 48;
-    /// Points of the sampled cloud.
+    /// Points of the sampled cloud, and of the noised cloud the first view shows.
     pub const SAMPLES: usize = 1000;
+    /// The DDIM step counts a learner compares (few to many), and the one shown first.
+    pub const DDIM_STEPS: [usize; 4] = [5, 10, 50, 200];
+    pub const DEFAULT_DDIM_STEPS: usize = 50;
+    /// Points a user may draw, and how far apart (in data units) a stroke drops them.
+    pub const MAX_DRAWN: usize = 2000;
+    pub const PEN_SPACING: f32 = 0.04;
 
-    /// The MLP: 2 + 32 inputs, three residual blocks of 64: 15k parameters, a millisecond or
-    /// two a step on a CPU.
+    /// The MLP: the point with 4 octaves of Fourier features, the time embedding (32), three
+    /// residual blocks of 64: 16k parameters, a millisecond or two a step on a CPU. Without the
+    /// Fourier features eight Gaussians still look like a ring after 2,000 steps (mean distance of
+    /// DDIM-50 samples to the data 0.08, against 0.03 with them; measured natively, seed 0).
     pub fn model() -> PointDenoiserConfig {
-        PointDenoiserConfig::new().with_hidden(64)
+        PointDenoiserConfig::new().with_hidden(64).with_frequencies(4)
     }
 
-    /// Batch 256, Adam at 3e-3, a short EMA (runs are a few thousand steps).
+    /// Batch 256, Adam at 1e-2 (3e-3 needs twice the steps to separate the modes), a short EMA
+    /// (runs are a few thousand steps).
     pub fn train_config(seed: u64) -> TrainConfig {
-        TrainConfig::new().with_batch_size(256).with_learning_rate(3e-3).with_ema_decay(0.995).with_seed(seed)
+        TrainConfig::new().with_batch_size(256).with_learning_rate(1e-2).with_ema_decay(0.995).with_seed(seed)
     }
 
     /// DDPM's linear schedule, T = 1000, ε-prediction, without clipping x̂_0 to [−1, 1] (points

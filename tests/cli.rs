@@ -550,9 +550,13 @@ fn eval_reports_fid_precision_recall_beside_the_floor() {
     let msg = fails(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&classifier), "--count", "10", "--guidance", "2"]);
     assert!(msg.contains("not class-conditional"), "{msg}");
 
-    // A weights file is not a classifier.
+    // A weights file is not a classifier. (`export` writes the scheduler fields it is given.)
     let model = dir.path().join("m");
-    ok(&["export", "--model", "tiny", "--out", s(&model)]);
+    ok(&["export", "--model", "tiny", "--out", s(&model), "--timestep-spacing", "trailing", "--variance-type", "fixed_large"]);
+    let scheduler: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("scheduler_config.json")).unwrap()).unwrap();
+    assert_eq!((scheduler["timestep_spacing"].as_str(), scheduler["variance_type"].as_str()), (Some("trailing"), Some("fixed_large")), "{scheduler}");
+    let msg = fails(&["export", "--model", "tiny", "--out", s(&model), "--variance-type", "learned"]);
+    assert!(msg.contains("fixed_small, fixed_large"), "{msg}");
     let weights = model.join("diffusion_pytorch_model.safetensors");
     let msg = fails(&["eval", "--model", "tiny", "--data", "www/data/mnist", "--classifier", s(&weights), "--count", "10"]);
     assert!(msg.contains("not a classifier file"), "{msg}");

@@ -35,7 +35,7 @@ fn trained(steps: usize) -> (tabdiffusion::train::Trainer<tabdiffusion::model::P
 
 #[test]
 fn the_learned_score_is_the_mixtures_exact_score_and_samples_have_its_modes() {
-    let (trainer, device) = trained(6000);
+    let (trainer, device) = trained(3000);
     let mixture = GaussianMixture::eight_gaussians();
     let schedule = Schedule::new(Playground::schedule());
 

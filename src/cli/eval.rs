@@ -16,7 +16,7 @@ use crate::data::{ImageSet, to_pixels};
 use crate::eval::{DEFAULT_K, Features, Scores};
 use crate::model::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
 use crate::pipeline::sample_in_batches;
-use crate::train::{accuracy, features};
+use crate::train::{FEATURE_BATCH, Recipe, accuracy, features};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -45,7 +45,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub sampling: SamplerArgs,
     /// Images per sampling batch; batch k starts from seed + k.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = Recipe::SMALL_DATA.sample_batch)]
     pub batch: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -112,7 +112,7 @@ impl FeatureNet {
     fn embed(&self, images: Tensor<4>) -> CliResult<Features> {
         let n = images.dims()[0].max(1);
         let values = match self {
-            Self::Classifier { net, .. } => pollster::block_on(features(images, 500, |x| net.features(x)))?,
+            Self::Classifier { net, .. } => pollster::block_on(features(images, FEATURE_BATCH, |x| net.features(x)))?,
             Self::Inception(net) => pollster::block_on(features(images, 50, |x| net.features(x)))?,
         };
         Features::new(values.len() / n, values).map_err(|e| e.to_string())
@@ -198,7 +198,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     .map_err(|e| e.to_string())?;
     let samples = ImageSet::new(s, s, c, pixels, intended).map_err(|e| e.to_string())?;
     let class_accuracy = match (classes, classifier) {
-        (Some(_), Some((classifier, _))) => Some(pollster::block_on(accuracy(classifier, &samples, 500, &device))?),
+        (Some(_), Some((classifier, _))) => Some(pollster::block_on(accuracy(classifier, &samples, FEATURE_BATCH, &device))?),
         _ => None,
     };
 

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{Backend, CliResult, model_source, read_file, write_atomic};
 use crate::data::{decode_npy, encode_npy, samples_png};
-use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, ScheduleConfig, Spacing};
+use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, ScheduleConfig, Spacing, Variance};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
@@ -94,6 +94,13 @@ pub struct SchedulerArgs {
     /// Rescale β to zero terminal SNR (Lin et al. 2024; for v-prediction models).
     #[arg(long, value_name = "BOOL")]
     pub rescale_betas_zero_snr: Option<bool>,
+    /// The spacing of the few-step samplers' timesteps the config records (leading, trailing,
+    /// linspace); `--spacing` overrides it for one run.
+    #[arg(long, value_name = "SPACING")]
+    pub timestep_spacing: Option<Spacing>,
+    /// DDPM's reverse variance the config records: fixed_small (β̃_t) or fixed_large (β_t).
+    #[arg(long, value_name = "TYPE")]
+    pub variance_type: Option<Variance>,
 }
 
 impl SchedulerArgs {
@@ -109,6 +116,8 @@ impl SchedulerArgs {
         config.dynamic_thresholding_ratio = self.dynamic_thresholding_ratio.unwrap_or(config.dynamic_thresholding_ratio);
         config.sample_max_value = self.sample_max_value.unwrap_or(config.sample_max_value);
         config.steps_offset = self.steps_offset.unwrap_or(config.steps_offset);
+        config.timestep_spacing = self.timestep_spacing.or(config.timestep_spacing);
+        config.variance_type = self.variance_type.unwrap_or(config.variance_type);
         config.validate().map_err(|e| format!("the scheduler flags: {e}"))?;
         Ok(config)
     }

@@ -77,6 +77,9 @@ pub async fn accuracy(model: &Classifier, set: &ImageSet, batch: usize, device: 
     Ok(correct as f64 / set.len().max(1) as f64)
 }
 
+/// Images per batch of a classifier's features (`eval`, the tab's quality chart).
+pub const FEATURE_BATCH: usize = 500;
+
 /// Feature vectors of images `[N, C, H, W]` in [−1, 1] from a feature network `net` (a
 /// classifier's penultimate activations, Inception's pool features), computed in batches of
 /// `batch`: `N × F` values, row-major.

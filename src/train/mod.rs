@@ -7,7 +7,7 @@ mod parallel;
 mod recipe;
 mod state;
 
-pub use classifier::{ClassifierTrainer, accuracy, features};
+pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use adam::Adam;
 pub use parallel::{DevicesError, MAX_DEVICES, shares};

@@ -38,6 +38,14 @@ pub struct Recipe {
     pub sample_steps: usize,
     /// Images per grid.
     pub count: usize,
+    /// Images per sampling batch of `eval` and of the tab's quality measurement (batch k from
+    /// seed + k, so both sample the same images).
+    pub sample_batch: usize,
+    /// Measure sample quality (FID, precision, recall in the dataset's classifier features)
+    /// every this many steps in the tab; 0: only when asked.
+    pub quality_every: usize,
+    /// Samples, and as many test and training images, per quality measurement in the tab.
+    pub quality_count: usize,
 }
 
 impl Recipe {
@@ -60,6 +68,9 @@ impl Recipe {
         preview_steps: 20,
         sample_steps: 50,
         count: 16,
+        sample_batch: 100,
+        quality_every: 1000,
+        quality_count: 200,
     };
 
     /// Ho et al. 2020's CIFAR-10 run (§4 and Appendix B): the 35.7M U-Net, batch 128, Adam at

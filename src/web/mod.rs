@@ -2,7 +2,7 @@
 //! session so that the page never waits on the GPU. Both are this same wasm module. The pure
 //! parts, [`settings`] (the URL) and [`charts`], also build natively for their tests.
 //!
-//! Who imports whom (no circles): `app` → `panels` → `view` → `protocol`; `app` → `playground`; `worker` →
+//! Who imports whom (no circles): `app` → `panels` → `quality`, `view` → `protocol`; `app` → `playground`; `worker` →
 //! `session` → `channel`, `gpu`, `outbox`, `saved_run`, `settings`; `worker` → `outbox`.
 
 pub mod charts;
@@ -24,6 +24,8 @@ mod panels;
 mod playground;
 #[cfg(target_arch = "wasm32")]
 mod protocol;
+#[cfg(target_arch = "wasm32")]
+mod quality;
 #[cfg(target_arch = "wasm32")]
 mod saved_run;
 #[cfg(target_arch = "wasm32")]

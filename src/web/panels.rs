@@ -10,6 +10,7 @@ use web_sys::{HtmlInputElement, UrlSearchParams};
 use super::browser::{draw_rgba, fetch_bytes, query, query_param, read_file};
 use super::charts::{chart_points, schedule_points, snr_points};
 use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
+use super::quality::QualityView;
 use super::settings::Settings;
 use super::view::{View, forget_then_load, send};
 use crate::data::{Dataset, Manifest};
@@ -294,6 +295,7 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                     <PictureCanvas picture=view.samples id="samples" view=view />
                     <figcaption>"samples from the EMA weights, from fixed noise (previews use DDIM)"</figcaption>
                 </figure>
+                <QualityView view=view />
             </div>
         </section>
     }

@@ -1,7 +1,7 @@
 //! The 2-D playground panel: a point MLP learns a 2-D cloud (or points the user draws) in
 //! seconds, with the score it learns drawn as arrows and the reverse paths of DDPM and DDIM.
 //!
-//! The network has 15k parameters: on the page's CPU backend a step takes a few milliseconds,
+//! The network has 16k parameters: on the page's CPU backend a step takes a few milliseconds,
 //! less than a WebGPU round trip, so it runs here, in slices of about 10 ms between the
 //! browser's frames (never blocking the page for long), not in the GPU worker. Everything it
 //! computes comes from the core's [`Playground`]; this file draws.
@@ -136,7 +136,7 @@ pub fn PlaygroundPanel() -> impl IntoView {
     let (running, busy, pen) = (RwSignal::new(false), RwSignal::new(false), RwSignal::new(false));
     let (step, loss, rate) = (RwSignal::new(0usize), RwSignal::new(None::<f32>), RwSignal::new(0.0f64));
     let t = RwSignal::new(0usize);
-    let ddim_steps = RwSignal::new(50usize);
+    let ddim_steps = RwSignal::new(Playground::DEFAULT_DDIM_STEPS);
     let (cloud, field) = (RwSignal::new(Vec::<[f32; 2]>::new()), RwSignal::new(Vec::<[f32; 2]>::new()));
     let (ddpm_paths, ddim_paths) = (RwSignal::new(Vec::<Vec<[f32; 2]>>::new()), RwSignal::new(Vec::<Vec<[f32; 2]>>::new()));
     let (samples, quality, error) = (RwSignal::new(Vec::<[f32; 2]>::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
@@ -161,7 +161,7 @@ pub fn PlaygroundPanel() -> impl IntoView {
             let (noised, score) = match data() {
                 Err(_) => (None, None),
                 Ok(set) => schedule.with_value(|schedule| {
-                    let noised = Playground::noised(&set, schedule, at, 1000, 0, &device());
+                    let noised = Playground::noised(&set, schedule, at, Playground::SAMPLES, 0, &device());
                     let grid = Playground::grid(Playground::GRID);
                     let score = run.with_value(|r| r.as_ref().map(|r| Playground::score(&r.trainer.ema, schedule, &grid, at, &device())));
                     (Some(noised), score)
@@ -284,8 +284,8 @@ pub fn PlaygroundPanel() -> impl IntoView {
         let e = f64::from(Playground::EXTENT);
         let p = [(x / f64::from(SIDE) * 2.0 * e - e) as f32, (e - y / f64::from(SIDE) * 2.0 * e) as f32];
         drawn.update(|points| {
-            let far = points.last().is_none_or(|q: &[f32; 2]| (q[0] - p[0]).hypot(q[1] - p[1]) > 0.04);
-            if far && points.len() < 2000 {
+            let far = points.last().is_none_or(|q: &[f32; 2]| (q[0] - p[0]).hypot(q[1] - p[1]) > Playground::PEN_SPACING);
+            if far && points.len() < Playground::MAX_DRAWN {
                 points.push(p);
             }
         });
@@ -302,8 +302,8 @@ pub fn PlaygroundPanel() -> impl IntoView {
     Effect::new(move |_| {
         let (ddpm, ddim) = (ddpm_paths.get(), ddim_paths.get());
         if let Some(context) = paths_canvas.get().and_then(|c| context(&c)) {
-            paths(&context, &ddpm, "rgba(220, 120, 0, 0.7)");
-            paths(&context, &ddim, "rgba(20, 80, 200, 0.8)");
+            paths(&context, &ddpm, "rgba(220, 120, 0, 0.25)");
+            paths(&context, &ddim, "rgba(20, 80, 200, 0.9)");
         }
     });
     Effect::new(move |_| {
@@ -315,11 +315,12 @@ pub fn PlaygroundPanel() -> impl IntoView {
         }
     });
 
+    let last_t = Playground::schedule().num_train_timesteps - 1;
     let shapes = PointShape::ALL.iter().map(|s| s.name()).chain([DRAW]).collect::<Vec<_>>();
     view! {
         <section class="panel">
             <h2>"5. Playground: diffusion in two dimensions"</h2>
-            <p class="note">"A 15k-parameter network learns a cloud of points in seconds, by the same Algorithm 1 and samplers as the U-Net. Its output, rescaled, is the score: arrows that point to where the data is more likely at time t. DDIM with η = 0 follows them along the probability-flow ODE; DDPM adds fresh noise at every step."</p>
+            <p class="note">"A 16k-parameter network learns a cloud of points in seconds, by the same Algorithm 1 and samplers as the U-Net. Its output, rescaled, is the score: arrows that point to where the data is more likely at time t. DDIM with η = 0 follows them along the probability-flow ODE; DDPM adds fresh noise at every step."</p>
             <div inner_html=SCORE_EQUATION></div>
             <div inner_html=ODE_EQUATION></div>
             <div class="controls">
@@ -337,12 +338,12 @@ pub fn PlaygroundPanel() -> impl IntoView {
             </div>
             <div class="controls">
                 <label>"t = "{move || t.get()}" "
-                    <input type="range" min="0" max="999" data-testid="pg-t" prop:value=move || t.get()
+                    <input type="range" min="0" max=last_t data-testid="pg-t" prop:value=move || t.get()
                         on:input=move |ev| { t.set(event_target_value(&ev).parse().unwrap_or(0)); refresh(); } />
                 </label>
                 <label>"DDIM steps "
-                    <select data-testid="pg-ddim-steps" on:change=move |ev| ddim_steps.set(event_target_value(&ev).parse().unwrap_or(50))>
-                        {[5usize, 10, 50, 200].into_iter().map(|n| view! { <option value=n selected=n == 50>{n}</option> }).collect_view()}
+                    <select data-testid="pg-ddim-steps" on:change=move |ev| ddim_steps.set(event_target_value(&ev).parse().unwrap_or(Playground::DEFAULT_DDIM_STEPS))>
+                        {Playground::DDIM_STEPS.into_iter().map(|n| view! { <option value=n selected=n == Playground::DEFAULT_DDIM_STEPS>{n}</option> }).collect_view()}
                     </select>
                 </label>
                 <button data-testid="pg-sample" on:click=move |_| sample() disabled=move || busy.get()>"Sample"</button>

@@ -52,6 +52,8 @@ pub enum Command {
     UseImages(Vec<String>),
     /// Download the last sampled values as .npy.
     DownloadSamples,
+    /// Measure the EMA samples' quality now (as `eval` does), answered by [`Update::Quality`].
+    Quality,
     /// Remove the saved run from the browser's storage (answered by [`Update::Forgotten`];
     /// the page then reloads).
     Forget,
@@ -181,6 +183,22 @@ pub enum Update {
     Download { name: String, mime: String },
     /// The saved run is gone.
     Forgotten,
+    /// A quality measurement of the EMA's samples.
+    Quality(QualityPoint),
+    /// Why quality cannot be measured here (no feature network for this data), or its
+    /// progress; empty clears it.
+    QualityNote(String),
+}
+
+/// FID, precision and recall of the EMA's samples at a step, beside the floor (as many training
+/// images against the same test images), as `tabdiffusion eval` prints them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QualityPoint {
+    pub step: usize,
+    pub count: usize,
+    pub sampler: String,
+    pub model: crate::eval::Scores,
+    pub floor: crate::eval::Scores,
 }
 
 /// Encodes a message with its byte payloads; returns it and its transfer list.

@@ -13,6 +13,10 @@ use crate::train::Recipe;
 /// The most images a grid of the tab holds (`?count=`).
 pub const MAX_COUNT: usize = 64;
 
+/// Samples of one quality measurement in the tab, at most (the test split's first tile holds
+/// 10,000 images; more would keep the worker from training for minutes).
+pub const MAX_QUALITY_COUNT: usize = 2000;
+
 /// Settings of a session, from the URL or defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -32,6 +36,10 @@ pub struct Settings {
     pub preview_every: usize,
     /// DDIM steps of the preview grid.
     pub preview_steps: usize,
+    /// Measure sample quality every this many steps (`?quality_every=`; 0: only on the button).
+    pub quality_every: usize,
+    /// Samples per quality measurement (`?quality_count=`, at least 8).
+    pub quality_count: usize,
     /// Seed of the sampling noise (the CLI's `--seed`).
     pub seed: u64,
     /// Images per grid.
@@ -70,6 +78,8 @@ impl Default for Settings {
             prediction: Prediction::Epsilon,
             zero_terminal_snr: false,
             preview_every: recipe.preview_every,
+            quality_every: recipe.quality_every,
+            quality_count: recipe.quality_count,
             preview_steps: recipe.preview_steps,
             seed: 0,
             count: recipe.count,
@@ -108,6 +118,8 @@ impl Settings {
             prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
             zero_terminal_snr: get("zero_snr").map(|v| flag("zero_snr", &v)).transpose()?.unwrap_or(d.zero_terminal_snr),
             preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
+            quality_every: parse(&get, "quality_every")?.unwrap_or(d.quality_every),
+            quality_count: parse(&get, "quality_count")?.unwrap_or(d.quality_count).clamp(8, MAX_QUALITY_COUNT),
             preview_steps: parse(&get, "preview_steps")?.unwrap_or(d.preview_steps).max(1),
             seed: parse(&get, "seed")?.unwrap_or(d.seed),
             count: usize::clamp(count, 1, MAX_COUNT),

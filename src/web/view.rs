@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use super::browser::{describe, download, query};
-use super::protocol::{Canvas, Command, Holder, Notice, Picture, RunSettings, Update, decode, encode};
+use super::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};
 
 /// Everything the page shows, as signals the worker's updates write.
 #[derive(Clone, Copy)]
@@ -46,6 +46,10 @@ pub struct View {
     pub bench: RwSignal<String>,
     /// The query to load once the worker has removed the saved run (Reset, new settings).
     pub after_forget: RwSignal<Option<String>>,
+    /// Every quality measurement of this page's run, in order.
+    pub quality: RwSignal<Vec<QualityPoint>>,
+    /// The quality measurement's progress, or why it cannot run.
+    pub quality_note: RwSignal<String>,
 }
 
 impl View {
@@ -75,6 +79,8 @@ impl View {
             has_samples: RwSignal::new(false),
             bench: RwSignal::new(String::new()),
             after_forget: RwSignal::new(None),
+            quality: RwSignal::new(Vec::new()),
+            quality_note: RwSignal::new(String::new()),
         }
     }
 
@@ -116,6 +122,8 @@ impl View {
             Update::ForwardNumbers { t, alpha_bar, snr } => self.forward_numbers.set(Some((t, alpha_bar, snr))),
             Update::HasSamples => self.has_samples.set(true),
             Update::Bench(s) => self.bench.set(s),
+            Update::Quality(point) => self.quality.update(|q| q.push(point)),
+            Update::QualityNote(note) => self.quality_note.set(note),
             Update::Forgotten => {
                 let search = self.after_forget.get_untracked().unwrap_or_else(query);
                 if let Some(window) = web_sys::window() {

@@ -92,8 +92,8 @@ try {
   };
 
   // A tiny model, small batches, one data tile: software WebGPU is slow.
-  const SEED = 7, STEPS = 10, COUNT = 4;
-  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1`);
+  const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;
+  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
@@ -184,6 +184,25 @@ try {
     '--seed', `${SEED}`, '--count', `${COUNT}`, '--out', path.join(out, 'native.png'),
     '--out-npy', path.join(out, 'native.npy')], { stdio: 'inherit' });
   sameValues(path.join(out, 'browser-samples.npy'), path.join(out, 'native.npy'), 'tab vs native, DDIM');
+
+  // 4b. Sample quality in the tab equals `eval`'s for the same weights, seed, sampler and count:
+  //     FID to 1e-3 relative, precision and recall within 1/count (a sample or image more or
+  //     less in a k-NN ball, from float rounding on another backend).
+  await page.click('[data-testid=measure-quality]');
+  await waitFor(() => document.querySelector('[data-testid=quality]').dataset.quality, null, 600_000);
+  const tab = JSON.parse(await page.locator('[data-testid=quality]').getAttribute('data-quality'));
+  log(`tab quality: ${await text('quality')}`);
+  const cli = JSON.parse(execFileSync(bin, ['eval', '--model', exported, '--data', path.join(root, 'www/data/mnist'),
+    '--classifier', path.join(root, 'www/classifiers/mnist.safetensors'), '--count', `${QUALITY}`, '--sampler', 'ddim',
+    '--steps', '50', '--seed', `${SEED}`, '--json']).toString());
+  log(`eval: FID ${cli.fid}, precision ${cli.precision}, recall ${cli.recall}; floor FID ${cli.floor_fid}`);
+  assert.ok(Math.abs(tab.model.fid - cli.fid) <= 1e-3 * cli.fid, `FID: tab ${tab.model.fid}, eval ${cli.fid}`);
+  assert.ok(Math.abs(tab.floor.fid - cli.floor_fid) <= 1e-3 * cli.floor_fid, `floor FID: tab ${tab.floor.fid}, eval ${cli.floor_fid}`);
+  for (const [a, b] of [[tab.model.precision, cli.precision], [tab.model.recall, cli.recall], [tab.floor.precision, cli.floor_precision], [tab.floor.recall, cli.floor_recall]]) {
+    assert.ok(Math.abs(a - b) <= 1 / QUALITY + 1e-9, `precision/recall: tab ${a}, eval ${b}`);
+  }
+  assert.match(await text('model-card'), /FID \d+\.\d\d, precision/, 'the model card records the last measurement');
+  assert.equal(await page.locator('[data-testid=quality-chart] polyline').getAttribute('points'), '300.0,5.0', 'one point on the chart');
 
   // 5. Bad weights: a message, and the model in use is untouched.
   const card = await text('model-card');

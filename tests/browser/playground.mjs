@@ -28,7 +28,7 @@ const countPixels = (page, name, test) => page.evaluate(([sel, src]) => {
 }, [id(name), test]);
 
 const BLUE = 'b > 150 && r < 120';
-const ORANGE = 'r > 180 && g > 80 && g < 190 && b < 120';
+const ORANGE = 'r > 200 && b < r - 30 && g < r - 10';
 const RED = 'r > 150 && g < 110 && b < 110';
 
 try {

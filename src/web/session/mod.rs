@@ -4,6 +4,7 @@
 //! sampling, files (import, export, your images) and the saved run, each in a file of its own.
 
 mod files;
+mod quality;
 mod sampling;
 mod saved;
 
@@ -59,6 +60,10 @@ struct Session {
     last_samples: Option<(Vec<usize>, Vec<f32>)>,
     /// The guidance of the last Sample press, which the previews reuse.
     guidance: f64,
+    /// The quality chart's feature network and reference images, once loaded.
+    quality: Option<quality::Reference>,
+    /// The last quality measurement, for the model card.
+    last_quality: Option<super::protocol::QualityPoint>,
 }
 
 /// Runs the session until the page closes.
@@ -194,6 +199,8 @@ impl Session {
             train_images: 0,
             last_samples: None,
             guidance: Recipe::SMALL_DATA.guidance,
+            quality: None,
+            last_quality: None,
         };
         session.load_next_tile().await?;
         // One tab trains and saves the run; another one opened beside it samples from the
@@ -240,7 +247,7 @@ impl Session {
         let params = self.trainer.model.num_params();
         let (weights, training) = self.trainer.memory_bytes();
         self.out.send(Update::ModelCard(format!(
-            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {}{} · trained {} steps{}",
+            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {}{} · trained {} steps{}{}",
             self.model_name,
             weights as f64 / 1e6,
             training as f64 / 1e6,
@@ -259,6 +266,13 @@ impl Session {
             match &self.untrainable {
                 None => format!(" on {}", self.manifest.name),
                 Some(why) => format!(" · {why}"),
+            },
+            match &self.last_quality {
+                None => String::new(),
+                Some(q) => format!(
+                    " · at step {}: FID {:.2}, precision {:.3}, recall {:.3} ({} samples, {}; floor FID {:.2})",
+                    q.step, q.model.fid, q.model.precision, q.model.recall, q.count, q.sampler, q.floor.fid
+                ),
             }
         )));
     }
@@ -279,6 +293,7 @@ impl Session {
             Command::Import(_) => "importing weights",
             Command::UseImages(_) => "reading your images",
             Command::DownloadSamples => "saving the samples",
+            Command::Quality => "measuring sample quality",
             Command::Forget => "removing the saved run",
             Command::TakeOver => "taking the run over from another tab",
             Command::HandOver => "handing the run over to another tab",
@@ -348,6 +363,11 @@ impl Session {
             }
             Command::Import(names) => self.import(names.into_iter().zip(bytes).collect())?,
             Command::UseImages(names) => self.use_images(names.into_iter().zip(bytes).collect()).await?,
+            Command::Quality => {
+                if let Err(message) = self.measure_quality().await {
+                    self.out.send(Update::QualityNote(message));
+                }
+            }
             Command::DownloadSamples => {
                 let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
                 let npy = encode_npy(shape, values);
@@ -427,6 +447,14 @@ impl Session {
             self.sample(kind, &schedule, "Preview", false, None).await?;
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
+        }
+        let every = self.settings.quality_every;
+        if every > 0 && self.trainer.step % every == 0 {
+            // Data without a feature network (your images, CIFAR-10) trains on; the note says why.
+            if let Err(message) = self.measure_quality().await {
+                self.out.send(Update::QualityNote(message));
+            }
+            self.out.send(Update::Status("Training…".into()));
         }
         Ok(())
     }
