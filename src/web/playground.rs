@@ -25,7 +25,7 @@ use crate::train::Trainer;
 const SCORE_EQUATION: &str = r#"<math display="block"><msub><mi>s</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>t</mi><mo>)</mo><mo>=</mo><mo>−</mo><mfrac><mrow><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>t</mi><mo>)</mo></mrow><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt></mfrac><mo>≈</mo><msub><mo>∇</mo><msub><mi>x</mi><mi>t</mi></msub></msub><mi>log</mi><msub><mi>p</mi><mi>t</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>)</mo></math>"#;
 
 /// The probability-flow ODE (Song et al. 2021, eq. 13), which DDIM with η = 0 integrates.
-const ODE_EQUATION: &str = r#"<math display="block"><mi>d</mi><mi>x</mi><mo>=</mo><mrow><mo>[</mo><mi>f</mi><mo>(</mo><mi>x</mi><mo>,</mo><mi>t</mi><mo>)</mo><mo>−</mo><mfrac><mn>1</mn><mn>2</mn></mfrac><mi>g</mi><msup><mo>(</mo><mn>2</mn></msup><mi>t</mi><mo>)</mo><msub><mo>∇</mo><mi>x</mi></msub><mi>log</mi><msub><mi>p</mi><mi>t</mi></msub><mo>(</mo><mi>x</mi><mo>)</mo><mo>]</mo></mrow><mi>d</mi><mi>t</mi><mspace width="1em"/><mtext>(DDIM, η = 0; DDPM adds fresh noise at every step)</mtext></math>"#;
+const ODE_EQUATION: &str = r#"<math display="block"><mi>d</mi><mi>x</mi><mo>=</mo><mrow><mo>[</mo><mi>f</mi><mo>(</mo><mi>x</mi><mo>,</mo><mi>t</mi><mo>)</mo><mo>−</mo><mfrac><mn>1</mn><mn>2</mn></mfrac><msup><mi>g</mi><mn>2</mn></msup><mo>(</mo><mi>t</mi><mo>)</mo><msub><mo>∇</mo><mi>x</mi></msub><mi>log</mi><msub><mi>p</mi><mi>t</mi></msub><mo>(</mo><mi>x</mi><mo>)</mo><mo>]</mo></mrow><mi>d</mi><mi>t</mi><mspace width="1em"/><mtext>(DDIM, η = 0; DDPM adds fresh noise at every step)</mtext></math>"#;
 
 const SIDE: u32 = 320;
 const DRAW: &str = "draw";
@@ -302,7 +302,7 @@ pub fn PlaygroundPanel() -> impl IntoView {
     Effect::new(move |_| {
         let (ddpm, ddim) = (ddpm_paths.get(), ddim_paths.get());
         if let Some(context) = paths_canvas.get().and_then(|c| context(&c)) {
-            paths(&context, &ddpm, "rgba(220, 120, 0, 0.25)");
+            paths(&context, &ddpm, "rgba(220, 120, 0, 0.2)");
             paths(&context, &ddim, "rgba(20, 80, 200, 0.9)");
         }
     });
@@ -349,7 +349,7 @@ pub fn PlaygroundPanel() -> impl IntoView {
                 <button data-testid="pg-sample" on:click=move |_| sample() disabled=move || busy.get()>"Sample"</button>
             </div>
             <p class="error" data-testid="pg-error" hidden=move || error.get().is_empty()>{move || error.get()}</p>
-            <div class="row">
+            <div class="row playground">
                 <figure>
                     <canvas node_ref=data_canvas data-testid="pg-data" class="points"
                         on:pointerdown=move |ev| if shape.get_untracked() == DRAW { pen.set(true); t.set(0); pen_at(&ev) }

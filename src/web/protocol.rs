@@ -183,8 +183,8 @@ pub enum Update {
     Download { name: String, mime: String },
     /// The saved run is gone.
     Forgotten,
-    /// A quality measurement of the EMA's samples.
-    Quality(QualityPoint),
+    /// A quality measurement of the EMA's samples; `None` clears the chart (another model).
+    Quality(Option<QualityPoint>),
     /// Why quality cannot be measured here (no feature network for this data), or its
     /// progress; empty clears it.
     QualityNote(String),

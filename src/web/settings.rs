@@ -40,6 +40,8 @@ pub struct Settings {
     pub quality_every: usize,
     /// Samples per quality measurement (`?quality_count=`, at least 8).
     pub quality_count: usize,
+    /// DDIM steps of the quality measurement's samples (`?quality_steps=`; `eval --steps`).
+    pub quality_steps: usize,
     /// Seed of the sampling noise (the CLI's `--seed`).
     pub seed: u64,
     /// Images per grid.
@@ -80,6 +82,7 @@ impl Default for Settings {
             preview_every: recipe.preview_every,
             quality_every: recipe.quality_every,
             quality_count: recipe.quality_count,
+            quality_steps: recipe.sample_steps,
             preview_steps: recipe.preview_steps,
             seed: 0,
             count: recipe.count,
@@ -120,6 +123,7 @@ impl Settings {
             preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
             quality_every: parse(&get, "quality_every")?.unwrap_or(d.quality_every),
             quality_count: parse(&get, "quality_count")?.unwrap_or(d.quality_count).clamp(8, MAX_QUALITY_COUNT),
+            quality_steps: parse(&get, "quality_steps")?.unwrap_or(d.quality_steps).max(1),
             preview_steps: parse(&get, "preview_steps")?.unwrap_or(d.preview_steps).max(1),
             seed: parse(&get, "seed")?.unwrap_or(d.seed),
             count: usize::clamp(count, 1, MAX_COUNT),

@@ -122,7 +122,8 @@ impl View {
             Update::ForwardNumbers { t, alpha_bar, snr } => self.forward_numbers.set(Some((t, alpha_bar, snr))),
             Update::HasSamples => self.has_samples.set(true),
             Update::Bench(s) => self.bench.set(s),
-            Update::Quality(point) => self.quality.update(|q| q.push(point)),
+            Update::Quality(Some(point)) => self.quality.update(|q| q.push(point)),
+            Update::Quality(None) => self.quality.set(Vec::new()),
             Update::QualityNote(note) => self.quality_note.set(note),
             Update::Forgotten => {
                 let search = self.after_forget.get_untracked().unwrap_or_else(query);

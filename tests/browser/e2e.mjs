@@ -93,7 +93,7 @@ try {
 
   // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;
-  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}`);
+  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
@@ -194,7 +194,7 @@ try {
   log(`tab quality: ${await text('quality')}`);
   const cli = JSON.parse(execFileSync(bin, ['eval', '--model', exported, '--data', path.join(root, 'www/data/mnist'),
     '--classifier', path.join(root, 'www/classifiers/mnist.safetensors'), '--count', `${QUALITY}`, '--sampler', 'ddim',
-    '--steps', '50', '--seed', `${SEED}`, '--json']).toString());
+    '--steps', `${STEPS}`, '--seed', `${SEED}`, '--json']).toString());
   log(`eval: FID ${cli.fid}, precision ${cli.precision}, recall ${cli.recall}; floor FID ${cli.floor_fid}`);
   assert.ok(Math.abs(tab.model.fid - cli.fid) <= 1e-3 * cli.fid, `FID: tab ${tab.model.fid}, eval ${cli.fid}`);
   assert.ok(Math.abs(tab.floor.fid - cli.floor_fid) <= 1e-3 * cli.floor_fid, `floor FID: tab ${tab.floor.fid}, eval ${cli.floor_fid}`);
@@ -203,6 +203,7 @@ try {
   }
   assert.match(await text('model-card'), /FID \d+\.\d\d, precision/, 'the model card records the last measurement');
   assert.equal(await page.locator('[data-testid=quality-chart] polyline').getAttribute('points'), '300.0,5.0', 'one point on the chart');
+  await panel(1).screenshot({ path: path.join(out, 'panel-training-quality.png') });
 
   // 5. Bad weights: a message, and the model in use is untouched.
   const card = await text('model-card');

@@ -379,6 +379,8 @@ impl Session {
 
     fn reset_progress(&mut self) {
         self.losses.clear();
+        self.last_quality = None;
+        self.out.send(Update::Quality(None));
         self.out.send(Update::Losses { reset: true, values: Vec::new() });
         self.set_running(false);
         self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });

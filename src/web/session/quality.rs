@@ -68,13 +68,13 @@ impl Session {
         Ok(())
     }
 
-    /// Samples `quality_count` images from the EMA weights (DDIM with the recipe's sampling
-    /// steps, the run's seed, `eval`'s batches) and measures them against the reference.
+    /// Samples `quality_count` images from the EMA weights (DDIM with `quality_steps` steps, the
+    /// run's seed, `eval`'s batches) and measures them against the reference.
     pub(super) async fn measure_quality(&mut self) -> Result<(), String> {
         self.reference().await?;
         let count = self.settings.quality_count;
         let (config, schedule) = (self.trainer.model_config.clone(), self.trainer.schedule.clone());
-        let kind = SamplerKind::new(SamplerName::Ddim, Recipe::SMALL_DATA.sample_steps, 0.0, None, &schedule.config);
+        let kind = SamplerKind::new(SamplerName::Ddim, self.settings.quality_steps, 0.0, None, &schedule.config);
         let ema = self.trainer.ema.clone();
         let (c, s) = (config.in_channels, config.sample_size);
         let mut pixels = Vec::with_capacity(count * c * s * s);
@@ -99,7 +99,7 @@ impl Session {
         let model = Scores::of(&reference.real, &generated).map_err(|e| e.to_string())?;
         let point = QualityPoint { step: self.trainer.step, count, sampler: kind.describe(), model, floor: reference.floor };
         self.out.send(Update::QualityNote(String::new()));
-        self.out.send(Update::Quality(point.clone()));
+        self.out.send(Update::Quality(Some(point.clone())));
         self.last_quality = Some(point);
         self.show_card();
         Ok(())
