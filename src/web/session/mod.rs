@@ -267,13 +267,7 @@ impl Session {
                 None => format!(" on {}", self.manifest.name),
                 Some(why) => format!(" · {why}"),
             },
-            match &self.last_quality {
-                None => String::new(),
-                Some(q) => format!(
-                    " · at step {}: FID {:.2}, precision {:.3}, recall {:.3} ({} samples, {}; floor FID {:.2})",
-                    q.step, q.model.fid, q.model.precision, q.model.recall, q.count, q.sampler, q.floor.fid
-                ),
-            }
+            self.quality_line()
         )));
     }
 
@@ -450,14 +444,7 @@ impl Session {
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
         }
-        let every = self.settings.quality_every;
-        if every > 0 && self.trainer.step % every == 0 {
-            // Data without a feature network (your images, CIFAR-10) trains on; the note says why.
-            if let Err(message) = self.measure_quality().await {
-                self.out.send(Update::QualityNote(message));
-            }
-            self.out.send(Update::Status("Training…".into()));
-        }
+        self.quality_every_n_steps().await;
         Ok(())
     }
 

@@ -104,4 +104,27 @@ impl Session {
         self.show_card();
         Ok(())
     }
+
+    /// Measures every `quality_every` steps while training. Data without a feature network
+    /// (your images, CIFAR-10) trains on; the note says why the chart stays empty.
+    pub(super) async fn quality_every_n_steps(&mut self) {
+        let every = self.settings.quality_every;
+        if every > 0 && self.trainer.step % every == 0 {
+            if let Err(message) = self.measure_quality().await {
+                self.out.send(Update::QualityNote(message));
+            }
+            self.out.send(Update::Status("Training…".into()));
+        }
+    }
+
+    /// The model card's words on the last measurement (empty before the first).
+    pub(super) fn quality_line(&self) -> String {
+        match &self.last_quality {
+            None => String::new(),
+            Some(q) => format!(
+                " · at step {}: FID {:.2}, precision {:.3}, recall {:.3} ({} samples, {}; floor FID {:.2})",
+                q.step, q.model.fid, q.model.precision, q.model.recall, q.count, q.sampler, q.floor.fid
+            ),
+        }
+    }
 }
