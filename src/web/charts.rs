@@ -20,16 +20,20 @@ pub fn chart_points(losses: &[f32]) -> String {
         .join(" ")
 }
 
-/// The quality chart in a 300×100 box: SVG polyline points of FID over the steps measured
-/// (log scale), and the height of the floor's line on the same scale.
-pub fn quality_points(fids: &[(usize, f64)], floor: f64) -> (String, f64) {
+/// The quality chart in a 300×100 box: the (x, y) of FID at each step measured (log scale),
+/// and the height of the floor's line on the same scale.
+pub fn quality_points(fids: &[(usize, f64)], floor: f64) -> (Vec<(f64, f64)>, f64) {
     let log = |v: f64| v.max(1e-3).log10();
     let (lo, hi) = fids.iter().fold((log(floor), log(floor)), |(lo, hi), &(_, f)| (lo.min(log(f)), hi.max(log(f))));
     let span = (hi - lo).max(1e-3);
     let y = |v: f64| 95.0 - 90.0 * (log(v) - lo) / span;
     let last = fids.last().map_or(1, |&(step, _)| step.max(1)) as f64;
-    let points = fids.iter().map(|&(step, f)| format!("{:.1},{:.1}", 300.0 * step as f64 / last, y(f))).collect::<Vec<_>>().join(" ");
-    (points, y(floor))
+    (fids.iter().map(|&(step, f)| (300.0 * step as f64 / last, y(f))).collect(), y(floor))
+}
+
+/// Points as an SVG polyline's `points`.
+pub fn polyline_points(points: &[(f64, f64)]) -> String {
+    points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ")
 }
 
 /// SVG polyline points of ᾱ_t over t = 0..T in a 300×100 box (ᾱ from 1 at the top to 0).
@@ -61,9 +65,9 @@ mod tests {
     fn the_quality_chart_spans_the_floor_and_every_measurement() {
         // FID 100 at step 500, 10 at step 1000, floor 1: log10 from 0 (bottom, y = 95) to 2 (top, y = 5).
         let (points, floor) = quality_points(&[(500, 100.0), (1000, 10.0)], 1.0);
-        assert_eq!(points, "150.0,5.0 300.0,50.0");
+        assert_eq!(polyline_points(&points), "150.0,5.0 300.0,50.0");
         assert_eq!(floor, 95.0);
-        assert_eq!(quality_points(&[], 3.0).0, "");
+        assert!(quality_points(&[], 3.0).0.is_empty());
     }
 
     #[test]

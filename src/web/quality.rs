@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use super::charts::quality_points;
+use super::charts::{polyline_points, quality_points};
 use super::protocol::Command;
 use super::view::{View, send};
 
@@ -28,7 +28,8 @@ pub fn QualityView(view: View) -> impl IntoView {
     view! {
         <figure>
             <svg data-testid="quality-chart" viewBox="0 0 300 100" width="300" height="100">
-                <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || chart().0 />
+                <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || polyline_points(&chart().0) />
+                {move || chart().0.into_iter().map(|(x, y)| view! { <circle cx=format!("{x:.1}") cy=format!("{y:.1}") r="3" fill="currentColor" /> }).collect_view()}
                 <line x1="0" x2="300" y1=move || format!("{:.1}", chart().1) y2=move || format!("{:.1}", chart().1)
                     stroke="#c33" stroke-dasharray="4 3" hidden=move || view.quality.with(Vec::is_empty) />
             </svg>

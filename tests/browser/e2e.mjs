@@ -203,6 +203,7 @@ try {
   }
   assert.match(await text('model-card'), /FID \d+\.\d\d, precision/, 'the model card records the last measurement');
   assert.equal(await page.locator('[data-testid=quality-chart] polyline').getAttribute('points'), '300.0,5.0', 'one point on the chart');
+  assert.equal(await page.locator('[data-testid=quality-chart] circle').count(), 1, 'and its marker');
   await panel(1).screenshot({ path: path.join(out, 'panel-training-quality.png') });
 
   // 5. Bad weights: a message, and the model in use is untouched.
