@@ -3,12 +3,14 @@
 mod adam;
 mod classifier;
 mod ema;
+mod example;
 mod parallel;
 mod recipe;
 mod state;
 
 pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
 pub use ema::{ema_decay, update_ema};
+pub use example::TrainedExample;
 pub use adam::Adam;
 pub use parallel::{DevicesError, MAX_DEVICES, shares};
 pub use recipe::Recipe;

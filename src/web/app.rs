@@ -7,6 +7,7 @@ use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, W
 use super::playground::PlaygroundPanel;
 use super::protocol::{Command, Holder, Notice};
 use super::view::{View, send, start_worker};
+use crate::train::TrainedExample;
 
 /// A notice in words; its technical detail behind a "Details" toggle; a Reload button when
 /// reloading (which resumes the saved run) is the way on.
@@ -57,6 +58,7 @@ fn HolderView(view: View) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     let view = View::new();
+    let example = TrainedExample::MNIST;
     // Under the offline copy's control, so that the worker and its data are kept for offline.
     leptos::task::spawn_local(async move {
         offline_copy_ready().await;
@@ -70,6 +72,14 @@ pub fn App() -> impl IntoView {
             <p class="lede">
                 "A U-Net learns to predict the noise added to images (DDPM, Algorithm 1), on this page's GPU, in a worker so the page never freezes. "
                 "Watch the forward process, train, sample with DDIM, DPM-Solver++ or DDPM, and take the weights away: they load in diffusers, and diffusers models load here."
+            </p>
+            <p class="example">
+                <button data-testid="load-example" on:click=move |_| send(Command::LoadExample, Vec::new())
+                    disabled=move || !view.ready.get()>{example.label}</button>
+                {format!(
+                    " ({}, {} training images), then sample it in 3. Sampling, before or while yours trains. It replaces the model in this tab, as Import does.",
+                    example.preset, example.images
+                )}
             </p>
             <NoticeView notice=view.banner class="banner" testid="banner" saved_step=view.saved_step />
             <p class="status" data-testid="status">{move || view.status.get()}</p>

@@ -108,7 +108,7 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 /// `limit` bytes before (by its declared length) or while reading it.
 pub async fn fetch_bytes_with_progress(url: &str, limit: u64, mut progress: impl FnMut(u64, Option<u64>)) -> Result<Vec<u8>, String> {
     let response = fetch_ok(url).await?;
-    let too_big = |n: u64| format!("{url}: {n} bytes, more than the {limit} a dataset file may have");
+    let too_big = |n: u64| format!("{url}: {n} bytes, more than the {limit} this file may have");
     // Through JS properties: the streams API is plain JavaScript here (no web-sys bindings).
     let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).map_err(describe);
     let call = |object: &JsValue, method: &str| -> Result<JsValue, String> {

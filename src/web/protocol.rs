@@ -48,6 +48,8 @@ pub enum Command {
     /// Replace the model with these files (bytes follow in order): a weights file of ours, or
     /// a diffusers folder's files. The model is kept unchanged if the files are bad.
     Import(Vec<String>),
+    /// Replace the model with the trained example that ships with the site, as Import would.
+    LoadExample,
     /// Train on these image files or zips (bytes follow in order) instead of the dataset.
     UseImages(Vec<String>),
     /// Download the last sampled values as .npy.

@@ -4,7 +4,7 @@
 use super::Session;
 use crate::checkpoint::{self, ModelSource};
 use crate::data::{ImageSet, Manifest, decode_tile, images_from_upload, limits, tile_count, upload_to_bytes};
-use crate::train::Trainer;
+use crate::train::{TrainedExample, Trainer};
 use crate::web::browser::{fetch_bytes_with_progress, store};
 use crate::web::protocol::{Notice, Update};
 use crate::web::saved_run::{SAVED_IMAGES, YOUR_IMAGES};
@@ -96,6 +96,20 @@ impl Session {
         self.show_card();
         self.show_dataset();
         Ok(())
+    }
+
+    /// Loads the trained example that ships with the site, as Import loads a file.
+    pub(super) async fn load_example(&mut self) -> Result<(), String> {
+        let example = TrainedExample::MNIST;
+        let out = &self.out;
+        let bytes = fetch_bytes_with_progress(example.path, limits::MAX_WEIGHTS_FILE_BYTES, |received, total| {
+            let total = total.map_or(String::new(), |t| format!(" of {:.1}", t as f64 / 1e6));
+            out.send(Update::Status(format!("Fetching the trained example: {:.1}{total} MB", received as f64 / 1e6)));
+        })
+        .await
+        .map_err(|e| format!("The trained example could not be fetched: {e}"))?;
+        let name = example.path.rsplit('/').next().unwrap_or(example.path).to_string();
+        self.import(vec![(name, bytes)])
     }
 
     /// Trains on the user's own images from now on (the model's size; centre-cropped).

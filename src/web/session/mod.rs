@@ -284,7 +284,7 @@ impl Session {
             Command::Compare => "sampling DDPM-1000 beside DDIM-50",
             Command::Forward { .. } => "drawing the forward process",
             Command::Export | Command::ExportDiffusers => "exporting the weights",
-            Command::Import(_) => "importing weights",
+            Command::Import(_) | Command::LoadExample => "importing weights",
             Command::UseImages(_) => "reading your images",
             Command::DownloadSamples => "saving the samples",
             Command::Quality => "measuring sample quality",
@@ -356,6 +356,7 @@ impl Session {
                 self.out.send_with(Update::Download { name, mime: "application/zip".into() }, vec![zip]);
             }
             Command::Import(names) => self.import(names.into_iter().zip(bytes).collect())?,
+            Command::LoadExample => self.load_example().await?,
             Command::UseImages(names) => self.use_images(names.into_iter().zip(bytes).collect()).await?,
             Command::Quality => {
                 if let Err(message) = self.measure_quality().await {
