@@ -77,7 +77,7 @@ pub fn App() -> impl IntoView {
                 <button data-testid="load-example" on:click=move |_| send(Command::LoadExample, Vec::new())
                     disabled=move || !view.ready.get()>{example.label}</button>
                 {format!(
-                    " ({}, {} training images), then sample it in 3. Sampling, before or while yours trains. It replaces the model in this tab, as Import does.",
+                    " ({}, {} training images) and sample it in 3. Sampling, before or while your own model trains.",
                     example.preset, example.images
                 )}
             </p>

@@ -316,6 +316,9 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
     // "" is the model's own setting (its scheduler config), else a name.
     let spacing = RwSignal::new(String::new());
     let clip = RwSignal::new(String::new());
+    // Sample the trained example (from the moment it loads) or this run's model.
+    let example = RwSignal::new(false);
+    Effect::new(move |_| example.set(view.example.with(Option::is_some)));
     let spacings = Spacing::ALL.iter().map(|s| view! { <option value=s.name()>{format!("{s} spacing")}</option> }).collect::<Vec<_>>();
     let choice = move || SamplerChoice {
         sampler: sampler.get_untracked(),
@@ -329,6 +332,7 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
             "off" => Some(false),
             _ => None,
         },
+        example: example.get_untracked(),
     };
     let conditional = move || !view.classes.get().is_empty();
     let class_options = move || {
@@ -340,6 +344,12 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
             <div inner_html=equations></div>
             <div hidden=move || !conditional() inner_html=GUIDANCE_EQUATION></div>
             <div class="controls">
+                <select data-testid="sample-from" hidden=move || view.example.with(Option::is_none)
+                    prop:value=move || if example.get() { "example" } else { "run" }
+                    on:change=move |ev| example.set(event_target_value(&ev) == "example")>
+                    <option value="run">"your model"</option>
+                    <option value="example">{move || view.example.get().unwrap_or_default()}</option>
+                </select>
                 <select data-testid="sampler" prop:value=move || sampler.get().name()
                     on:change=move |ev| if let Ok(name) = event_target_value(&ev).parse() { sampler.set(name) }>
                     {samplers}
@@ -381,7 +391,7 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
                 </span>
                 <button data-testid="sample" on:click=move |_| send(Command::Sample(choice()), Vec::new())
                     disabled=move || !view.ready.get()>"Sample"</button>
-                <button data-testid="compare" on:click=move |_| send(Command::Compare, Vec::new())
+                <button data-testid="compare" on:click=move |_| send(Command::Compare { example: example.get_untracked() }, Vec::new())
                     disabled=move || !view.ready.get()>"DDPM-1000 vs DDIM-50"</button>
             </div>
             <div class="row">

@@ -28,6 +28,8 @@ pub struct SamplerChoice {
     pub spacing: Option<Spacing>,
     /// Clip x̂_0 (`None`: as the model's scheduler config says).
     pub clip_sample: Option<bool>,
+    /// Sample the trained example (once loaded) instead of this run's EMA weights.
+    pub example: bool,
 }
 
 /// What the page asks of the session.
@@ -37,8 +39,9 @@ pub enum Command {
     Pause,
     /// Sample a grid from the fixed seed, keeping every step's x_t and x̂_0 for the strip.
     Sample(SamplerChoice),
-    /// DDPM with all T steps beside DDIM-50, from the same x_T.
-    Compare,
+    /// DDPM with all T steps beside DDIM-50, from the same x_T: of the trained example, or of
+    /// this run's EMA weights.
+    Compare { example: bool },
     /// Show image `index` of the training set noised to step `t` (the forward-process panel).
     Forward { index: usize, t: usize },
     /// Download the EMA weights as .safetensors.
@@ -48,7 +51,8 @@ pub enum Command {
     /// Replace the model with these files (bytes follow in order): a weights file of ours, or
     /// a diffusers folder's files. The model is kept unchanged if the files are bad.
     Import(Vec<String>),
-    /// Replace the model with the trained example that ships with the site, as Import would.
+    /// Load the trained example that ships with the site beside this run's model, for the
+    /// Sampling panel (answered by [`Update::Example`]).
     LoadExample,
     /// Train on these image files or zips (bytes follow in order) instead of the dataset.
     UseImages(Vec<String>),
@@ -187,6 +191,8 @@ pub enum Update {
     Forgotten,
     /// A quality measurement of the EMA's samples; `None` clears the chart (another model).
     Quality(Option<QualityPoint>),
+    /// The trained example is loaded: what it is, in words.
+    Example(String),
     /// Why quality cannot be measured here (no feature network for this data), or its
     /// progress; empty clears it.
     QualityNote(String),

@@ -50,6 +50,8 @@ pub struct View {
     pub quality: RwSignal<Vec<QualityPoint>>,
     /// The quality measurement's progress, or why it cannot run.
     pub quality_note: RwSignal<String>,
+    /// What the trained example is, once loaded.
+    pub example: RwSignal<Option<String>>,
 }
 
 impl View {
@@ -81,6 +83,7 @@ impl View {
             after_forget: RwSignal::new(None),
             quality: RwSignal::new(Vec::new()),
             quality_note: RwSignal::new(String::new()),
+            example: RwSignal::new(None),
         }
     }
 
@@ -125,6 +128,7 @@ impl View {
             Update::Quality(Some(point)) => self.quality.update(|q| q.push(point)),
             Update::Quality(None) => self.quality.set(Vec::new()),
             Update::QualityNote(note) => self.quality_note.set(note),
+            Update::Example(what) => self.example.set(Some(what)),
             Update::Forgotten => {
                 let search = self.after_forget.get_untracked().unwrap_or_else(query);
                 if let Some(window) = web_sys::window() {

@@ -11,21 +11,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, log, root, serve } from './harness.mjs';
+import { launch, log, readNpy, root, serve } from './harness.mjs';
 
 const out = path.join(root, 'tests/browser/out');
 const bin = process.env.TABDIFFUSION_BIN;
 assert.ok(bin && fs.existsSync(bin), 'set TABDIFFUSION_BIN to the native tabdiffusion binary');
 fs.mkdirSync(out, { recursive: true });
-
-function readNpy(file) {
-  const bytes = fs.readFileSync(file);
-  const headerLen = bytes.readUInt16LE(8);
-  const header = bytes.subarray(10, 10 + headerLen).toString();
-  assert.match(header, /'descr': '<f4'/);
-  const data = bytes.subarray(10 + headerLen);
-  return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
-}
 
 // The site is served from a sub-path, as a static host serves a project's pages
 // (https://user.github.io/tabdiffusion/): nothing may be requested from the host's root.

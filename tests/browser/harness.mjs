@@ -1,5 +1,6 @@
 // Shared by the browser scripts: serve dist/ on 127.0.0.1 and launch the system Chromium with
 // WebGPU (SwiftShader), with the flags this closed network needs.
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -52,3 +53,13 @@ export function launch({ webgpu = true } = {}) {
 
 const t0 = Date.now();
 export const log = (msg) => console.error(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${msg}`);
+
+/** The float32 values of a .npy file (the tab's "Download samples", the CLI's `--out-npy`). */
+export function readNpy(file) {
+  const bytes = fs.readFileSync(file);
+  const headerLen = bytes.readUInt16LE(8);
+  const header = bytes.subarray(10, 10 + headerLen).toString();
+  assert.match(header, /'descr': '<f4'/);
+  const data = bytes.subarray(10 + headerLen);
+  return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
+}

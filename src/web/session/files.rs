@@ -2,6 +2,8 @@
 //! images.
 
 use super::Session;
+use super::sampling::SampleModel;
+use crate::diffusion::Schedule;
 use crate::checkpoint::{self, ModelSource};
 use crate::data::{ImageSet, Manifest, decode_tile, images_from_upload, limits, tile_count, upload_to_bytes};
 use crate::train::{TrainedExample, Trainer};
@@ -98,7 +100,8 @@ impl Session {
         Ok(())
     }
 
-    /// Loads the trained example that ships with the site, as Import loads a file.
+    /// Loads the trained example that ships with the site beside the run's model: the Sampling
+    /// panel samples either, and training goes on with the run's.
     pub(super) async fn load_example(&mut self) -> Result<(), String> {
         let example = TrainedExample::MNIST;
         let out = &self.out;
@@ -108,8 +111,13 @@ impl Session {
         })
         .await
         .map_err(|e| format!("The trained example could not be fetched: {e}"))?;
-        let name = example.path.rsplit('/').next().unwrap_or(example.path).to_string();
-        self.import(vec![(name, bytes)])
+        let source = ModelSource::weights(&bytes).map_err(|e| format!("{}: {e}", example.path))?;
+        let model = source.build(&self.device).map_err(|e| format!("{}: {e}", example.path))?;
+        let what = format!("the trained example: {}, {} steps on {} ({} images)", example.preset, source.steps(), example.dataset, example.images);
+        self.example = Some(SampleModel { model, config: source.config, schedule: Schedule::new(source.schedule) });
+        self.out.send(Update::Status(format!("Loaded {what}. 3. Sampling samples it now; your model trains on.")));
+        self.out.send(Update::Example(what));
+        Ok(())
     }
 
     /// Trains on the user's own images from now on (the model's size; centre-cropped).

@@ -64,6 +64,8 @@ struct Session {
     quality: Option<quality::Reference>,
     /// The last quality measurement, for the model card.
     last_quality: Option<super::protocol::QualityPoint>,
+    /// The trained example, once loaded (the Sampling panel samples it beside the run's model).
+    example: Option<sampling::SampleModel>,
 }
 
 /// Runs the session until the page closes.
@@ -201,6 +203,7 @@ impl Session {
             guidance: Recipe::SMALL_DATA.guidance,
             quality: None,
             last_quality: None,
+            example: None,
         };
         session.load_next_tile().await?;
         // One tab trains and saves the run; another one opened beside it samples from the
@@ -281,10 +284,11 @@ impl Session {
             Command::Train => "starting to train",
             Command::Pause => "pausing and saving the run",
             Command::Sample(_) => "sampling",
-            Command::Compare => "sampling DDPM-1000 beside DDIM-50",
+            Command::Compare { .. } => "sampling DDPM-1000 beside DDIM-50",
             Command::Forward { .. } => "drawing the forward process",
             Command::Export | Command::ExportDiffusers => "exporting the weights",
-            Command::Import(_) | Command::LoadExample => "importing weights",
+            Command::Import(_) => "importing weights",
+            Command::LoadExample => "loading the trained example",
             Command::UseImages(_) => "reading your images",
             Command::DownloadSamples => "saving the samples",
             Command::Quality => "measuring sample quality",
@@ -329,12 +333,12 @@ impl Session {
             Command::Sample(choice) => {
                 self.guidance = choice.guidance;
                 let classes = choice.class.map(|c| vec![c]);
-                let mut schedule = self.trainer.schedule.clone();
-                schedule.config.clip_sample = choice.clip_sample.unwrap_or(schedule.config.clip_sample);
-                let kind = SamplerKind::new(choice.sampler, choice.steps.max(1), choice.eta, choice.spacing, &schedule.config);
-                self.sample(kind, &schedule, "Sampling", true, classes).await?
+                let mut model = self.sample_model(choice.example)?;
+                model.schedule.config.clip_sample = choice.clip_sample.unwrap_or(model.schedule.config.clip_sample);
+                let kind = SamplerKind::new(choice.sampler, choice.steps.max(1), choice.eta, choice.spacing, &model.schedule.config);
+                self.sample(kind, &model, "Sampling", true, classes).await?
             }
-            Command::Compare => self.compare().await?,
+            Command::Compare { example } => self.compare(&self.sample_model(example)?).await?,
             Command::Forward { index, t } => self.forward(index, t).await?,
             Command::Export => {
                 self.out.send(Update::Status("Exporting…".into()));
@@ -439,9 +443,9 @@ impl Session {
             gpu.destroy(); // a real device loss: the lost callback reports it
         }
         if self.trainer.step % self.settings.preview_every == 0 {
-            let schedule = self.trainer.schedule.clone();
-            let kind = SamplerKind::new(SamplerName::Ddim, self.settings.preview_steps, 0.0, None, &schedule.config);
-            self.sample(kind, &schedule, "Preview", false, None).await?;
+            let model = self.sample_model(false)?;
+            let kind = SamplerKind::new(SamplerName::Ddim, self.settings.preview_steps, 0.0, None, &model.schedule.config);
+            self.sample(kind, &model, "Preview", false, None).await?;
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
         }

@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 use super::Session;
 use crate::data::values_grid;
 use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, q_sample};
+use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
 use crate::web::browser::{now_ms, yield_now};
@@ -20,27 +21,45 @@ fn picture(values: &[f32], count: usize, channels: usize, size: usize, columns: 
 /// Columns of the sampling strip.
 const STRIP: usize = 10;
 
+/// A model the Sampling panel samples: this run's EMA weights, or the trained example.
+#[derive(Clone)]
+pub(super) struct SampleModel {
+    pub model: UNet,
+    pub config: UNetConfig,
+    pub schedule: Schedule,
+}
+
 impl Session {
-    /// Samples a grid from the EMA weights with the fixed seed, yielding between steps. With
+    /// The trained example if `example` (an error until it is loaded), else the run's EMA
+    /// weights (a clone shares their tensors).
+    pub(super) fn sample_model(&self, example: bool) -> Result<SampleModel, String> {
+        if example {
+            return self.example.clone().ok_or_else(|| "Load the trained example first.".into());
+        }
+        let t = &self.trainer;
+        Ok(SampleModel { model: t.ema.clone(), config: t.model_config.clone(), schedule: t.schedule.clone() })
+    }
+
+    /// Samples a grid from `model` with the fixed seed, yielding between steps. With
     /// `strip`, also sends x_t (top) over x̂_0 (bottom) of the first image at [`STRIP`] evenly
     /// spaced steps.
     pub(super) async fn sample(
         &mut self,
         kind: SamplerKind,
-        schedule: &Schedule,
+        model: &SampleModel,
         what: &str,
         strip: bool,
         classes: Option<Vec<usize>>,
     ) -> Result<(), String> {
-        let config = &self.trainer.model_config;
+        let config = &model.config;
         let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
         let start = now_ms();
-        let mut run = self.run(kind, schedule, count, classes)?;
+        let mut run = self.run(config, kind, &model.schedule, count, classes)?;
         let len = run.len();
         let columns = STRIP.min(len);
         let keep: Vec<usize> = (1..=columns).map(|k| k * len / columns - 1).collect();
         let (mut top, mut bottom) = (Vec::new(), Vec::new());
-        while let Some(out) = run.step(&self.trainer.ema) {
+        while let Some(out) = run.step(&model.model) {
             if strip && keep.contains(&(run.index - 1)) {
                 top.extend(read_values(out.prev_sample.slice(0..1)).await?);
                 bottom.extend(read_values(out.pred_x0.slice(0..1)).await?);
@@ -67,11 +86,17 @@ impl Session {
     /// is guided toward `classes`, or through all its classes in turn (image i: class i mod K).
     /// Dynamic thresholding is refused: it sorts each image's values, which burn 0.22 does on
     /// the host with a blocking read, and a browser's GPU can only be read asynchronously.
-    pub(super) fn run(&self, kind: SamplerKind, schedule: &Schedule, count: usize, classes: Option<Vec<usize>>) -> Result<SampleRun, String> {
+    pub(super) fn run(
+        &self,
+        config: &UNetConfig,
+        kind: SamplerKind,
+        schedule: &Schedule,
+        count: usize,
+        classes: Option<Vec<usize>>,
+    ) -> Result<SampleRun, String> {
         if schedule.config.thresholding {
             return Err("This model's scheduler config asks for dynamic thresholding (\"thresholding\": true), which the tab cannot run: it sorts each image's values, and the browser's GPU cannot sort in burn 0.22. Sample it with the command line (tabdiffusion sample), which can.".into());
         }
-        let config = &self.trainer.model_config;
         let run = SampleRun::new(config, kind, schedule, count, self.settings.seed, &self.device);
         let Some(k) = config.num_classes() else { return Ok(run) };
         let classes = classes.unwrap_or_else(|| (0..k).collect());
@@ -79,19 +104,19 @@ impl Session {
     }
 
     /// DDPM (all T steps) beside DDIM-50, both from the same x_T (the sample seed).
-    pub(super) async fn compare(&mut self) -> Result<(), String> {
-        let config = &self.trainer.model_config;
+    pub(super) async fn compare(&mut self, model: &SampleModel) -> Result<(), String> {
+        let config = &model.config;
         let count = self.settings.count.min(8);
         let (c, s) = (config.in_channels, config.sample_size);
         let mut both = Vec::new();
         let mut times = Vec::new();
         let ddim_steps = Recipe::SMALL_DATA.sample_steps;
-        let schedule = self.trainer.schedule.clone();
+        let schedule = &model.schedule;
         let ddpm = SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None, &schedule.config);
         for kind in [ddpm, SamplerKind::new(SamplerName::Ddim, ddim_steps, 0.0, None, &schedule.config)] {
             let start = now_ms();
-            let mut run = self.run(kind, &schedule, count, None)?;
-            while run.step(&self.trainer.ema).is_some() {
+            let mut run = self.run(config, kind, schedule, count, None)?;
+            while run.step(&model.model).is_some() {
                 self.out.send(Update::Status(format!("Comparing: {} step {}/{}…", kind.family(), run.index, run.len())));
                 yield_now(0).await;
             }
@@ -102,7 +127,7 @@ impl Session {
         self.out.send_with(Update::Picture(Canvas::Compare, grid), vec![rgba]);
         self.out.send(Update::Status(format!(
             "DDPM, {} steps: {:.1} s (top); DDIM, {ddim_steps} steps: {:.1} s (bottom); same starting noise.",
-            self.trainer.schedule.len(),
+            schedule.len(),
             times[0],
             times[1]
         )));
