@@ -395,6 +395,10 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
                     disabled=move || !view.ready.get()>"DDPM-1000 vs DDIM-50"</button>
             </div>
             <div class="row">
+                <figure hidden=move || view.sampled.with(Option::is_none)>
+                    <PictureCanvas picture=view.sampled id="sampled" view=view />
+                    <figcaption>"the samples, from the fixed noise of the seed"</figcaption>
+                </figure>
                 <figure hidden=move || view.trajectory.with(Option::is_none)>
                     <PictureCanvas picture=view.trajectory id="trajectory" view=view />
                     <figcaption>"the first image along the way: x"<sub>"t"</sub>" (top) and the network's guess x̂"<sub>"0"</sub>" (bottom), left to right"</figcaption>

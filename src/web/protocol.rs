@@ -129,8 +129,10 @@ pub struct Picture {
 /// Where a picture goes on the page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Canvas {
-    /// The sample grid (and training previews).
+    /// The training panel's grid: previews of the EMA weights.
     Samples,
+    /// The Sampling panel's grid.
+    Sampled,
     /// The sampling trajectory: x_t over x̂_0 at evenly spaced steps.
     Trajectory,
     /// x_0 and x_t of the forward-process panel.

@@ -37,6 +37,7 @@ pub struct View {
     /// The settings of a resumed run, for the Settings panel.
     pub run_settings: RwSignal<Option<RunSettings>>,
     pub samples: RwSignal<Option<(Picture, Vec<u8>)>>,
+    pub sampled: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub trajectory: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub forward: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub compare: RwSignal<Option<(Picture, Vec<u8>)>>,
@@ -74,6 +75,7 @@ impl View {
             model_card: RwSignal::new(String::new()),
             run_settings: RwSignal::new(None),
             samples: RwSignal::new(None),
+            sampled: RwSignal::new(None),
             trajectory: RwSignal::new(None),
             forward: RwSignal::new(None),
             compare: RwSignal::new(None),
@@ -116,6 +118,7 @@ impl View {
             Update::Picture(canvas, picture) => {
                 let target = match canvas {
                     Canvas::Samples => self.samples,
+                    Canvas::Sampled => self.sampled,
                     Canvas::Trajectory => self.trajectory,
                     Canvas::Forward => self.forward,
                     Canvas::Compare => self.compare,

@@ -46,12 +46,14 @@ try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
   const text = (name) => page.locator(id(name)).innerText();
-  const sample = async (file) => {
+  // The worker takes commands in order, so the download holds the samples just asked for.
+  const sample = async (file, what) => {
     await page.click(id('sample'));
-    await page.waitForFunction((n) => new RegExp(`Sampling: ${n} DDIM steps in`).test(document.querySelector('[data-testid=status]').innerText), STEPS, { timeout: 300_000, polling: 250 });
-    log(await text('status'));
-    const [download] = await Promise.all([page.waitForEvent('download'), page.click(id('download-samples'))]);
+    await page.waitForFunction((sel) => !document.querySelector(sel).disabled, id('download-samples'), { timeout: 300_000, polling: 250 });
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 300_000 }), page.click(id('download-samples'))]);
     await download.saveAs(path.join(out, file));
+    log(await text('status'));
+    assert.match(await text('status'), new RegExp(`^${what}: ${STEPS} DDIM steps in`));
     return readNpy(path.join(out, file));
   };
   await page.goto(`${base}/?tiles=1&steps=${STEPS}&count=${COUNT}&seed=${SEED}`);
@@ -67,8 +69,9 @@ try {
   assert.match(await text('model-card'), /^mnist-small · /, 'the run\'s own model is still the fresh preset');
 
   // 2. It samples, as the CLI samples the same file.
-  const tab = await sample('example-tab.npy');
-  const panel = page.locator('section.panel').filter({ has: page.locator(id('samples')) });
+  const tab = await sample('example-tab.npy', 'Sampling the trained example');
+  assert.ok(await page.locator(id('sampled')).evaluate((c) => c.width > 0), 'the Sampling panel shows the grid');
+  const panel = page.locator('section.panel').filter({ has: page.locator(id('sampled')) });
   await panel.screenshot({ path: path.join(out, 'example-samples.png') });
   execFileSync(bin, ['sample', '--model', path.join(root, 'www/examples/mnist-small.safetensors'), '--sampler', 'ddim', '--steps', `${STEPS}`,
     '--eta', '0', '--seed', `${SEED}`, '--count', `${COUNT}`, '--out', path.join(out, 'example-native.png'),
@@ -83,7 +86,7 @@ try {
   // 3. They look like digits; the untrained run's samples, from the same noise, do not.
   const digits = digitLike(tab);
   await page.selectOption(id('sample-from'), 'run');
-  const fresh = digitLike(await sample('example-untrained.npy'));
+  const fresh = digitLike(await sample('example-untrained.npy', 'Sampling'));
   log(`digit-like: ${digits} of ${COUNT} samples of the example, ${fresh} of the untrained model's`);
   assert.ok(digits >= 0.75 * COUNT, `${digits} of ${COUNT} of the example's samples look like digits`);
   assert.ok(fresh <= 0.25 * COUNT, `${fresh} of ${COUNT} of an untrained model's samples look like digits`);

@@ -336,7 +336,8 @@ impl Session {
                 let mut model = self.sample_model(choice.example)?;
                 model.schedule.config.clip_sample = choice.clip_sample.unwrap_or(model.schedule.config.clip_sample);
                 let kind = SamplerKind::new(choice.sampler, choice.steps.max(1), choice.eta, choice.spacing, &model.schedule.config);
-                self.sample(kind, &model, "Sampling", true, classes).await?
+                let what = if choice.example { "Sampling the trained example" } else { "Sampling" };
+                self.sample(kind, &model, what, true, classes).await?
             }
             Command::Compare { example } => self.compare(&self.sample_model(example)?).await?,
             Command::Forward { index, t } => self.forward(index, t).await?,

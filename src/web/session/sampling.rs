@@ -40,15 +40,15 @@ impl Session {
         Ok(SampleModel { model: t.ema.clone(), config: t.model_config.clone(), schedule: t.schedule.clone() })
     }
 
-    /// Samples a grid from `model` with the fixed seed, yielding between steps. With
-    /// `strip`, also sends x_t (top) over x̂_0 (bottom) of the first image at [`STRIP`] evenly
-    /// spaced steps.
+    /// Samples a grid from `model` with the fixed seed, yielding between steps: for the
+    /// Sampling panel (`panel`), its grid and x_t (top) over x̂_0 (bottom) of the first image at
+    /// [`STRIP`] evenly spaced steps; else the training panel's preview.
     pub(super) async fn sample(
         &mut self,
         kind: SamplerKind,
         model: &SampleModel,
         what: &str,
-        strip: bool,
+        panel: bool,
         classes: Option<Vec<usize>>,
     ) -> Result<(), String> {
         let config = &model.config;
@@ -60,7 +60,7 @@ impl Session {
         let keep: Vec<usize> = (1..=columns).map(|k| k * len / columns - 1).collect();
         let (mut top, mut bottom) = (Vec::new(), Vec::new());
         while let Some(out) = run.step(&model.model) {
-            if strip && keep.contains(&(run.index - 1)) {
+            if panel && keep.contains(&(run.index - 1)) {
                 top.extend(read_values(out.prev_sample.slice(0..1)).await?);
                 bottom.extend(read_values(out.pred_x0.slice(0..1)).await?);
             }
@@ -70,8 +70,9 @@ impl Session {
         let values = read_values(run.sample).await?;
         let seconds = (now_ms() - start) / 1000.0;
         let (grid, rgba) = picture(&values, count, c, s, (count as f64).sqrt().ceil() as usize);
-        self.out.send_with(Update::Picture(Canvas::Samples, grid), vec![rgba]);
-        if strip {
+        let canvas = if panel { Canvas::Sampled } else { Canvas::Samples };
+        self.out.send_with(Update::Picture(canvas, grid), vec![rgba]);
+        if panel {
             top.extend(bottom);
             let (strip, rgba) = picture(&top, 2 * columns, c, s, columns);
             self.out.send_with(Update::Picture(Canvas::Trajectory, strip), vec![rgba]);
