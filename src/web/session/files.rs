@@ -113,7 +113,8 @@ impl Session {
         .map_err(|e| format!("The trained example could not be fetched: {e}"))?;
         let source = ModelSource::weights(&bytes).map_err(|e| format!("{}: {e}", example.path))?;
         let model = source.build(&self.device).map_err(|e| format!("{}: {e}", example.path))?;
-        let what = format!("the trained example: {}, {} steps on {} ({} images)", example.preset, source.steps(), example.dataset, example.images);
+        let images = source.checkpoint.as_ref().map_or(0, |c| c.card.images_seen);
+        let what = format!("the trained example: {} after {} steps, {images} images of {}", example.preset, source.steps(), example.dataset.label());
         self.example = Some(SampleModel { model, config: source.config, schedule: Schedule::new(source.schedule) });
         self.out.send(Update::Status(format!("Loaded {what}. 3. Sampling samples it now; your model trains on.")));
         self.out.send(Update::Example(what));
