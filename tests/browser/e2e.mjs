@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, log, readNpy, root, serve } from './harness.mjs';
+import { launch, log, readNpy, root, run } from './harness.mjs';
 
 const out = path.join(root, 'tests/browser/out');
 const bin = process.env.TABDIFFUSION_BIN;
@@ -20,31 +20,24 @@ fs.mkdirSync(out, { recursive: true });
 
 // The site is served from a sub-path, as a static host serves a project's pages
 // (https://user.github.io/tabdiffusion/): nothing may be requested from the host's root.
-const { server, base: origin } = await serve('/some/sub/path');
-let failed = false;
-
-// 0. Without a WebGPU adapter the page says so and falls back to the CPU backend.
-{
-  const browser = await launch({ webgpu: false });
-  try {
-    const page = await browser.newPage();
-    page.setDefaultTimeout(180_000);
-    await page.goto(`${origin}/?model=tiny&tiles=1`);
-    await page.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { polling: 250 });
-    const banner = await page.locator('[data-testid=banner]').innerText();
-    log(`no WebGPU: backend ${await page.locator('[data-testid=backend]').innerText()}; banner: ${banner}`);
-    assert.equal(await page.locator('[data-testid=backend]').innerText(), 'CPU');
-    assert.match(banner, /CPU/);
-  } catch (e) {
-    failed = true;
-    console.error(e);
-  } finally {
-    await browser.close();
+await run(async ({ browser, base: origin }) => {
+  // 0. Without a WebGPU adapter the page says so and falls back to the CPU backend.
+  {
+    const cpu = await launch({ webgpu: false });
+    try {
+      const page = await cpu.newPage();
+      page.setDefaultTimeout(180_000);
+      await page.goto(`${origin}/?model=tiny&tiles=1`);
+      await page.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { polling: 250 });
+      const banner = await page.locator('[data-testid=banner]').innerText();
+      log(`no WebGPU: backend ${await page.locator('[data-testid=backend]').innerText()}; banner: ${banner}`);
+      assert.equal(await page.locator('[data-testid=backend]').innerText(), 'CPU');
+      assert.match(banner, /CPU/);
+    } finally {
+      await cpu.close();
+    }
   }
-}
 
-const browser = await launch();
-try {
   const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
   // Software WebGPU keeps the page busy for long stretches; every action may wait that long.
   page.setDefaultTimeout(600_000);
@@ -336,11 +329,4 @@ try {
 
   assert.deepEqual(foreign, [], 'the page requests nothing outside its own folder of its origin (served from a sub-path)');
   log('browser test passed');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(failed ? 1 : 0);
+}, { prefix: '/some/sub/path' });

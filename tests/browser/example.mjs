@@ -13,16 +13,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, log, readNpy, root, serve } from './harness.mjs';
+import { log, readNpy, root, run } from './harness.mjs';
 
 const bin = process.env.TABDIFFUSION_BIN;
 assert.ok(bin && fs.existsSync(bin), 'set TABDIFFUSION_BIN to the native tabdiffusion binary');
 const out = path.join(root, 'tests/browser/out');
 fs.mkdirSync(out, { recursive: true });
 
-const { server, base } = await serve();
-const browser = await launch({ webgpu: false });
-let failed = false;
 const id = (name) => `[data-testid=${name}]`;
 const SEED = 3, STEPS = 10, COUNT = 16, SIZE = 28 * 28;
 
@@ -42,7 +39,7 @@ function digitLike(values) {
   return n;
 }
 
-try {
+await run(async ({ browser, base }) => {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
   const text = (name) => page.locator(id(name)).innerText();
@@ -91,11 +88,4 @@ try {
   assert.ok(digits >= 0.75 * COUNT, `${digits} of ${COUNT} of the example's samples look like digits`);
   assert.ok(fresh <= 0.25 * COUNT, `${fresh} of ${COUNT} of an untrained model's samples look like digits`);
   log('trained example: all checks passed');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(failed ? 1 : 0);
+}, { webgpu: false });

@@ -63,3 +63,24 @@ export function readNpy(file) {
   const data = bytes.subarray(10 + headerLen);
   return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
 }
+
+/**
+ * Runs one browser test script: serves dist/ under `prefix`, launches Chromium (`webgpu` as in
+ * `launch`), runs `body({ browser, base })`, closes both whatever happens, and exits with 1 if
+ * the body threw (its error printed), else 0.
+ */
+export async function run(body, { prefix = '', webgpu = true } = {}) {
+  const { server, base } = await serve(prefix);
+  const browser = await launch({ webgpu });
+  let failed = false;
+  try {
+    await body({ browser, base });
+  } catch (e) {
+    failed = true;
+    console.error(e);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  process.exit(failed ? 1 : 0);
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { launch, log, root, serve } from './harness.mjs';
+import { log, root, run } from './harness.mjs';
 
 const out = path.join(root, 'tests/browser/out');
 fs.mkdirSync(out, { recursive: true });
@@ -22,14 +22,11 @@ log(`wasm: ${wasm.length} bytes, ${gzipped} gzipped (gzip -9); budget ${budget.r
 assert.ok(wasm.length <= budget.raw_bytes, `the wasm grew past its budget: ${wasm.length} > ${budget.raw_bytes} bytes`);
 assert.ok(gzipped <= budget.gzip_bytes, `the gzipped wasm grew past its budget: ${gzipped} > ${budget.gzip_bytes} bytes`);
 
-const { server, base } = await serve('/some/sub/path');
-const browser = await launch();
-let failed = false;
 const ready = (page) => page.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { timeout: 300_000, polling: 250 });
 const text = (page, id) => page.locator(`[data-testid=${id}]`).innerText();
 const untilStep = (page, n) => page.waitForFunction((n) => Number(document.querySelector('[data-testid=step]')?.innerText) >= n || document.querySelector('[data-testid=error]')?.innerText, n, { timeout: 600_000, polling: 250 });
 
-try {
+await run(async ({ browser, base }) => {
   // 2. A failed download: the shell says what failed and offers a retry.
   {
     const context = await browser.newContext();
@@ -96,12 +93,5 @@ try {
   log(`offline: trained to step ${await text(page, 'step')}`);
   await page.screenshot({ path: path.join(out, 'load-offline.png') });
   await context.close();
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.close();
-}
-if (failed) process.exit(1);
-log('load test passed');
+  log('load test passed');
+}, { prefix: '/some/sub/path' });

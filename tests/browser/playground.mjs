@@ -7,14 +7,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, log, root, serve } from './harness.mjs';
+import { log, root, run } from './harness.mjs';
 
 const out = path.join(root, 'tests/browser/out');
 fs.mkdirSync(out, { recursive: true });
 
-const { server, base } = await serve();
-const browser = await launch();
-let failed = false;
 const id = (name) => `[data-testid=${name}]`;
 
 /** Pixels of a canvas whose colour `test(r, g, b)` accepts. */
@@ -31,7 +28,7 @@ const BLUE = 'b > 150 && r < 120';
 const ORANGE = 'r > 200 && b < r - 30 && g < r - 10';
 const RED = 'r > 150 && g < 110 && b < 110';
 
-try {
+await run(async ({ browser, base }) => {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
   await page.goto(`${base}/?dataset=mnist&model=tiny`);
@@ -109,11 +106,4 @@ try {
   assert.ok(drawnDistance < drawnNoise / 3, `samples ${drawnDistance} from the drawn ring (noise ${drawnNoise})`);
   await panel.screenshot({ path: path.join(out, 'panel-playground-drawn.png') });
   log('playground: all checks passed');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.exit(failed ? 1 : 0);
+});
