@@ -74,7 +74,7 @@ fn data_train_sample_on_real_mnist() {
     assert_eq!((img.width(), img.height()), (56, 56));
 
     // Resume is exact: 3 steps, then 3 more from the saved training state, give the losses and
-    // weights of 6 uninterrupted steps (same seed).
+    // weights of 6 uninterrupted steps (same seed), learning-rate warm-up included.
     let train = |extra: &[&str], state: &Path, out: &Path| -> Vec<String> {
         let mut a = vec!["train", "--data", s(&data), "--limit", "256", "--log-every", "1", "--state", s(state),
             "--out", s(out), "--grid", s(&grid)];
@@ -83,7 +83,7 @@ fn data_train_sample_on_real_mnist() {
     };
     let (state_a, state_b) = (dir.path().join("a.state"), dir.path().join("b.state"));
     let (out_a, out_b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5"];
+    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5", "--warmup-steps", "4"];
     let whole = train(&[&fresh[..], &["--steps", "6", "--checkpoint-every", "3"]].concat(), &state_a, &out_a);
     let first = train(&[&fresh[..], &["--steps", "3"]].concat(), &state_b, &out_b);
     let rest = train(&["--resume", s(&state_b), "--steps", "6"], &state_b, &out_b);
@@ -100,6 +100,8 @@ fn data_train_sample_on_real_mnist() {
     assert!(msg.contains("truncated"), "{msg}");
     let msg = fails(&["train", "--resume", s(&out_b), "--steps", "9", "--data", s(&data)]);
     assert!(msg.contains("not a training-state file"), "{msg}");
+    let msg = fails(&["train", "--model", "tiny", "--data", s(&data), "--steps", "3", "--warmup-steps", "5", "--cosine-decay"]);
+    assert!(msg.contains("decay_steps must be more than the 5 warm-up steps"), "{msg}");
 
     // A fresh model with the cosine schedule learning v: the choice travels in the file.
     let v_model = dir.path().join("v.safetensors");
@@ -574,7 +576,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     let (state, grid) = (path("killed.state"), path("grid.png"));
-    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5"];
+    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5", "--warmup-steps", "4"];
     let common = |state: &Path, out: &Path| -> Vec<String> {
         ["train", "--data", "www/data/mnist", "--limit", "256", "--log-every", "1", "--checkpoint-every", "2",
             "--state", s(state), "--out", s(out), "--grid", s(&grid)]

@@ -87,7 +87,7 @@ pub struct TrainArgs {
     pub state: PathBuf,
     /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
     /// model, schedule and optimisation settings are the run's own.
-    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr"])]
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr", "warmup_steps", "cosine_decay"])]
     pub resume: Option<PathBuf>,
     /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
     #[arg(long)]
@@ -107,6 +107,13 @@ pub struct TrainArgs {
     /// Weight the loss by min-SNR-γ (Hang et al. 2023; 5 there): easy low-noise steps count less.
     #[arg(long, value_name = "GAMMA")]
     pub min_snr_gamma: Option<f64>,
+    /// Warm the learning rate up linearly from 0 over this many steps.
+    #[arg(long, value_name = "STEPS")]
+    pub warmup_steps: Option<usize>,
+    /// Decay the learning rate along a half cosine to 0 at the last of `--steps` (after the
+    /// warm-up), as diffusers' training examples do.
+    #[arg(long)]
+    pub cosine_decay: bool,
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
@@ -285,7 +292,9 @@ fn fresh_trainer(
         .with_learning_rate(args.lr.unwrap_or(recipe.learning_rate))
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
         .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
-        .with_min_snr_gamma(args.min_snr_gamma.or(recipe.min_snr_gamma));
+        .with_min_snr_gamma(args.min_snr_gamma.or(recipe.min_snr_gamma))
+        .with_warmup_steps(args.warmup_steps.unwrap_or(recipe.warmup_steps))
+        .with_decay_steps(args.cosine_decay.then(|| args.steps.unwrap_or(recipe.steps)));
     let model = match (args.preset, &args.model) {
         (Some(preset), _) => preset.name().to_string(),
         (None, Some(model)) => model.clone(),

@@ -2,12 +2,14 @@
 
 mod adam;
 mod classifier;
+mod config;
 mod ema;
 mod example;
 mod parallel;
 mod recipe;
 mod state;
 
+pub use config::TrainConfig;
 pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use example::TrainedExample;
@@ -16,7 +18,6 @@ pub use parallel::{DevicesError, MAX_DEVICES, shares};
 pub use recipe::Recipe;
 pub use state::{STATE_FORMAT, SavedState, state_metadata};
 
-use burn::config::Config;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -25,38 +26,7 @@ use crate::data::{ImageSet, PointSet};
 use crate::diffusion::{
     RandomStream, Schedule, ScheduleConfig, min_snr_weights, prediction_loss, q_sample, training_target, weighted_prediction_loss,
 };
-use crate::data::limits;
 use crate::model::{Denoiser, DenoiserConfig, UNetConfig};
-
-/// Optimisation settings (DDPM §4 unless noted).
-#[derive(Config, Debug, PartialEq)]
-pub struct TrainConfig {
-    /// Images per step.
-    #[config(default = 64)]
-    pub batch_size: usize,
-    /// Adam learning rate (2e-4 in DDPM for CIFAR-10; small models like 1e-3).
-    #[config(default = 2e-4)]
-    pub learning_rate: f64,
-    /// EMA decay (0.9999 in DDPM), warmed up as diffusers' `EMAModel` does.
-    #[config(default = 0.9999)]
-    pub ema_decay: f64,
-    /// Clip the global gradient norm to this (1.0 in DDPM, whose code clips by global norm).
-    #[config(default = 1.0)]
-    pub grad_clip: f32,
-    /// Seed of every random draw (timesteps, noise, minibatches).
-    #[config(default = 0)]
-    pub seed: u64,
-    /// Mirror each training image left–right with probability ½ (DDPM on CIFAR-10).
-    #[config(default = false)]
-    pub random_flip: bool,
-    /// Probability of replacing an image's class label with the null class, so that one
-    /// network learns both ε(x_t, c) and ε(x_t) for classifier-free guidance (Ho & Salimans
-    /// 2022, p_uncond; 0.1 there). Used only by class-conditional models.
-    #[config(default = 0.1)]
-    pub class_dropout: f64,
-    /// Min-SNR-γ loss weighting (Hang et al. 2023; γ = 5 there): `None` is DDPM's plain mean.
-    pub min_snr_gamma: Option<f64>,
-}
 
 /// Why a dataset cannot train a class-conditional model.
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -122,31 +92,6 @@ pub struct Trainer<C: DenoiserConfig = UNetConfig> {
     devices: Vec<Device>,
 }
 
-impl TrainConfig {
-    /// Checks the settings before training on them (from a file, the CLI or the URL): what
-    /// training would otherwise panic on, allocate without bound (a batch of 2^60 images) or
-    /// silently make meaningless (an infinite learning rate, an EMA decay of 7), in words.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.batch_size == 0 {
-            return Err("batch_size is 0".into());
-        }
-        limits::at_most("batch_size", self.batch_size, limits::MAX_BATCH_SIZE)?;
-        let finite_positive = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} is {v}; it must be a positive number")) }
-        };
-        finite_positive("learning_rate", self.learning_rate)?;
-        finite_positive("grad_clip", f64::from(self.grad_clip))?;
-        if let Some(gamma) = self.min_snr_gamma {
-            finite_positive("min_snr_gamma", gamma)?;
-        }
-        for (name, v) in [("ema_decay", self.ema_decay), ("class_dropout", self.class_dropout)] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} is {v}; it must be between 0 and 1"));
-            }
-        }
-        Ok(())
-    }
-}
 
 impl<C: DenoiserConfig> Trainer<C> {
     /// Bytes of the model's float32 weights, and of what training holds on the device: the
@@ -289,7 +234,7 @@ impl<C: DenoiserConfig> Trainer<C> {
 
     /// The gradient step on the main device, then the EMA of the weights.
     fn apply(&mut self, grads: GradientsParams) {
-        self.model = self.optimizer.step(self.config.learning_rate, self.model.clone(), grads);
+        self.model = self.optimizer.step(self.config.learning_rate_at(self.step), self.model.clone(), grads);
         let decay = ema_decay(self.config.ema_decay, self.step);
         self.ema = update_ema(self.ema.clone(), &self.model, decay);
         self.step += 1;
@@ -439,5 +384,23 @@ mod tests {
         let small = loss_with(Some(0.01));
         assert!(small < 0.9 * plain, "a small γ weighs the steps down: {small} against {plain}");
         assert!(TrainConfig::new().with_min_snr_gamma(Some(0.0)).validate().is_err());
+    }
+
+    /// With a warm-up the trainer's first update takes a rate of 0: the weights do not move;
+    /// the second one moves them.
+    #[test]
+    fn the_trainer_steps_with_the_scheduled_rate() {
+        let images = four_images();
+        let config = TrainConfig::new().with_batch_size(2).with_seed(9).with_learning_rate(1e-2).with_warmup_steps(2);
+        let mut t = Trainer::new(Preset::Tiny.config(), config, &Device::flex());
+        let x = Tensor::<4>::ones([1, 1, 28, 28], &Device::flex());
+        let output = |t: &Trainer| t.model.valid().denoise(x.clone(), &[500], None).into_data().try_to_vec::<f32>().unwrap();
+        let before = output(&t);
+        let batch = t.next_batch(&images);
+        t.step(batch);
+        assert_eq!(output(&t), before, "rate 0 at the first update");
+        let batch = t.next_batch(&images);
+        t.step(batch);
+        assert_ne!(output(&t), before, "rate 0.005 at the second");
     }
 }

@@ -26,6 +26,8 @@ pub struct Recipe {
     pub class_dropout: f64,
     /// Min-SNR-γ loss weighting (`None`: the plain mean, as DDPM).
     pub min_snr_gamma: Option<f64>,
+    /// Steps of linear learning-rate warm-up (0: none).
+    pub warmup_steps: usize,
     /// Classifier-free guidance scale w of samples from a class-conditional model.
     pub guidance: f64,
     /// Save the whole training state every this many steps.
@@ -62,6 +64,7 @@ impl Recipe {
         random_flip: false,
         class_dropout: 0.1,
         min_snr_gamma: None,
+        warmup_steps: 0,
         guidance: 3.0,
         save_every: 200,
         preview_every: 200,
@@ -105,6 +108,7 @@ impl Recipe {
             .with_random_flip(self.random_flip)
             .with_class_dropout(self.class_dropout)
             .with_min_snr_gamma(self.min_snr_gamma)
+            .with_warmup_steps(self.warmup_steps)
             .with_seed(seed)
     }
 }

@@ -32,7 +32,9 @@ fn bad(what: &str) -> CheckpointError {
 fn train_config(json: &str) -> Option<TrainConfig> {
     let mut value: serde_json::Value = serde_json::from_str(json).ok()?;
     let defaults = TrainConfig::new();
-    value.as_object_mut()?.entry("class_dropout").or_insert(defaults.class_dropout.into());
+    let object = value.as_object_mut()?;
+    object.entry("class_dropout").or_insert(defaults.class_dropout.into());
+    object.entry("warmup_steps").or_insert(defaults.warmup_steps.into());
     serde_json::from_value(value).ok()
 }
 

@@ -32,6 +32,8 @@ pub struct Settings {
     pub zero_terminal_snr: bool,
     /// Min-SNR-γ loss weighting (`?min_snr=5`; absent: the recipe's).
     pub min_snr_gamma: Option<f64>,
+    /// Steps of learning-rate warm-up (`?warmup=500`; absent: the recipe's).
+    pub warmup_steps: usize,
     /// Refresh the preview grid every this many steps.
     pub preview_every: usize,
     /// DDIM steps of the preview grid.
@@ -77,6 +79,7 @@ impl Default for Settings {
             learning_rate: recipe.learning_rate,
             ema_decay: recipe.ema_decay,
             min_snr_gamma: recipe.min_snr_gamma,
+            warmup_steps: recipe.warmup_steps,
             prediction: Prediction::Epsilon,
             zero_terminal_snr: false,
             preview_every: recipe.preview_every,
@@ -118,6 +121,7 @@ impl Settings {
             learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
             ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
             min_snr_gamma: parse(&get, "min_snr")?.or(d.min_snr_gamma),
+            warmup_steps: parse(&get, "warmup")?.unwrap_or(d.warmup_steps),
             prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
             zero_terminal_snr: get("zero_snr").map(|v| flag("zero_snr", &v)).transpose()?.unwrap_or(d.zero_terminal_snr),
             preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
@@ -181,8 +185,9 @@ mod tests {
         assert_eq!((settings.data, settings.preset, settings.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
         assert_eq!((settings.batch, settings.batch_given, settings.conditional), (8, true, true));
         assert_eq!((settings.count, settings.bench), (MAX_COUNT, Some(3)));
-        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5")]).unwrap();
+        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100")]).unwrap();
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
+        assert_eq!(recipe.warmup_steps, 100);
         assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {
             assert_eq!(query(&[("data", name.name())]).unwrap().data, name);

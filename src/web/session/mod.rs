@@ -174,7 +174,8 @@ impl Session {
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
             .with_ema_decay(settings.ema_decay)
-            .with_min_snr_gamma(settings.min_snr_gamma);
+            .with_min_snr_gamma(settings.min_snr_gamma)
+            .with_warmup_steps(settings.warmup_steps);
         train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
         let schedule = ScheduleConfig { beta_schedule: settings.schedule, prediction_type: settings.prediction, ..Default::default() };
         let schedule = if settings.zero_terminal_snr { schedule.with_zero_terminal_snr() } else { schedule };
@@ -264,7 +265,8 @@ impl Session {
             self.trainer.config.batch_size,
             self.trainer.config.learning_rate,
             self.trainer.config.ema_decay,
-            self.trainer.config.min_snr_gamma.map_or(String::new(), |g| format!(", min-SNR γ = {g}")),
+            self.trainer.config.min_snr_gamma.map_or(String::new(), |g| format!(", min-SNR γ = {g}"))
+                + &match self.trainer.config.warmup_steps { 0 => String::new(), n => format!(", warm-up {n} steps") },
             self.trainer.step,
             match &self.untrainable {
                 None => format!(" on {}", self.manifest.name),

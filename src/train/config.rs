@@ -1,0 +1,116 @@
+//! The optimisation settings of a training run, and the learning rate they give each step.
+
+use burn::config::Config;
+
+use crate::data::limits;
+
+/// Optimisation settings (DDPM §4 unless noted).
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Images per step.
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Adam learning rate (2e-4 in DDPM for CIFAR-10; small models like 1e-3).
+    #[config(default = 2e-4)]
+    pub learning_rate: f64,
+    /// EMA decay (0.9999 in DDPM), warmed up as diffusers' `EMAModel` does.
+    #[config(default = 0.9999)]
+    pub ema_decay: f64,
+    /// Clip the global gradient norm to this (1.0 in DDPM, whose code clips by global norm).
+    #[config(default = 1.0)]
+    pub grad_clip: f32,
+    /// Seed of every random draw (timesteps, noise, minibatches).
+    #[config(default = 0)]
+    pub seed: u64,
+    /// Mirror each training image left–right with probability ½ (DDPM on CIFAR-10).
+    #[config(default = false)]
+    pub random_flip: bool,
+    /// Probability of replacing an image's class label with the null class, so that one
+    /// network learns both ε(x_t, c) and ε(x_t) for classifier-free guidance (Ho & Salimans
+    /// 2022, p_uncond; 0.1 there). Used only by class-conditional models.
+    #[config(default = 0.1)]
+    pub class_dropout: f64,
+    /// Min-SNR-γ loss weighting (Hang et al. 2023; γ = 5 there): `None` is DDPM's plain mean.
+    pub min_snr_gamma: Option<f64>,
+    /// Warm the learning rate up linearly from 0 over this many steps (0: no warm-up; diffusers'
+    /// `train_unconditional.py` example warms up over 500).
+    #[config(default = 0)]
+    pub warmup_steps: usize,
+    /// Decay the learning rate to 0 along a half cosine, from the end of the warm-up to this
+    /// step (Loshchilov & Hutter 2017); `None`: constant after the warm-up.
+    pub decay_steps: Option<usize>,
+}
+
+impl TrainConfig {
+    /// Checks the settings before training on them (from a file, the CLI or the URL): what
+    /// training would otherwise panic on, allocate without bound (a batch of 2^60 images) or
+    /// silently make meaningless (an infinite learning rate, an EMA decay of 7), in words.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("batch_size is 0".into());
+        }
+        limits::at_most("batch_size", self.batch_size, limits::MAX_BATCH_SIZE)?;
+        let finite_positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 { Ok(()) } else { Err(format!("{name} is {v}; it must be a positive number")) }
+        };
+        finite_positive("learning_rate", self.learning_rate)?;
+        finite_positive("grad_clip", f64::from(self.grad_clip))?;
+        if let Some(gamma) = self.min_snr_gamma {
+            finite_positive("min_snr_gamma", gamma)?;
+        }
+        for (name, steps) in [("warmup_steps", Some(self.warmup_steps)), ("decay_steps", self.decay_steps)] {
+            limits::at_most(name, steps.unwrap_or(0) as u64, limits::MAX_TRAINING_STEPS)?;
+        }
+        if self.decay_steps.is_some_and(|n| n <= self.warmup_steps) {
+            return Err(format!("decay_steps must be more than the {} warm-up steps", self.warmup_steps));
+        }
+        for (name, v) in [("ema_decay", self.ema_decay), ("class_dropout", self.class_dropout)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} is {v}; it must be between 0 and 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The learning rate of the update after `step` updates: the warm-up's `step / warmup`,
+    /// then the cosine decay's `½ (1 + cos(π p))` with p the progress from the warm-up's end to
+    /// `decay_steps`, times `learning_rate`. This is `transformers`'
+    /// `get_cosine_schedule_with_warmup` (diffusers' `get_scheduler("cosine")`), whose first
+    /// update takes a rate of 0 when warming up; past `decay_steps` the rate stays 0 (p is
+    /// clamped to 1), where theirs would rise again.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.learning_rate * step as f64 / self.warmup_steps as f64;
+        }
+        match self.decay_steps {
+            None => self.learning_rate,
+            Some(total) => {
+                let progress = ((step - self.warmup_steps) as f64 / (total - self.warmup_steps).max(1) as f64).min(1.0);
+                self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rate after `step` updates, against `transformers`' `get_cosine_schedule_with_warmup`
+    /// (`lr_lambda`: `step / warmup` while warming up, then `½ (1 + cos(π p))`), worked out by
+    /// hand for warm-up 10 and decay to step 110.
+    #[test]
+    fn the_learning_rate_warms_up_then_follows_a_half_cosine() {
+        let config = TrainConfig::new().with_learning_rate(2.0).with_warmup_steps(10);
+        let rates: Vec<f64> = [0, 5, 10, 500].map(|s| config.learning_rate_at(s)).to_vec();
+        assert_eq!(rates, [0.0, 1.0, 2.0, 2.0], "warm-up, then constant");
+        let config = config.with_decay_steps(Some(110));
+        for (step, expected) in [(0, 0.0), (10, 2.0), (35, 2.0 * 0.5 * (1.0 + (std::f64::consts::PI / 4.0).cos())), (60, 1.0), (110, 0.0), (400, 0.0)] {
+            assert!((config.learning_rate_at(step) - expected).abs() < 1e-12, "step {step}: {}", config.learning_rate_at(step));
+        }
+        assert_eq!(TrainConfig::new().with_learning_rate(3.0).learning_rate_at(0), 3.0, "no warm-up, no decay: constant");
+        assert!(config.validate().is_ok());
+        assert!(TrainConfig::new().with_warmup_steps(10).with_decay_steps(Some(10)).validate().is_err());
+        assert!(TrainConfig::new().with_warmup_steps(usize::MAX).validate().is_err());
+    }
+}
