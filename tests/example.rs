@@ -29,11 +29,8 @@ fn root() -> PathBuf {
 /// `COUNT` DDIM-20 samples (seed 0, the model's own schedule), as 8-bit images.
 fn samples(model: &UNet, config: &UNetConfig, schedule: &Schedule, device: &Device) -> ImageSet {
     let kind = SamplerKind::new(SamplerName::Ddim, 20, 0.0, None, &schedule.config);
-    let values = SampleRun::new(config, kind, schedule, COUNT, 0, device)
-        .finish(model)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let run = SampleRun::new(config, kind, schedule, COUNT, 0, device);
+    let values = run.finish(model).into_data().try_to_vec::<f32>().unwrap();
     let (c, s) = (config.in_channels, config.sample_size);
     ImageSet::new(s, s, c, to_pixels(&values, COUNT, c, s, s), Vec::new()).unwrap()
 }
@@ -44,25 +41,17 @@ fn judge(net: &Classifier, set: &ImageSet, device: &Device) -> (f64, Features) {
     let first: Vec<usize> = (0..COUNT).collect();
     let x = set.batch(&first, device);
     let probabilities: Tensor<2> = softmax(net.forward(x.clone()), 1);
-    let top = probabilities
-        .max_dim(1)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let top = probabilities.max_dim(1).into_data().try_to_vec::<f32>().unwrap();
     let share = top.iter().filter(|&&p| p >= CONFIDENT).count() as f64 / COUNT as f64;
     let features = net.features(x);
     let dim = features.dims()[1];
-    (
-        share,
-        Features::new(dim, features.into_data().try_to_vec::<f32>().unwrap()).unwrap(),
-    )
+    (share, Features::new(dim, features.into_data().try_to_vec::<f32>().unwrap()).unwrap())
 }
 
 /// MNIST's first test images, if `scripts/setup` prepared them.
 fn test_images() -> Option<ImageSet> {
     let dir = root().join("www/data/mnist");
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).unwrap();
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).unwrap();
     let tile = std::fs::read(dir.join(&manifest.test.tiles[0])).unwrap();
     Some(decode_tile(&tile, tile_count(manifest.test.count, 0), 28, 28, 1).unwrap())
 }
@@ -71,72 +60,36 @@ fn test_images() -> Option<ImageSet> {
 fn the_trained_example_samples_digits() {
     let device = Device::flex();
     let example = TrainedExample::MNIST;
-    let bytes = std::fs::read(root().join("www").join(example.path)).unwrap();
-    let source = ModelSource::weights(&bytes).unwrap();
+    let source = ModelSource::weights(&std::fs::read(root().join("www").join(example.path)).unwrap()).unwrap();
     let card = &source.checkpoint.as_ref().unwrap().card;
     assert_eq!(card.dataset, example.dataset.to_string());
-    assert_eq!(
-        (card.steps, card.images_seen),
-        (example.steps as u64, example.images as u64)
-    );
-    assert_eq!(
-        source.config,
-        example.preset.config(),
-        "the example is the preset's model"
-    );
+    assert_eq!((card.steps, card.images_seen), (example.steps as u64, example.images as u64), "the file is the example described");
+    assert_eq!(source.config, example.preset.config(), "the example is the preset's model");
 
-    let (net, _, _) = load_classifier(
-        &std::fs::read(root().join("www/classifiers/mnist.safetensors")).unwrap(),
-        &device,
-    )
-    .unwrap();
+    let classifier = std::fs::read(root().join("www/classifiers/mnist.safetensors")).unwrap();
+    let (net, _, _) = load_classifier(&classifier, &device).unwrap();
     let schedule = Schedule::new(source.schedule.clone());
-    let trained = samples(
-        &source.build(&device).unwrap(),
-        &source.config,
-        &schedule,
-        &device,
-    );
-    let fresh = samples(
-        &source.config.init(&device),
-        &source.config,
-        &schedule,
-        &device,
-    );
+    let trained = samples(&source.build(&device).unwrap(), &source.config, &schedule, &device);
+    let fresh = samples(&source.config.init(&device), &source.config, &schedule, &device);
     let (trained_share, trained_features) = judge(&net, &trained, &device);
     let (fresh_share, _) = judge(&net, &fresh, &device);
-    eprintln!(
-        "named with confidence: {:.0}% of the example's samples, {:.0}% of an untrained model's",
-        100.0 * trained_share,
-        100.0 * fresh_share
-    );
-    assert!(
-        trained_share >= 0.6,
-        "the classifier names {trained_share} of the example's samples"
-    );
-    assert!(
-        trained_share >= fresh_share + 0.3,
-        "{trained_share} against {fresh_share} untrained"
-    );
+    eprintln!("named with confidence: {:.0}% of the example's samples, {:.0}% of an untrained model's", 100.0 * trained_share, 100.0 * fresh_share);
+    assert!(trained_share >= 0.6, "the classifier names {trained_share} of the example's samples");
+    assert!(trained_share >= fresh_share + 0.3, "{trained_share} against {fresh_share} untrained");
 
     let Some(test) = test_images() else {
-        eprintln!(
-            "www/data/mnist is missing (scripts/setup prepares it): not compared with real digits"
-        );
+        eprintln!("www/data/mnist is missing (scripts/setup prepares it): not compared with real digits");
         return;
     };
     let (real_share, real_features) = judge(&net, &test, &device);
     let scores = Scores::of(&real_features, &trained_features).unwrap();
     eprintln!(
-        "real test digits: {:.0}% named; the example against them: FID {:.1}, precision {:.2}, recall {:.2} ({COUNT} images)",
+        "real test digits: {:.0}% named; the example against them: FID {:.1}, precision {:.2}, recall {:.2} ({COUNT} images each)",
         100.0 * real_share,
         scores.fid,
         scores.precision,
         scores.recall
     );
-    assert!(
-        real_share >= 0.9,
-        "the classifier names {real_share} of real digits"
-    );
+    assert!(real_share >= 0.9, "the classifier names {real_share} of real digits");
     assert!(scores.precision >= 0.5, "precision {}", scores.precision);
 }
