@@ -8,12 +8,22 @@
 //! finite differences in `data::points`). The ε-prediction that minimises Algorithm 1's loss is
 //! E[ε | x_t] = −√(1 − ᾱ_t) ∇ log p_t(x_t) (Vincent 2011; Song et al. 2021, eq. 1–3).
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 use tabdiffusion::data::{GaussianMixture, PointSet, PointShape, tensor_points};
 use tabdiffusion::diffusion::{SamplerKind, SamplerName, Schedule};
 use tabdiffusion::playground::Playground;
+
+/// The CPU device's random stream is one for the process: two tests seeding it and drawing
+/// fresh weights at once would interleave their draws, so each draws its weights under this.
+static FRESH_WEIGHTS: Mutex<()> = Mutex::new(());
+
+fn fresh_trainer(seed: u64, device: &Device) -> tabdiffusion::train::Trainer<tabdiffusion::model::PointDenoiserConfig> {
+    let _drawing = FRESH_WEIGHTS.lock().unwrap_or_else(|e| e.into_inner());
+    Playground::trainer(seed, device)
+}
 
 fn values(t: Tensor<4>) -> Vec<[f32; 2]> {
     tensor_points(&t.into_data().try_to_vec::<f32>().unwrap())
@@ -23,7 +33,7 @@ fn values(t: Tensor<4>) -> Vec<[f32; 2]> {
 fn trained(steps: usize) -> (tabdiffusion::train::Trainer<tabdiffusion::model::PointDenoiserConfig>, Device) {
     let device = Device::flex();
     let set = PointSet::generate(PointShape::EightGaussians, Playground::POINTS, 0).unwrap();
-    let mut trainer = Playground::trainer(0, &device);
+    let mut trainer = fresh_trainer(0, &device);
     let start = Instant::now();
     for _ in 0..steps {
         let x0 = trainer.next_points(&set);
@@ -113,7 +123,7 @@ fn the_views_have_their_shapes_and_the_untrained_score_is_not_the_exact_one() {
     assert_eq!(grid.len(), Playground::GRID * Playground::GRID);
     assert_eq!(grid[0], [-Playground::EXTENT, Playground::EXTENT], "the first row is the top");
     assert_eq!(*grid.last().unwrap(), [Playground::EXTENT, -Playground::EXTENT]);
-    let trainer = Playground::trainer(1, &device);
+    let trainer = fresh_trainer(1, &device);
     assert_eq!(values(Playground::score(&trainer.ema, &schedule, &grid, 100, &device)).len(), grid.len());
     let set = PointSet::generate(PointShape::TwoMoons, 100, 0).unwrap();
     // At t = T − 1 the noised data is nearly N(0, I): ᾱ_999 ≈ 4e-5.
