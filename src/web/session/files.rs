@@ -104,10 +104,15 @@ impl Session {
     /// panel samples either, and training goes on with the run's.
     pub(super) async fn load_example(&mut self) -> Result<(), String> {
         let example = TrainedExample::MNIST;
-        let out = &self.out;
+        let (out, mut shown) = (&self.out, String::new());
         let bytes = fetch_bytes_with_progress(example.path, limits::MAX_WEIGHTS_FILE_BYTES, |received, total| {
             let total = total.map_or(String::new(), |t| format!(" of {:.1}", t as f64 / 1e6));
-            out.send(Update::Status(format!("Fetching the trained example: {:.1}{total} MB", received as f64 / 1e6)));
+            let line = format!("Fetching the trained example: {:.1}{total} MB", received as f64 / 1e6);
+            // Only when the shown number changes, not once per network chunk.
+            if line != shown {
+                out.send(Update::Status(line.clone()));
+                shown = line;
+            }
         })
         .await
         .map_err(|e| format!("The trained example could not be fetched: {e}"))?;
