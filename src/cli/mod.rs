@@ -59,6 +59,9 @@ pub enum Backend {
     Cpu,
     /// burn-wgpu (Vulkan, Metal or DX12, whichever the system has).
     Wgpu,
+    /// burn's CUDA backend on the first NVIDIA GPU (a build with `--features cuda`).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl Backend {
@@ -66,6 +69,8 @@ impl Backend {
         match self {
             Backend::Cpu => Device::flex(),
             Backend::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Device::cuda(0usize),
         }
     }
 
@@ -73,6 +78,8 @@ impl Backend {
         match self {
             Backend::Cpu => "cpu",
             Backend::Wgpu => "wgpu",
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => "cuda",
         }
     }
 }

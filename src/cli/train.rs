@@ -270,6 +270,14 @@ fn training_devices(backend: Backend, n: usize) -> CliResult<Vec<Device>> {
             }
             Ok(gpus)
         }
+        #[cfg(feature = "cuda")]
+        (Backend::Cuda, n) => {
+            let found = Device::enumerate(DeviceType::Cuda).into_vec().len();
+            if found < n {
+                return Err(format!("--devices {n}: burn's CUDA backend finds {found} GPU(s) on this machine"));
+            }
+            Ok((0..n).map(Device::cuda).collect())
+        }
     }
 }
 
