@@ -7,6 +7,9 @@
 //! The model has mnist-small's layout at a quarter of its width: three resolutions (28, 14, 7),
 //! stride-2 convolutions with padding 1, attention at 7×7 only, one ResNet block per level.
 //!
+//! The same steps on native wgpu, with the build's GPU kernels, must give burn-flex's losses:
+//! autotuning and kernel fusion may change how a step runs on a GPU, not what it computes.
+//!
 //! To make the fixture again (after a change that is meant to change training):
 //!
 //! ```sh
@@ -17,7 +20,7 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, DeviceKind, Tensor};
 use serde_json::Value;
 use tabdiffusion::checkpoint::{DiffusersFolder, ModelSource, named_tensors, to_bytes};
 use tabdiffusion::data::{ImageSet, encode_npy};
@@ -144,5 +147,71 @@ fn many_training_steps_are_pytorchs() {
         println!("{what}: largest difference {worst:e}; largest move from the start {moved:e}");
         assert!(moved > LEARNING_RATE, "the {what} moved ({moved})");
         assert!(worst < 0.05 * LEARNING_RATE, "{what} differ by {worst} after {} steps", expected.len());
+    }
+}
+
+/// Steps of the GPU check: enough for Adam's updates to feed back into the losses.
+const GPU_STEPS: usize = 10;
+
+/// The losses of the first `steps` training steps from the fixture's initial weights, each read
+/// after its step (as the trainer's shells read them).
+fn losses(device: &Device, steps: usize) -> Vec<f64> {
+    let source = load_initial();
+    let model = source.build(device).unwrap();
+    let mut trainer = Trainer::from_model(model, source.config.clone(), train_config(), device);
+    let set = images();
+    (0..steps)
+        .map(|_| {
+            let x0 = trainer.next_batch(&set);
+            f64::from(trainer.step(x0).into_scalar::<f32>())
+        })
+        .collect()
+}
+
+/// Prints the losses of [`GPU_STEPS`] steps on native wgpu as one JSON line, for
+/// [`gpu_kernels_train_as_burn_flex`], which runs this in a child process: burn reads its
+/// fusion settings once per process.
+#[test]
+#[ignore = "the child process of gpu_kernels_train_as_burn_flex"]
+fn wgpu_losses() {
+    let losses = losses(&Device::wgpu(DeviceKind::DefaultDevice), GPU_STEPS);
+    println!("losses: {}", serde_json::to_string(&losses).unwrap());
+}
+
+/// Native wgpu (on a machine without a GPU, Mesa's lavapipe: Vulkan on the CPU, which
+/// `scripts/setup --browser` installs) trains as burn-flex does with the build's kernels:
+/// autotuned (the default features; each candidate autotuning picks from is exact up to the
+/// order of float32 sums), and, in a build with `--features fusion`, also fused and with every
+/// operation run as its own kernel (`BURN_FUSION_MAX_EXPLORATIONS=0`, burn's switch that runs
+/// each segment unfused). The fused run fails this test in burn 0.22.1 (its losses neither
+/// match nor fall), which is why fusion is not a default feature.
+#[test]
+fn gpu_kernels_train_as_burn_flex() {
+    let child = |fusion_off: bool| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command.args(["--ignored", "--exact", "wgpu_losses", "--nocapture", "--test-threads=1"]);
+        if fusion_off {
+            command.env("BURN_FUSION_MAX_EXPLORATIONS", "0");
+        } else {
+            command.env_remove("BURN_FUSION_MAX_EXPLORATIONS");
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "wgpu child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        // libtest prints the test's name on the line the child's own output continues.
+        let line = stdout.lines().find_map(|l| l.split_once("losses: ").map(|(_, rest)| rest)).expect("the child prints its losses");
+        serde_json::from_str::<Vec<f64>>(line).unwrap()
+    };
+    let cpu = losses(&Device::flex(), GPU_STEPS);
+    let mut runs = vec![("as built", child(false))];
+    if cfg!(feature = "fusion") {
+        runs.push(("unfused", child(true)));
+    }
+    for (what, gpu) in &runs {
+        let worst = gpu.iter().zip(&cpu).map(|(g, c)| (g - c).abs() / c.abs()).fold(0.0, f64::max);
+        println!("wgpu {what} against burn-flex over {GPU_STEPS} steps: largest relative difference {worst:e}");
+        // float32 sums in another order, grown a little by 10 Adam updates (measured on
+        // lavapipe, autotuned: about 1e-6).
+        assert!(worst <= 1e-4, "wgpu {what}: {gpu:?}, burn-flex: {cpu:?}");
     }
 }
