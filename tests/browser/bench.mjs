@@ -1,18 +1,18 @@
 // The same model in headless Chromium (WebGPU on SwiftShader), measured as `tabdiffusion bench`:
-//   node tests/browser/bench.mjs --model tiny --batch 8 --steps 3
+//   node tests/browser/bench.mjs --model tiny --batch 8 --steps 3 [--data mnist]
 // prints one JSON line with train_images_per_s and ddim50_images_per_s.
 import { parseArgs } from 'node:util';
 import { launch, log, serve } from './harness.mjs';
 
 const { values: args } = parseArgs({
-  options: { model: { type: 'string', default: 'tiny' }, batch: { type: 'string', default: '8' }, steps: { type: 'string', default: '3' } },
+  options: { model: { type: 'string', default: 'tiny' }, data: { type: 'string', default: 'mnist' }, batch: { type: 'string', default: '8' }, steps: { type: 'string', default: '3' } },
 });
 const { server, origin } = await serve();
 const browser = await launch();
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
-  await page.goto(`${origin}/?model=${args.model}&batch=${args.batch}&bench=${args.steps}&tiles=1`);
+  await page.goto(`${origin}/?data=${args.data}&model=${args.model}&batch=${args.batch}&bench=${args.steps}&tiles=1`);
   const bench = page.locator('[data-testid=bench]');
   for (;;) {
     const [json, error, status] = await Promise.all(['bench', 'error', 'status'].map(

@@ -40,13 +40,17 @@ export function serve(prefix = '') {
   }));
 }
 
-/** Headless Chromium with WebGPU on SwiftShader (or, with `webgpu: false`, with no adapter). */
+/**
+ * Headless Chromium with WebGPU on SwiftShader (or, with `webgpu: false`, with no adapter).
+ * `CHROMIUM_ARGS` adds flags, e.g. those that give it a hardware adapter (scripts/gpu-bench).
+ */
 export function launch({ webgpu = true } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     args: [
       '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
+      ...(process.env.CHROMIUM_ARGS ?? '').split(' ').filter(Boolean),
     ],
   });
 }
