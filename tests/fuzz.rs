@@ -278,7 +278,7 @@ fn every_target_has_a_test() {
 /// Rewrites the seed corpus from the crate's writers: `cargo test --release --test fuzz --
 /// --ignored` (then commit tests/fuzz/corpus/).
 #[test]
-#[ignore]
+#[ignore = "rewrites the seed corpus from the crate's writers"]
 fn write_the_seed_corpus() {
     for (target, file, bytes) in seeds::corpus() {
         let dir = fuzz_dir().join("corpus").join(target);
