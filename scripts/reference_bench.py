@@ -5,10 +5,13 @@ same way as `tabdiffusion bench` (training images/s with Adam, DDIM-50 images/s)
     python3 -m venv .venv-ref && .venv-ref/bin/pip install torch diffusers safetensors numpy
     .venv-ref/bin/python scripts/reference_bench.py --model mnist-small --batch 64
 
-Prints one JSON line with the same keys as `tabdiffusion bench --json`.
+Prints one JSON line with the same keys as `tabdiffusion bench --json`. With `--profile`, also
+prints to stderr where the timed training steps spent their time: torch.profiler's self CPU
+time per operator (scripts/profile-cpu puts it beside ours).
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -37,6 +40,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", action="store_true", help="self CPU time per operator of the training steps, to stderr")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -63,6 +67,11 @@ def main():
     for _ in range(args.train_steps):
         train_step()
     train_images_per_s = args.train_steps * args.batch / (time.perf_counter() - start)
+    if args.profile:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            for _ in range(args.train_steps):
+                train_step()
+        print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=30), file=sys.stderr)
 
     model.eval()
     scheduler.set_timesteps(50)
