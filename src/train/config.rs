@@ -16,6 +16,9 @@ pub struct TrainConfig {
     /// EMA decay (0.9999 in DDPM), warmed up as diffusers' `EMAModel` does.
     #[config(default = 0.9999)]
     pub ema_decay: f64,
+    /// Karras et al. 2024's power-function EMA with exponent γ instead of `ema_decay`: an
+    /// average whose length is a fixed share of the run (γ = 6.94: σ_rel = 0.10).
+    pub ema_power: Option<f64>,
     /// Clip the global gradient norm to this (1.0 in DDPM, whose code clips by global norm).
     #[config(default = 1.0)]
     pub grad_clip: f32,
@@ -55,8 +58,10 @@ impl TrainConfig {
         };
         finite_positive("learning_rate", self.learning_rate)?;
         finite_positive("grad_clip", f64::from(self.grad_clip))?;
-        if let Some(gamma) = self.min_snr_gamma {
-            finite_positive("min_snr_gamma", gamma)?;
+        for (name, gamma) in [("min_snr_gamma", self.min_snr_gamma), ("ema_power", self.ema_power)] {
+            if let Some(gamma) = gamma {
+                finite_positive(name, gamma)?;
+            }
         }
         for (name, steps) in [("warmup_steps", Some(self.warmup_steps)), ("decay_steps", self.decay_steps)] {
             limits::at_most(name, steps.unwrap_or(0) as u64, limits::MAX_TRAINING_STEPS)?;
@@ -70,6 +75,15 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The EMA decay of the update after `step` updates: the power function's at update
+    /// `step + 1` when `ema_power` is set, else `ema_decay` under its warm-up.
+    pub fn ema_decay_at(&self, step: usize) -> f64 {
+        match self.ema_power {
+            Some(gamma) => super::ema::power_ema_decay(gamma, step + 1),
+            None => super::ema::ema_decay(self.ema_decay, step),
+        }
     }
 
     /// The learning rate of the update after `step` updates: the warm-up's `step / warmup`,
@@ -112,5 +126,31 @@ mod tests {
         assert!(config.validate().is_ok());
         assert!(TrainConfig::new().with_warmup_steps(10).with_decay_steps(Some(10)).validate().is_err());
         assert!(TrainConfig::new().with_warmup_steps(usize::MAX).validate().is_err());
+    }
+
+    /// The power-function EMA (Karras et al. 2024, EDM2 eqs. 2–3): after T updates the average
+    /// holds step τ's weights with the share of the profile (γ+1) s^γ / T^(γ+1) over s in
+    /// [τ − 1, τ], i.e. (τ^(γ+1) − (τ−1)^(γ+1)) / T^(γ+1), closed form, since the recursion's
+    /// share of w_τ is (1 − β_τ) Π_{s>τ} β_s with β_s = (1 − 1/s)^(γ+1). And γ = 6.94 is EDM2's
+    /// σ_rel = 0.10 (their eq. for σ_rel in γ).
+    #[test]
+    fn the_power_ema_is_the_power_profile_average_of_the_run() {
+        let gamma = 6.94;
+        let config = TrainConfig::new().with_ema_power(Some(gamma));
+        let weights: Vec<f64> = (1..=50).map(|t| ((t * 37) % 11) as f64).collect();
+        let mut ema = 0.0;
+        for (step, w) in weights.iter().enumerate() {
+            let beta = config.ema_decay_at(step);
+            ema = beta * ema + (1.0 - beta) * w;
+        }
+        let total = (weights.len() as f64).powf(gamma + 1.0);
+        let share = |tau: f64| (tau.powf(gamma + 1.0) - (tau - 1.0).powf(gamma + 1.0)) / total;
+        let expected: f64 = weights.iter().enumerate().map(|(i, w)| share((i + 1) as f64) * w).sum();
+        assert!((ema - expected).abs() < 1e-9, "{ema} vs {expected}");
+        let sigma_rel = ((gamma + 1.0) / ((gamma + 2.0).powi(2) * (gamma + 3.0))).sqrt();
+        assert!((sigma_rel - 0.10).abs() < 1e-3, "{sigma_rel}");
+        assert_eq!(config.ema_decay_at(0), 0.0, "the first update copies the weights");
+        assert_eq!(TrainConfig::new().with_ema_decay(0.999).ema_decay_at(0), 0.1, "warm-up: (1 + 0) / (10 + 0)");
+        assert!(TrainConfig::new().with_ema_power(Some(f64::NAN)).validate().is_err());
     }
 }

@@ -235,7 +235,7 @@ impl<C: DenoiserConfig> Trainer<C> {
     /// The gradient step on the main device, then the EMA of the weights.
     fn apply(&mut self, grads: GradientsParams) {
         self.model = self.optimizer.step(self.config.learning_rate_at(self.step), self.model.clone(), grads);
-        let decay = ema_decay(self.config.ema_decay, self.step);
+        let decay = self.config.ema_decay_at(self.step);
         self.ema = update_ema(self.ema.clone(), &self.model, decay);
         self.step += 1;
     }

@@ -20,6 +20,8 @@ pub struct Recipe {
     pub learning_rate: f64,
     /// EMA decay of the sampling weights.
     pub ema_decay: f64,
+    /// The power-function EMA's γ instead (Karras et al. 2024; `None`: `ema_decay`).
+    pub ema_power: Option<f64>,
     /// Mirror training images left–right at random.
     pub random_flip: bool,
     /// How often a class label is dropped to the null class (Ho & Salimans 2022: 0.1).
@@ -61,6 +63,7 @@ impl Recipe {
         batch: 32,
         learning_rate: 1e-3,
         ema_decay: 0.999,
+        ema_power: None,
         random_flip: false,
         class_dropout: 0.1,
         min_snr_gamma: None,
@@ -105,6 +108,7 @@ impl Recipe {
             .with_batch_size(self.batch)
             .with_learning_rate(self.learning_rate)
             .with_ema_decay(self.ema_decay)
+            .with_ema_power(self.ema_power)
             .with_random_flip(self.random_flip)
             .with_class_dropout(self.class_dropout)
             .with_min_snr_gamma(self.min_snr_gamma)

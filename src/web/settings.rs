@@ -26,6 +26,8 @@ pub struct Settings {
     pub batch: usize,
     pub learning_rate: f64,
     pub ema_decay: f64,
+    /// The power-function EMA's γ (`?ema_power=6.94`; absent: the recipe's).
+    pub ema_power: Option<f64>,
     /// What a new model predicts (`?prediction=epsilon|sample|v`).
     pub prediction: Prediction,
     /// Zero terminal SNR for a new model (`?zero_snr=1`, Lin et al. 2024).
@@ -78,6 +80,7 @@ impl Default for Settings {
             batch: recipe.batch,
             learning_rate: recipe.learning_rate,
             ema_decay: recipe.ema_decay,
+            ema_power: recipe.ema_power,
             min_snr_gamma: recipe.min_snr_gamma,
             warmup_steps: recipe.warmup_steps,
             prediction: Prediction::Epsilon,
@@ -120,6 +123,7 @@ impl Settings {
             batch: parse(&get, "batch")?.unwrap_or(d.batch).max(1),
             learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
             ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
+            ema_power: parse(&get, "ema_power")?.or(d.ema_power),
             min_snr_gamma: parse(&get, "min_snr")?.or(d.min_snr_gamma),
             warmup_steps: parse(&get, "warmup")?.unwrap_or(d.warmup_steps),
             prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
@@ -185,9 +189,9 @@ mod tests {
         assert_eq!((settings.data, settings.preset, settings.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
         assert_eq!((settings.batch, settings.batch_given, settings.conditional), (8, true, true));
         assert_eq!((settings.count, settings.bench), (MAX_COUNT, Some(3)));
-        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100")]).unwrap();
+        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94")]).unwrap();
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
-        assert_eq!(recipe.warmup_steps, 100);
+        assert_eq!((recipe.warmup_steps, recipe.ema_power), (100, Some(6.94)));
         assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {
             assert_eq!(query(&[("data", name.name())]).unwrap().data, name);

@@ -174,6 +174,7 @@ impl Session {
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
             .with_ema_decay(settings.ema_decay)
+            .with_ema_power(settings.ema_power)
             .with_min_snr_gamma(settings.min_snr_gamma)
             .with_warmup_steps(settings.warmup_steps);
         train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
@@ -264,7 +265,7 @@ impl Session {
             schedule.prediction_type,
             self.trainer.config.batch_size,
             self.trainer.config.learning_rate,
-            self.trainer.config.ema_decay,
+            self.trainer.config.ema_power.map_or(self.trainer.config.ema_decay.to_string(), |g| format!("power γ = {g}")),
             self.trainer.config.min_snr_gamma.map_or(String::new(), |g| format!(", min-SNR γ = {g}"))
                 + &match self.trainer.config.warmup_steps { 0 => String::new(), n => format!(", warm-up {n} steps") },
             self.trainer.step,
