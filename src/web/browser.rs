@@ -146,15 +146,30 @@ pub async fn fetch_bytes_with_progress(url: &str, limit: u64, mut progress: impl
     }
 }
 
-/// Gives the event loop a turn (a zero-delay timeout), so the page stays responsive.
+/// Gives the event loop a turn, so that the page stays responsive and the worker sees the
+/// page's messages: after `ms` milliseconds, or at once for 0.
+///
+/// A zero wait in the worker is a message to itself, not a timeout: HTML clamps a timeout set
+/// from within a chain of more than five timeouts to at least 4 ms (the "timer nesting level"),
+/// so a sampling loop that yields after each step would sleep 4 ms a step, which on a real GPU
+/// is longer than the step. A message task runs after the messages already queued (the page's
+/// Pause) without a floor. On the page, timeouts stay: there a chain of messages would hold off
+/// rendering.
 pub async fn yield_now(ms: i32) {
+    // Held until the message arrives, so that nothing collects the ports before.
+    let channel = (ms == 0 && in_worker()).then(|| web_sys::MessageChannel::new().ok()).flatten();
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = match scope() {
-            Scope::Window(window) => window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms),
-            Scope::Worker(worker) => worker.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms),
+        let _ = match (&channel, scope()) {
+            (Some(channel), _) => {
+                channel.port1().set_onmessage(Some(&resolve));
+                channel.port2().post_message(&JsValue::NULL)
+            }
+            (None, Scope::Window(window)) => window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).map(|_| ()),
+            (None, Scope::Worker(worker)) => worker.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).map(|_| ()),
         };
     });
     let _ = JsFuture::from(promise).await;
+    drop(channel);
 }
 
 /// Offers `bytes` as a file download.
