@@ -16,7 +16,7 @@ use crate::diffusion::{BetaSchedule, Prediction, SamplerKind, SamplerName};
 use crate::model::Preset;
 use crate::data::{ImageSet, Manifest};
 use crate::pipeline::{Guidance, SampleRun};
-use crate::train::{Recipe, Trainer, conditional_classes};
+use crate::train::{Recipe, Trainer, conditional_classes, min_snr_setting};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -109,6 +109,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub class_dropout: Option<f64>,
     /// Weight the loss by min-SNR-γ (Hang et al. 2023; 5 there): easy low-noise steps count less.
+    /// 0: the plain mean, as DDPM.
     #[arg(long, value_name = "GAMMA")]
     pub min_snr_gamma: Option<f64>,
     /// Warm the learning rate up linearly from 0 over this many steps.
@@ -305,7 +306,7 @@ fn fresh_trainer(
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
         .with_ema_power(if args.ema_decay.is_some() { None } else { args.ema_power.or(recipe.ema_power) })
         .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
-        .with_min_snr_gamma(args.min_snr_gamma.or(recipe.min_snr_gamma))
+        .with_min_snr_gamma(args.min_snr_gamma.map_or(recipe.min_snr_gamma, min_snr_setting))
         .with_warmup_steps(args.warmup_steps.unwrap_or(recipe.warmup_steps))
         .with_decay_steps(args.cosine_decay.then(|| args.steps.unwrap_or(recipe.steps)));
     let model = match (args.preset, &args.model) {

@@ -44,6 +44,12 @@ pub struct TrainConfig {
     pub decay_steps: Option<usize>,
 }
 
+/// Min-SNR-γ as a user gives it (`--min-snr-gamma`, `?min_snr=`): γ, or 0 for none, DDPM's
+/// plain mean (so that a default γ can be turned off).
+pub fn min_snr_setting(gamma: f64) -> Option<f64> {
+    (gamma != 0.0).then_some(gamma)
+}
+
 impl TrainConfig {
     /// Checks the settings before training on them (from a file, the CLI or the URL): what
     /// training would otherwise panic on, allocate without bound (a batch of 2^60 images) or

@@ -9,7 +9,7 @@ mod parallel;
 mod recipe;
 mod state;
 
-pub use config::TrainConfig;
+pub use config::{TrainConfig, min_snr_setting};
 pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
 pub use ema::{ema_decay, update_ema};
 pub use example::TrainedExample;

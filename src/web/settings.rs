@@ -8,7 +8,7 @@ use std::str::FromStr;
 use crate::data::Dataset;
 use crate::diffusion::{BetaSchedule, Prediction};
 use crate::model::Preset;
-use crate::train::Recipe;
+use crate::train::{Recipe, min_snr_setting};
 
 /// The most images a grid of the tab holds (`?count=`).
 pub const MAX_COUNT: usize = 64;
@@ -32,7 +32,7 @@ pub struct Settings {
     pub prediction: Prediction,
     /// Zero terminal SNR for a new model (`?zero_snr=1`, Lin et al. 2024).
     pub zero_terminal_snr: bool,
-    /// Min-SNR-γ loss weighting (`?min_snr=5`; absent: the recipe's).
+    /// Min-SNR-γ loss weighting (`?min_snr=5`, `?min_snr=0` for none; absent: the recipe's).
     pub min_snr_gamma: Option<f64>,
     /// Steps of learning-rate warm-up (`?warmup=500`; absent: the recipe's).
     pub warmup_steps: usize,
@@ -124,7 +124,7 @@ impl Settings {
             learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
             ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
             ema_power: parse(&get, "ema_power")?.or(d.ema_power),
-            min_snr_gamma: parse(&get, "min_snr")?.or(d.min_snr_gamma),
+            min_snr_gamma: parse(&get, "min_snr")?.map_or(d.min_snr_gamma, min_snr_setting),
             warmup_steps: parse(&get, "warmup")?.unwrap_or(d.warmup_steps),
             prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
             zero_terminal_snr: get("zero_snr").map(|v| flag("zero_snr", &v)).transpose()?.unwrap_or(d.zero_terminal_snr),
@@ -192,6 +192,7 @@ mod tests {
         let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94")]).unwrap();
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
         assert_eq!((recipe.warmup_steps, recipe.ema_power), (100, Some(6.94)));
+        assert_eq!(query(&[("min_snr", "0")]).unwrap().min_snr_gamma, None, "0 turns the weighting off");
         assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {
             assert_eq!(query(&[("data", name.name())]).unwrap().data, name);
