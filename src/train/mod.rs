@@ -11,7 +11,7 @@ mod state;
 
 pub use config::{TrainConfig, min_snr_setting};
 pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
-pub use ema::{ema_decay, update_ema};
+pub use ema::update_ema;
 pub use example::TrainedExample;
 pub use adam::Adam;
 pub use parallel::{DevicesError, MAX_DEVICES, shares};
