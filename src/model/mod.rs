@@ -10,6 +10,7 @@ mod embedding;
 pub mod inception;
 mod points;
 mod presets;
+mod silu;
 pub mod state_dict;
 mod unet;
 
@@ -21,5 +22,6 @@ pub use diffusers::{DiffusersConfigError, from_diffusers_config, to_diffusers_co
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::Preset;
+pub use silu::silu;
 pub use config::{ConfigError, UNetConfig, limits};
 pub use unet::{DownBlock, MidBlock, UNet, UpBlock};
