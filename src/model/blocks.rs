@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use super::silu;
+use super::{conv2d, silu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
@@ -71,13 +71,13 @@ impl ResnetBlockConfig {
 impl ResnetBlock {
     /// `x: [B, Cin, H, W]`, `temb: [B, T]` -> `[B, Cout, H, W]`
     pub fn forward(&self, x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
         let [b, c, _, _] = h.dims();
         let t = self.time_emb_proj.forward(silu(temb.clone())).reshape([b, c, 1, 1]);
         let h = h + t;
-        let h = self.conv2.forward(self.dropout.forward(silu(self.norm2.forward(h))));
+        let h = conv2d(&self.conv2, self.dropout.forward(silu(self.norm2.forward(h))));
         let skip = match &self.conv_shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         skip + h
@@ -176,7 +176,7 @@ impl Downsample {
 
     /// `[B, C, H, W] -> [B, C, ⌈H/2⌉, ⌈W/2⌉]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(x)
+        conv2d(&self.conv, x)
     }
 }
 
@@ -198,6 +198,6 @@ impl Upsample {
             .reshape([b, c, h, 1, w, 1])
             .expand([b, c, h, 2, w, 2])
             .reshape([b, c, 2 * h, 2 * w]);
-        self.conv.forward(up)
+        conv2d(&self.conv, up)
     }
 }

@@ -4,6 +4,7 @@
 mod blocks;
 mod classifier;
 mod config;
+mod conv;
 mod denoiser;
 mod diffusers;
 mod embedding;
@@ -23,5 +24,6 @@ pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::Preset;
 pub use silu::silu;
+pub use conv::conv2d;
 pub use config::{ConfigError, UNetConfig, limits};
 pub use unet::{DownBlock, MidBlock, UNet, UpBlock};

@@ -57,19 +57,20 @@ fn composed_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> Flo
     B::float_mul(B::float_mul(grad, s), factor)
 }
 
-/// Whether a backend has its own SiLU kernels: autodiff then records SiLU as one operation with
-/// its own backward; otherwise it differentiates burn's composition, as before.
-pub trait SiluKernels {
-    const FUSED: bool;
+/// Whether a backend runs this crate's CPU kernels (SiLU here, convolution in `conv.rs`):
+/// autodiff then records each as one operation with its own backward; otherwise it differentiates
+/// burn's own operations, as before.
+pub trait OwnKernels {
+    const OWN: bool;
 }
 
 impl SiluBackend for Cube {}
-impl SiluKernels for Cube {
-    const FUSED: bool = false;
+impl OwnKernels for Cube {
+    const OWN: bool = false;
 }
 
-impl SiluKernels for Flex {
-    const FUSED: bool = true;
+impl OwnKernels for Flex {
+    const OWN: bool = true;
 }
 
 impl SiluBackend for Flex {
@@ -92,9 +93,9 @@ impl SiluBackend for Flex {
     }
 }
 
-impl<B: Backend + SiluBackend + SiluKernels, C: CheckpointStrategy> SiluBackend for Autodiff<B, C> {
+impl<B: Backend + SiluBackend + OwnKernels, C: CheckpointStrategy> SiluBackend for Autodiff<B, C> {
     fn silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        if !B::FUSED {
+        if !B::OWN {
             return composed::<Self>(x);
         }
 

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, PaddingConfig2d};
-use super::silu;
+use super::{conv2d, silu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::blocks::{
@@ -233,7 +233,7 @@ impl UNet {
         }
 
         // 2. down: keep every intermediate as a skip connection
-        let mut h = self.conv_in.forward(x); // [B, C0, H, W]
+        let mut h = conv2d(&self.conv_in, x); // [B, C0, H, W]
         let mut skips = vec![h.clone()];
         for block in &self.down_blocks {
             for (j, resnet) in block.resnets.iter().enumerate() {
@@ -271,7 +271,7 @@ impl UNet {
         }
 
         // 5. out: GroupNorm, SiLU, 3×3 conv back to image channels
-        self.conv_out.forward(silu(self.conv_norm_out.forward(h)))
+        conv2d(&self.conv_out, silu(self.conv_norm_out.forward(h)))
     }
 }
 
