@@ -1,14 +1,16 @@
-//! The forward pass of a 2-D convolution on the CPU backend, as one matrix product per image.
+//! 2-D convolution on the CPU backend, forward and both gradients, as one matrix product per
+//! image.
 //!
 //! burn-flex lowers a convolution to im2col + GEMM over tiles of 512 output pixels: it first
 //! copies the whole input into NHWC order on one thread, then per tile builds the patch matrix,
-//! packs the same weights again for the product, and scatters the tile's result back into NCHW.
-//! For the U-Net's layers (28×28 or 32×32 images, 32 to 128 channels) that is most of a sampling
-//! step. Here each image's patch matrix is built straight from NCHW (a 1×1 convolution uses the
-//! image as it is), and one product per image, weights [C_out, C_in·k_h·k_w] times patches
-//! [C_in·k_h·k_w, H_out·W_out] onto the bias, writes the output in its final place; images run
-//! in parallel. The gradients stay burn-flex's (`conv2d_x_backward`, `conv2d_weight_backward`),
-//! and every other backend, or a convolution with groups or dilation, runs burn's own.
+//! packs the same weights again for the product, and scatters the tile's result back into NCHW;
+//! its input gradient is a transposed convolution. For the U-Net's layers (28×28 or 32×32
+//! images, 32 to 128 channels) that is most of a step. Here each image's patch matrix P
+//! [C_in·k_h·k_w, H_out·W_out] is built straight from NCHW (a 1×1 convolution uses the image as
+//! it is), and one product per image does each pass: output = W·P + bias, written in its final
+//! place; the patches' gradient Wᵀ·G, added back onto the pixels they were read from; the
+//! weights' gradient G·Pᵀ, summed over the images. Images run in parallel. Every other backend,
+//! or a convolution with groups or dilation, runs burn's own.
 
 use super::silu::OwnKernels;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -23,6 +25,7 @@ use burn::backend::{Autodiff, Backend, Cube, DType, Dispatch, Flex, backend_exte
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Bytes, Tensor};
+use std::ops::Range;
 
 /// `conv.forward(x)`, with the same padding rule, through the kernel above where it applies.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -49,25 +52,65 @@ pub trait ConvBackend: Backend {
     fn conv2d_biased(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
         Self::conv2d(x, weight, Some(bias), options)
     }
+
+    /// The gradient with respect to x.
+    fn conv2d_input_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, options)
+    }
+
+    /// The gradient with respect to the weights.
+    fn conv2d_weight_grad(x: FloatTensor<Self>, weight: FloatTensor<Self>, grad: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, grad, options)
+    }
 }
 
 impl ConvBackend for Cube {}
 
 impl ConvBackend for Flex {
     fn conv2d_biased(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        let plain = options.groups == 1 && options.dilation == [1, 1];
-        if !plain || [x.dtype(), weight.dtype(), bias.dtype()].iter().any(|dtype| *dtype != DType::F32) {
+        let Some((n, shape, c_out)) = ours(&[&x, &weight, &bias], &x, &weight, &options) else {
             return Self::conv2d(x, weight, Some(bias), options);
-        }
+        };
         let (x, weight, bias) = (dense(x), dense(weight), dense(bias));
-        let dims = |t: &FlexTensor| -> [usize; 4] { t.layout().shape().dims() };
-        let ([n, c, h, w], [c_out, c_in, k_h, k_w]) = (dims(&x), dims(&weight));
-        assert_eq!(c, c_in, "conv2d: the input has {c} channels, the weights expect {c_in}");
-        let shape = Shape2d { c, h, w, k_h, k_w, stride: options.stride, padding: options.padding };
         let [h_out, w_out] = shape.output();
         let out = forward(run(&x), n, &shape, run(&weight), c_out, run(&bias));
-        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous([n, c_out, h_out, w_out].into()), DType::F32)
+        tensor(out, [n, c_out, h_out, w_out])
     }
+
+    fn conv2d_input_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let Some((n, shape, c_out)) = ours(&[&x, &weight, &grad], &x, &weight, &options) else {
+            return Self::conv2d_x_backward(x, weight, grad, options);
+        };
+        let (weight, grad) = (dense(weight), dense(grad));
+        let out = input_gradient(run(&grad), n, &shape, run(&weight), c_out);
+        tensor(out, [n, shape.c, shape.h, shape.w])
+    }
+
+    fn conv2d_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let Some((n, shape, c_out)) = ours(&[&x, &weight, &grad], &x, &weight, &options) else {
+            return Self::conv2d_weight_backward(x, weight, grad, options);
+        };
+        let (x, grad) = (dense(x), dense(grad));
+        let out = weight_gradient(run(&x), run(&grad), n, &shape, c_out);
+        tensor(out, [c_out, shape.c, shape.k_h, shape.k_w])
+    }
+}
+
+/// The batch size, geometry and output channels where our kernels apply (float32, no groups or
+/// dilation); `None` for burn-flex's own.
+fn ours(tensors: &[&FlexTensor], x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<(usize, Shape2d, usize)> {
+    let plain = options.groups == 1 && options.dilation == [1, 1];
+    if !plain || tensors.iter().any(|t| t.dtype() != DType::F32) {
+        return None;
+    }
+    let dims = |t: &FlexTensor| -> [usize; 4] { t.layout().shape().dims() };
+    let ([n, c, h, w], [c_out, c_in, k_h, k_w]) = (dims(x), dims(weight));
+    assert_eq!(c, c_in, "conv2d: the input has {c} channels, the weights expect {c_in}");
+    Some((n, Shape2d { c, h, w, k_h, k_w, stride: options.stride, padding: options.padding }, c_out))
+}
+
+fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape.into()), DType::F32)
 }
 
 impl<B: Backend + ConvBackend + OwnKernels, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
@@ -76,11 +119,11 @@ impl<B: Backend + ConvBackend + OwnKernels, C: CheckpointStrategy> ConvBackend f
             return Self::conv2d(x, weight, Some(bias), options);
         }
 
-        /// burn-autodiff's backward of a biased convolution: the same three gradients.
+        /// burn-autodiff's backward of a biased convolution, through the kernels above.
         #[derive(Debug)]
         struct Conv2dBiased;
 
-        impl<B: Backend> Backward<B, 3> for Conv2dBiased {
+        impl<B: Backend + ConvBackend> Backward<B, 3> for Conv2dBiased {
             type State = (NodeId, NodeId, NodeId, ConvOptions<2>);
 
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
@@ -91,11 +134,11 @@ impl<B: Backend + ConvBackend + OwnKernels, C: CheckpointStrategy> ConvBackend f
                 let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight);
                 let bias = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(bias);
                 if let Some(node) = node_x {
-                    let grad = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+                    let grad = B::conv2d_input_grad(x.clone(), weight.clone(), grad.clone(), options.clone());
                     grads.register::<B>(node.id, grad);
                 }
                 if let Some(node) = node_weight {
-                    let grad = B::conv2d_weight_backward(x.clone(), weight, grad.clone(), options);
+                    let grad = B::conv2d_weight_grad(x.clone(), weight, grad.clone(), options);
                     grads.register::<B>(node.id, grad);
                 }
                 if let Some(node) = node_bias {
@@ -135,6 +178,20 @@ impl Shape2d {
         [size(self.h, self.padding[0], self.k_h, self.stride[0]), size(self.w, self.padding[1], self.k_w, self.stride[1])]
     }
 
+    fn spatial(&self) -> usize {
+        let [h_out, w_out] = self.output();
+        h_out * w_out
+    }
+
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Rows of the patch matrix: C·k_h·k_w.
+    fn patch_len(&self) -> usize {
+        self.c * self.k_h * self.k_w
+    }
+
     /// A 1×1 convolution of stride 1 without padding: the image is its own patch matrix.
     fn is_pointwise(&self) -> bool {
         self.k_h == 1 && self.k_w == 1 && self.stride == [1, 1] && self.padding == [(0, 0); 2]
@@ -143,47 +200,71 @@ impl Shape2d {
     /// The patch matrix of one image [C, H, W]: row (c, i, j) holds, for every output pixel,
     /// the input at its window's (i, j) in channel c, 0 in the padding.
     fn patches(&self, image: &[f32]) -> Vec<f32> {
+        let mut col = vec![0.0f32; self.patch_len() * self.spatial()];
+        self.walk(image.len(), |pixels, entries, stride| {
+            if stride == 1 {
+                col[entries].copy_from_slice(&image[pixels]);
+            } else {
+                for (entry, pixel) in col[entries].iter_mut().zip(image[pixels].iter().step_by(stride)) {
+                    *entry = *pixel;
+                }
+            }
+        });
+        col
+    }
+
+    /// The reverse of `patches` for gradients: adds each entry of a patch matrix onto the pixel
+    /// it was read from.
+    fn add_patches(&self, col: &[f32], image: &mut [f32]) {
+        self.walk(image.len(), |pixels, entries, stride| {
+            if stride == 1 {
+                image[pixels].iter_mut().zip(&col[entries]).for_each(|(pixel, entry)| *pixel += *entry);
+            } else {
+                for (pixel, entry) in image[pixels].iter_mut().step_by(stride).zip(&col[entries]) {
+                    *pixel += *entry;
+                }
+            }
+        });
+    }
+
+    /// Calls `visit(pixels, entries, stride)` for every run of one patch-matrix row inside the
+    /// image: the entries (a range of the patch matrix, one output row's valid columns) read
+    /// every `stride`-th pixel of the range `pixels` of the image [C, H, W].
+    fn walk(&self, image_len: usize, mut visit: impl FnMut(Range<usize>, Range<usize>, usize)) {
+        assert_eq!(image_len, self.image_len(), "conv2d: the image does not have the expected size");
         let [h_out, w_out] = self.output();
         let (spatial, [s_h, s_w]) = (h_out * w_out, self.stride);
         let (p_top, p_left) = (self.padding[0].0, self.padding[1].0);
-        let mut col = vec![0.0f32; self.c * self.k_h * self.k_w * spatial];
-        let mut rows = col.chunks_exact_mut(spatial);
-        for channel in image.chunks_exact(self.h * self.w) {
+        let mut row = 0;
+        for channel in 0..self.c {
             for i in 0..self.k_h {
                 for j in 0..self.k_w {
-                    let row = rows.next().expect("one row per channel and kernel position");
+                    let row_start = row * spatial;
+                    row += 1;
                     // Output columns whose input column x·s_w + j − p_left lies inside the image.
                     let first = p_left.saturating_sub(j).div_ceil(s_w);
-                    let end = ((self.w + p_left).saturating_sub(j)).div_ceil(s_w).min(w_out);
+                    let end = (self.w + p_left).saturating_sub(j).div_ceil(s_w).min(w_out);
                     if first >= end {
                         continue;
                     }
                     for y in 0..h_out {
                         let Some(source_row) = (y * s_h + i).checked_sub(p_top).filter(|r| *r < self.h) else { continue };
-                        let source = &channel[source_row * self.w..(source_row + 1) * self.w];
-                        let target = &mut row[y * w_out + first..y * w_out + end];
-                        let x0 = first * s_w + j - p_left;
-                        if s_w == 1 {
-                            target.copy_from_slice(&source[x0..x0 + target.len()]);
-                        } else {
-                            for (t, s) in target.iter_mut().zip(source[x0..].iter().step_by(s_w)) {
-                                *t = *s;
-                            }
-                        }
+                        let x0 = (channel * self.h + source_row) * self.w + first * s_w + j - p_left;
+                        let pixels = x0..x0 + (end - first - 1) * s_w + 1;
+                        visit(pixels, row_start + y * w_out + first..row_start + y * w_out + end, s_w);
                     }
                 }
             }
         }
-        col
     }
 }
 
 /// The batch's outputs [N, C_out, H_out, W_out].
 fn forward(x: &[f32], n: usize, shape: &Shape2d, weight: &[f32], c_out: usize, bias: &[f32]) -> Vec<f32> {
-    let [h_out, w_out] = shape.output();
-    let (spatial, image_len) = (h_out * w_out, shape.c * shape.h * shape.w);
+    let spatial = shape.spatial();
     let mut out = vec![0.0f32; n * c_out * spatial];
-    let one_image = |(image, out): (&[f32], &mut [f32]), parallel: bool| {
+    let images: Vec<_> = x.chunks_exact(shape.image_len()).zip(out.chunks_exact_mut(c_out * spatial)).collect();
+    each_image(images, |(image, out), parallel| {
         for (plane, b) in out.chunks_exact_mut(spatial).zip(bias) {
             plane.fill(*b);
         }
@@ -194,25 +275,86 @@ fn forward(x: &[f32], n: usize, shape: &Shape2d, weight: &[f32], c_out: usize, b
             patches = shape.patches(image);
             &patches
         };
-        matmul_accumulate(out, weight, rhs, c_out, shape.c * shape.k_h * shape.k_w, spatial, parallel);
-    };
-    let images = x.chunks_exact(image_len).zip(out.chunks_exact_mut(c_out * spatial));
-    #[cfg(not(target_arch = "wasm32"))]
-    if n >= rayon::current_num_threads() {
-        use rayon::prelude::*;
-        let images: Vec<_> = images.collect();
-        images.into_par_iter().for_each(|pair| one_image(pair, false));
-        return out;
-    }
-    for pair in images {
-        one_image(pair, true);
-    }
+        matmul_accumulate(out, (weight, false), (rhs, false), [c_out, shape.patch_len(), spatial], parallel);
+    });
     out
 }
 
-/// out[m×n] += lhs[m×k] · rhs[k×n], all row-major; `parallel` lets the product use every thread.
-fn matmul_accumulate(out: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usize, n: usize, parallel: bool) {
-    assert!(out.len() == m * n && lhs.len() == m * k && rhs.len() == k * n, "matmul: sizes do not match");
+/// The gradient with respect to the input [N, C, H, W], given the output's [N, C_out, H_out,
+/// W_out]: per image, weightsᵀ times the output gradient gives the patches' gradient, which adds
+/// back onto the pixels each patch was read from.
+fn input_gradient(grad: &[f32], n: usize, shape: &Shape2d, weight: &[f32], c_out: usize) -> Vec<f32> {
+    let spatial = shape.spatial();
+    let mut out = vec![0.0f32; n * shape.image_len()];
+    let images: Vec<_> = grad.chunks_exact(c_out * spatial).zip(out.chunks_exact_mut(shape.image_len())).collect();
+    each_image(images, |(grad, image), parallel| {
+        let dims = [shape.patch_len(), c_out, spatial];
+        if shape.is_pointwise() {
+            matmul_accumulate(image, (weight, true), (grad, false), dims, parallel);
+        } else {
+            let mut patches = vec![0.0f32; shape.patch_len() * spatial];
+            matmul_accumulate(&mut patches, (weight, true), (grad, false), dims, parallel);
+            shape.add_patches(&patches, image);
+        }
+    });
+    out
+}
+
+/// The gradient with respect to the weights [C_out, C·k_h·k_w]: the output gradient times the
+/// patchesᵀ, summed over the images (one sum per thread, then added).
+fn weight_gradient(x: &[f32], grad: &[f32], n: usize, shape: &Shape2d, c_out: usize) -> Vec<f32> {
+    let (spatial, len) = (shape.spatial(), c_out * shape.patch_len());
+    let images: Vec<_> = x.chunks_exact(shape.image_len()).zip(grad.chunks_exact(c_out * spatial)).collect();
+    let accumulate = |sum: &mut Vec<f32>, (image, grad): (&[f32], &[f32]), parallel: bool| {
+        let patches;
+        let rhs = if shape.is_pointwise() {
+            image
+        } else {
+            patches = shape.patches(image);
+            &patches
+        };
+        matmul_accumulate(sum, (grad, false), (rhs, true), [c_out, spatial, shape.patch_len()], parallel);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    if n >= rayon::current_num_threads() {
+        use rayon::prelude::*;
+        let add = |mut a: Vec<f32>, b: Vec<f32>| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        };
+        let fold = |mut sum: Vec<f32>, pair| {
+            accumulate(&mut sum, pair, false);
+            sum
+        };
+        return images.into_par_iter().fold(|| vec![0.0f32; len], fold).reduce(|| vec![0.0f32; len], add);
+    }
+    let mut sum = vec![0.0f32; len];
+    for pair in images {
+        accumulate(&mut sum, pair, true);
+    }
+    let _ = n;
+    sum
+}
+
+/// Runs `f(item, parallel)` for each image's item: natively, when there are at least as many
+/// images as threads, the images in parallel (each product on one thread); otherwise one after
+/// another, each product on every thread.
+fn each_image<T: Send>(items: Vec<T>, f: impl Fn(T, bool) + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if items.len() >= rayon::current_num_threads() {
+        use rayon::prelude::*;
+        items.into_par_iter().for_each(|item| f(item, false));
+        return;
+    }
+    for item in items {
+        f(item, true);
+    }
+}
+
+/// out[m×n] += A·B for A m×k and B k×n, each stored row-major as itself or (with `true`) as its
+/// transpose; `parallel` lets the product use every thread.
+fn matmul_accumulate(out: &mut [f32], (a, a_t): (&[f32], bool), (b, b_t): (&[f32], bool), [m, k, n]: [usize; 3], parallel: bool) {
+    assert!(out.len() == m * n && a.len() == m * k && b.len() == k * n, "matmul: sizes do not match");
     #[cfg(not(target_arch = "wasm32"))]
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     #[cfg(target_arch = "wasm32")]
@@ -220,15 +362,17 @@ fn matmul_accumulate(out: &mut [f32], lhs: &[f32], rhs: &[f32], m: usize, k: usi
         let _ = parallel;
         gemm::Parallelism::None
     };
-    let row = |columns: usize| columns as isize;
-    // SAFETY: the three slices hold exactly the m×n, m×k and k×n row-major matrices described by
-    // these strides (checked above), and `out` does not overlap the inputs.
+    // (column stride, row stride) of a rows×columns matrix stored row-major, or transposed.
+    let strides = |columns: usize, rows: usize, transposed: bool| if transposed { (rows as isize, 1) } else { (1, columns as isize) };
+    let ((a_cs, a_rs), (b_cs, b_rs)) = (strides(k, m, a_t), strides(n, k, b_t));
+    // SAFETY: the three slices hold exactly the m×n, m×k and k×n matrices these strides describe
+    // (their lengths are checked above), and `out` does not overlap the inputs.
     unsafe {
         gemm::gemm(
             m, n, k,
-            out.as_mut_ptr(), 1, row(n), true,
-            lhs.as_ptr(), 1, row(k),
-            rhs.as_ptr(), 1, row(n),
+            out.as_mut_ptr(), 1, n as isize, true,
+            a.as_ptr(), a_cs, a_rs,
+            b.as_ptr(), b_cs, b_rs,
             1.0, 1.0, false, false, false, parallelism,
         );
     }
