@@ -4,6 +4,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
+use super::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -52,8 +53,8 @@ impl ResidualBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.norm1.forward(self.conv1.forward(x.clone())));
-        relu(self.norm2.forward(self.conv2.forward(h)) + x)
+        let h = relu(self.norm1.forward(conv2d(&self.conv1, x.clone())));
+        relu(self.norm2.forward(conv2d(&self.conv2, h)) + x)
     }
 }
 
@@ -154,7 +155,7 @@ impl Classifier {
         if self.stages.is_empty() {
             let mut h = x;
             for conv in &self.convs {
-                h = self.pool.forward(relu(conv.forward(h)));
+                h = self.pool.forward(relu(conv2d(conv, h)));
             }
             let mut h: Tensor<2> = h.flatten(1, 3);
             for linear in &self.hidden {
@@ -162,7 +163,7 @@ impl Classifier {
             }
             h
         } else {
-            let mut h = relu(self.convs[0].forward(x));
+            let mut h = relu(conv2d(&self.convs[0], x));
             for stage in &self.stages {
                 if let Some(down) = &stage.down {
                     h = relu(down.forward(h));

@@ -19,6 +19,7 @@ use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::conv2d;
 use super::state_dict::{StateDictError, Tensors, load_tensors};
 
 /// Length of a feature vector (the pool features, pytorch-fid's block 3).
@@ -53,7 +54,7 @@ impl BasicConv {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.conv.forward(x))
+        relu(conv2d(&self.conv, x))
     }
 }
 
