@@ -417,6 +417,8 @@ mod tests {
             (4, 6, 3, 1, [0, 0, 0, 0], 1, 7, 8),   // no padding, one image
             (4, 6, 5, 2, [2, 1, 0, 2], 2, 11, 9),  // asymmetric padding, 5×5, stride 2
             (2, 3, 3, 3, [1, 1, 1, 1], 3, 4, 5),   // stride larger than the padding
+            (1, 6, 5, 1, [2, 2, 2, 2], 3, 28, 28), // LeNet's first layer
+            (6, 16, 5, 1, [0, 0, 0, 0], 3, 14, 14), // and its second
         ];
         for (c_in, c_out, kernel, stride, [top, left, bottom, right], batch, height, width) in cases {
             let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
