@@ -25,6 +25,7 @@ use burn::backend::{Autodiff, Backend, Cube, DType, Dispatch, Flex, backend_exte
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Bytes, Tensor};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// `conv.forward(x)`, with the same padding rule, through the kernel above where it applies.
@@ -197,6 +198,12 @@ impl Shape2d {
         self.k_h == 1 && self.k_w == 1 && self.stride == [1, 1] && self.padding == [(0, 0); 2]
     }
 
+    /// The matrix a convolution multiplies the weights with: the image itself for a pointwise
+    /// convolution, its patch matrix otherwise.
+    fn patch_matrix<'a>(&self, image: &'a [f32]) -> Cow<'a, [f32]> {
+        if self.is_pointwise() { Cow::Borrowed(image) } else { Cow::Owned(self.patches(image)) }
+    }
+
     /// The patch matrix of one image [C, H, W]: row (c, i, j) holds, for every output pixel,
     /// the input at its window's (i, j) in channel c, 0 in the padding.
     fn patches(&self, image: &[f32]) -> Vec<f32> {
@@ -268,14 +275,8 @@ fn forward(x: &[f32], n: usize, shape: &Shape2d, weight: &[f32], c_out: usize, b
         for (plane, b) in out.chunks_exact_mut(spatial).zip(bias) {
             plane.fill(*b);
         }
-        let patches;
-        let rhs = if shape.is_pointwise() {
-            image
-        } else {
-            patches = shape.patches(image);
-            &patches
-        };
-        matmul_accumulate(out, (weight, false), (rhs, false), [c_out, shape.patch_len(), spatial], parallel);
+        let rhs = shape.patch_matrix(image);
+        matmul_accumulate(out, (weight, false), (&rhs, false), [c_out, shape.patch_len(), spatial], parallel);
     });
     out
 }
@@ -306,14 +307,8 @@ fn weight_gradient(x: &[f32], grad: &[f32], n: usize, shape: &Shape2d, c_out: us
     let (spatial, len) = (shape.spatial(), c_out * shape.patch_len());
     let images: Vec<_> = x.chunks_exact(shape.image_len()).zip(grad.chunks_exact(c_out * spatial)).collect();
     let accumulate = |sum: &mut Vec<f32>, (image, grad): (&[f32], &[f32]), parallel: bool| {
-        let patches;
-        let rhs = if shape.is_pointwise() {
-            image
-        } else {
-            patches = shape.patches(image);
-            &patches
-        };
-        matmul_accumulate(sum, (grad, false), (rhs, true), [c_out, spatial, shape.patch_len()], parallel);
+        let rhs = shape.patch_matrix(image);
+        matmul_accumulate(sum, (grad, false), (&rhs, true), [c_out, spatial, shape.patch_len()], parallel);
     };
     #[cfg(not(target_arch = "wasm32"))]
     if n >= rayon::current_num_threads() {
