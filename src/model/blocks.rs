@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use super::{conv2d, silu};
+use super::{conv2d, group_norm, group_norm_silu, silu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
@@ -16,7 +16,7 @@ fn conv3x3(channels_in: usize, channels_out: usize, stride: usize, device: &Devi
         .init(device)
 }
 
-fn group_norm(groups: usize, channels: usize, eps: f64, device: &Device) -> GroupNorm {
+fn new_group_norm(groups: usize, channels: usize, eps: f64, device: &Device) -> GroupNorm {
     GroupNormConfig::new(groups, channels).with_epsilon(eps).init(device)
 }
 
@@ -57,10 +57,10 @@ impl ResnetBlockConfig {
             Conv2dConfig::new([self.in_channels, self.out_channels], [1, 1]).init(device)
         });
         ResnetBlock {
-            norm1: group_norm(self.groups, self.in_channels, self.eps, device),
+            norm1: new_group_norm(self.groups, self.in_channels, self.eps, device),
             conv1: conv3x3(self.in_channels, self.out_channels, 1, device),
             time_emb_proj: LinearConfig::new(self.temb_channels, self.out_channels).init(device),
-            norm2: group_norm(self.groups, self.out_channels, self.eps, device),
+            norm2: new_group_norm(self.groups, self.out_channels, self.eps, device),
             dropout: DropoutConfig::new(self.dropout).init(),
             conv2: conv3x3(self.out_channels, self.out_channels, 1, device),
             conv_shortcut: shortcut,
@@ -71,11 +71,11 @@ impl ResnetBlockConfig {
 impl ResnetBlock {
     /// `x: [B, Cin, H, W]`, `temb: [B, T]` -> `[B, Cout, H, W]`
     pub fn forward(&self, x: Tensor<4>, temb: &Tensor<2>) -> Tensor<4> {
-        let h = conv2d(&self.conv1, silu(self.norm1.forward(x.clone())));
+        let h = conv2d(&self.conv1, group_norm_silu(&self.norm1, x.clone()));
         let [b, c, _, _] = h.dims();
         let t = self.time_emb_proj.forward(silu(temb.clone())).reshape([b, c, 1, 1]);
         let h = h + t;
-        let h = conv2d(&self.conv2, self.dropout.forward(silu(self.norm2.forward(h))));
+        let h = conv2d(&self.conv2, self.dropout.forward(group_norm_silu(&self.norm2, h)));
         let skip = match &self.conv_shortcut {
             Some(conv) => conv2d(conv, x),
             None => x,
@@ -120,7 +120,7 @@ impl AttentionBlockConfig {
         );
         let linear = || LinearConfig::new(self.channels, self.channels).init(device);
         AttentionBlock {
-            group_norm: group_norm(self.groups, self.channels, self.eps, device),
+            group_norm: new_group_norm(self.groups, self.channels, self.eps, device),
             to_q: linear(),
             to_k: linear(),
             to_v: linear(),
@@ -136,7 +136,7 @@ impl AttentionBlock {
         let [b, c, h, w] = x.dims();
         let (heads, d) = (self.heads, c / self.heads);
         // 1. normalise and flatten the positions: [B, HW, C]
-        let seq = self.group_norm.forward(x.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
+        let seq = group_norm(&self.group_norm, x.clone()).reshape([b, c, h * w]).swap_dims(1, 2);
         // 2. project and split heads: [B, heads, HW, d]
         let split = |t: Tensor<3>| t.reshape([b, h * w, heads, d]).swap_dims(1, 2);
         let q = split(self.to_q.forward(seq.clone()));

@@ -4,7 +4,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use super::conv2d;
+use super::{conv2d, group_norm};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -53,8 +53,8 @@ impl ResidualBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.norm1.forward(conv2d(&self.conv1, x.clone())));
-        relu(self.norm2.forward(conv2d(&self.conv2, h)) + x)
+        let h = relu(group_norm(&self.norm1, conv2d(&self.conv1, x.clone())));
+        relu(group_norm(&self.norm2, conv2d(&self.conv2, h)) + x)
     }
 }
 

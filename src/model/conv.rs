@@ -12,19 +12,19 @@
 //! weights' gradient G·Pᵀ, summed over the images. Images run in parallel. Every other backend,
 //! or a convolution with groups or dilation, runs burn's own.
 
-use super::silu::OwnKernels;
+use super::flex::{OwnKernels, dense, run, tensor};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
-use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Cube, DType, Dispatch, Flex, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Bytes, Tensor};
+use burn::tensor::Tensor;
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -110,9 +110,6 @@ fn ours(tensors: &[&FlexTensor], x: &FlexTensor, weight: &FlexTensor, options: &
     Some((n, Shape2d { c, h, w, k_h, k_w, stride: options.stride, padding: options.padding }, c_out))
 }
 
-fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape.into()), DType::F32)
-}
 
 impl<B: Backend + ConvBackend + OwnKernels, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
     fn conv2d_biased(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
@@ -371,16 +368,6 @@ fn matmul_accumulate(out: &mut [f32], (a, a_t): (&[f32], bool), (b, b_t): (&[f32
             1.0, 1.0, false, false, false, parallelism,
         );
     }
-}
-
-/// A tensor whose elements are one dense run of its buffer (copied into one if they are not).
-fn dense(x: FlexTensor) -> FlexTensor {
-    if x.layout().is_dense_unique_storage() { x } else { x.to_contiguous() }
-}
-
-fn run(x: &FlexTensor) -> &[f32] {
-    let (start, end) = x.layout().contiguous_offsets().expect("a dense tensor");
-    &x.storage::<f32>()[start..end]
 }
 
 #[cfg(test)]

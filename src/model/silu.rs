@@ -18,10 +18,11 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::autodiff::NodeId;
-use burn::backend::flex::{FlexTensor, Layout};
+use super::flex::{OwnKernels, dense, run, tensor, vectorised};
+use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Cube, DType, Dispatch, Flex, backend_extension};
-use burn::tensor::{Bytes, Tensor};
+use burn::tensor::Tensor;
 use std::marker::PhantomData;
 
 /// SiLU of `x` (the same values as `burn::tensor::activation::silu`, and its gradient).
@@ -57,21 +58,7 @@ fn composed_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> Flo
     B::float_mul(B::float_mul(grad, s), factor)
 }
 
-/// Whether a backend runs this crate's CPU kernels (SiLU here, convolution in `conv.rs`):
-/// autodiff then records each as one operation with its own backward; otherwise it differentiates
-/// burn's own operations, as before.
-pub trait OwnKernels {
-    const OWN: bool;
-}
-
 impl SiluBackend for Cube {}
-impl OwnKernels for Cube {
-    const OWN: bool = false;
-}
-
-impl OwnKernels for Flex {
-    const OWN: bool = true;
-}
 
 impl SiluBackend for Flex {
     fn silu(x: FlexTensor) -> FlexTensor {
@@ -79,8 +66,9 @@ impl SiluBackend for Flex {
             return composed::<Self>(x);
         }
         let x = dense(x);
-        let out = map_f32(x.storage::<f32>(), x.layout(), silu_forward);
-        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(x.layout().shape().clone()), DType::F32)
+        let mut out = vec![0.0f32; run(&x).len()];
+        silu_forward(run(&x), &mut out);
+        tensor(out, x.layout().shape().clone())
     }
 
     fn silu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -88,8 +76,9 @@ impl SiluBackend for Flex {
             return composed_backward::<Self>(x, grad);
         }
         let (x, grad) = (dense(x), dense(grad));
-        let out = zip_f32(x.storage::<f32>(), x.layout(), grad.storage::<f32>(), grad.layout());
-        FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(x.layout().shape().clone()), DType::F32)
+        let mut out = vec![0.0f32; run(&x).len()];
+        silu_gradient(run(&x), run(&grad), &mut out);
+        tensor(out, x.layout().shape().clone())
     }
 }
 
@@ -146,49 +135,6 @@ impl<B: Backend + SiluBackend> RetroForward for RetroSilu<B> {
     }
 }
 
-/// A tensor whose elements are one dense run of its buffer (copied into one if they are not).
-fn dense(x: FlexTensor) -> FlexTensor {
-    if x.layout().is_dense_unique_storage() { x } else { x.to_contiguous() }
-}
-
-fn run<'a>(storage: &'a [f32], layout: &Layout) -> &'a [f32] {
-    let (start, end) = layout.contiguous_offsets().expect("a dense tensor");
-    &storage[start..end]
-}
-
-fn map_f32(storage: &[f32], layout: &Layout, f: fn(&[f32], &mut [f32])) -> Vec<f32> {
-    let input = run(storage, layout);
-    let mut out = vec![0.0f32; input.len()];
-    f(input, &mut out);
-    out
-}
-
-fn zip_f32(x: &[f32], x_layout: &Layout, grad: &[f32], grad_layout: &Layout) -> Vec<f32> {
-    let (x, grad) = (run(x, x_layout), run(grad, grad_layout));
-    let mut out = vec![0.0f32; x.len()];
-    silu_gradient(x, grad, &mut out);
-    out
-}
-
-/// One loop body per instruction set: the same arithmetic compiled for AVX2 where the CPU has it
-/// (8 lanes instead of SSE2's 4), chosen at run time.
-macro_rules! vectorised {
-    ($name:ident, $kernel:ident, ($($arg:ident: $ty:ty),*)) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                #[target_feature(enable = "avx2")]
-                fn wide($($arg: $ty),*) {
-                    $kernel($($arg),*)
-                }
-                // SAFETY: the CPU was just found to have AVX2.
-                return unsafe { wide($($arg),*) };
-            }
-            $kernel($($arg),*)
-        }
-    };
-}
-
 vectorised!(silu_forward, silu_forward_kernel, (x: &[f32], out: &mut [f32]));
 vectorised!(silu_gradient, silu_gradient_kernel, (x: &[f32], grad: &[f32], out: &mut [f32]));
 
@@ -209,7 +155,7 @@ fn silu_gradient_kernel(x: &[f32], grad: &[f32], out: &mut [f32]) {
 
 /// σ(x) = 1 / (1 + e^(−x)).
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
+pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, PaddingConfig2d};
-use super::{conv2d, silu};
+use super::{conv2d, group_norm_silu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::blocks::{
@@ -271,7 +271,7 @@ impl UNet {
         }
 
         // 5. out: GroupNorm, SiLU, 3×3 conv back to image channels
-        conv2d(&self.conv_out, silu(self.conv_norm_out.forward(h)))
+        conv2d(&self.conv_out, group_norm_silu(&self.conv_norm_out, h))
     }
 }
 
