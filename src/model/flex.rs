@@ -1,5 +1,6 @@
-//! What this crate's CPU kernels (`silu.rs`, `conv.rs`, `group_norm.rs`) share: which backends
-//! run them, a float32 tensor's elements as one slice, and the run-time choice of AVX2.
+//! What this crate's CPU kernels (`silu.rs`, `conv.rs`, `winograd.rs`, `group_norm.rs`) share:
+//! which backends run them, a float32 tensor's elements as one slice, images in parallel, matrix
+//! products, and the run-time choice of AVX2.
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Cube, DType, Flex};
@@ -33,6 +34,48 @@ pub fn run(x: &FlexTensor) -> &[f32] {
 /// A contiguous float32 tensor of these values.
 pub fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape.into()), DType::F32)
+}
+
+/// Runs `f(item, parallel)` for each image's item: natively, when there are at least as many
+/// images as threads, the images in parallel (each product on one thread); otherwise one after
+/// another, each product on every thread.
+pub fn each_image<T: Send>(items: Vec<T>, f: impl Fn(T, bool) + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if items.len() >= rayon::current_num_threads() {
+        use rayon::prelude::*;
+        items.into_par_iter().for_each(|item| f(item, false));
+        return;
+    }
+    for item in items {
+        f(item, true);
+    }
+}
+
+/// out[m×n] += A·B for A m×k and B k×n, each stored row-major as itself or (with `true`) as its
+/// transpose; `parallel` lets the product use every thread.
+pub fn matmul_accumulate(out: &mut [f32], (a, a_t): (&[f32], bool), (b, b_t): (&[f32], bool), [m, k, n]: [usize; 3], parallel: bool) {
+    assert!(out.len() == m * n && a.len() == m * k && b.len() == k * n, "matmul: sizes do not match");
+    #[cfg(not(target_arch = "wasm32"))]
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    #[cfg(target_arch = "wasm32")]
+    let parallelism = {
+        let _ = parallel;
+        gemm::Parallelism::None
+    };
+    // (column stride, row stride) of a rows×columns matrix stored row-major, or transposed.
+    let strides = |columns: usize, rows: usize, transposed: bool| if transposed { (rows as isize, 1) } else { (1, columns as isize) };
+    let ((a_cs, a_rs), (b_cs, b_rs)) = (strides(k, m, a_t), strides(n, k, b_t));
+    // SAFETY: the three slices hold exactly the m×n, m×k and k×n matrices these strides describe
+    // (their lengths are checked above), and `out` does not overlap the inputs.
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            out.as_mut_ptr(), 1, n as isize, true,
+            a.as_ptr(), a_cs, a_rs,
+            b.as_ptr(), b_cs, b_rs,
+            1.0, 1.0, false, false, false, parallelism,
+        );
+    }
 }
 
 /// One loop body per instruction set: the same arithmetic compiled for AVX2 where the CPU has it

@@ -16,6 +16,7 @@ mod presets;
 mod silu;
 pub mod state_dict;
 mod unet;
+mod winograd;
 
 pub use classifier::{Classifier, ClassifierConfig, ClassifierKind};
 pub use blocks::{AttentionBlock, Downsample, ResnetBlock, Upsample};
