@@ -222,6 +222,13 @@ impl Shape2d {
     /// the input at its window's (i, j) in channel c, 0 in the padding.
     fn patches(&self, image: &[f32]) -> Vec<f32> {
         let mut col = vec![0.0f32; self.patch_len() * self.spatial()];
+        self.write_patches(image, &mut col);
+        col
+    }
+
+    /// The entries of `patches(image)` that come from the image; those in the padding (0) are
+    /// left as they are.
+    fn write_patches(&self, image: &[f32], col: &mut [f32]) {
         self.walk(image.len(), |pixels, entries, stride| {
             if stride == 1 {
                 col[entries].copy_from_slice(&image[pixels]);
@@ -231,7 +238,6 @@ impl Shape2d {
                 }
             }
         });
-        col
     }
 
     /// The reverse of `patches` for gradients: adds each entry of a patch matrix onto the pixel
@@ -317,13 +323,22 @@ fn input_gradient(grad: &[f32], n: usize, shape: &Shape2d, weight: &[f32], c_out
 }
 
 /// The gradient with respect to the weights [C_out, C·k_h·k_w]: the output gradient times the
-/// patchesᵀ, summed over the images (one sum per thread, then added).
+/// patchesᵀ, summed over the images (one sum per thread, then added). Each thread also keeps one
+/// patch matrix: every image writes the same entries of it and the padding's stay 0, so it is
+/// zeroed once, not per image.
 fn weight_gradient(x: &[f32], grad: &[f32], n: usize, shape: &Shape2d, c_out: usize) -> Vec<f32> {
     let (spatial, len) = (shape.spatial(), c_out * shape.patch_len());
     let images: Vec<_> = x.chunks_exact(shape.image_len()).zip(grad.chunks_exact(c_out * spatial)).collect();
-    let accumulate = |sum: &mut Vec<f32>, (image, grad): (&[f32], &[f32]), parallel: bool| {
-        let rhs = shape.patch_matrix(image);
-        matmul_accumulate(sum, (grad, false), (&rhs, true), [c_out, spatial, shape.patch_len()], parallel);
+    let patch_matrix = if shape.is_pointwise() { 0 } else { shape.patch_len() * spatial };
+    let fresh = || (vec![0.0f32; len], vec![0.0f32; patch_matrix]);
+    let accumulate = |(sum, patches): &mut (Vec<f32>, Vec<f32>), (image, grad): (&[f32], &[f32]), parallel: bool| {
+        let rhs: &[f32] = if shape.is_pointwise() {
+            image
+        } else {
+            shape.write_patches(image, patches);
+            patches
+        };
+        matmul_accumulate(sum, (grad, false), (rhs, true), [c_out, spatial, shape.patch_len()], parallel);
     };
     #[cfg(not(target_arch = "wasm32"))]
     if n >= rayon::current_num_threads() {
@@ -332,18 +347,18 @@ fn weight_gradient(x: &[f32], grad: &[f32], n: usize, shape: &Shape2d, c_out: us
             a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
             a
         };
-        let fold = |mut sum: Vec<f32>, pair| {
-            accumulate(&mut sum, pair, false);
-            sum
+        let fold = |mut state, pair| {
+            accumulate(&mut state, pair, false);
+            state
         };
-        return images.into_par_iter().fold(|| vec![0.0f32; len], fold).reduce(|| vec![0.0f32; len], add);
+        return images.into_par_iter().fold(fresh, fold).map(|(sum, _)| sum).reduce(|| vec![0.0f32; len], add);
     }
-    let mut sum = vec![0.0f32; len];
+    let mut state = fresh();
     for pair in images {
-        accumulate(&mut sum, pair, true);
+        accumulate(&mut state, pair, true);
     }
     let _ = n;
-    sum
+    state.0
 }
 
 #[cfg(test)]

@@ -53,7 +53,16 @@ pub fn each_image<T: Send>(items: Vec<T>, f: impl Fn(T, bool) + Sync) {
 
 /// out[m×n] += A·B for A m×k and B k×n, each stored row-major as itself or (with `true`) as its
 /// transpose; `parallel` lets the product use every thread.
-pub fn matmul_accumulate(out: &mut [f32], (a, a_t): (&[f32], bool), (b, b_t): (&[f32], bool), [m, k, n]: [usize; 3], parallel: bool) {
+pub fn matmul_accumulate(out: &mut [f32], a: (&[f32], bool), b: (&[f32], bool), dims: [usize; 3], parallel: bool) {
+    matmul(out, a, b, dims, parallel, true)
+}
+
+/// out[m×n] = A·B, whatever `out` held before.
+pub fn matmul_into(out: &mut [f32], a: (&[f32], bool), b: (&[f32], bool), dims: [usize; 3], parallel: bool) {
+    matmul(out, a, b, dims, parallel, false)
+}
+
+fn matmul(out: &mut [f32], (a, a_t): (&[f32], bool), (b, b_t): (&[f32], bool), [m, k, n]: [usize; 3], parallel: bool, accumulate: bool) {
     assert!(out.len() == m * n && a.len() == m * k && b.len() == k * n, "matmul: sizes do not match");
     #[cfg(not(target_arch = "wasm32"))]
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
@@ -70,7 +79,7 @@ pub fn matmul_accumulate(out: &mut [f32], (a, a_t): (&[f32], bool), (b, b_t): (&
     unsafe {
         gemm::gemm(
             m, n, k,
-            out.as_mut_ptr(), 1, n as isize, true,
+            out.as_mut_ptr(), 1, n as isize, accumulate,
             a.as_ptr(), a_cs, a_rs,
             b.as_ptr(), b_cs, b_rs,
             1.0, 1.0, false, false, false, parallelism,

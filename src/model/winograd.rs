@@ -12,7 +12,8 @@
 //! The input gradient of such a convolution is the same kind of convolution of the output's
 //! gradient, with each filter turned by 180° and the channel axes swapped.
 
-use super::flex::{each_image, matmul_accumulate, vectorised};
+use super::flex::{each_image, matmul_into, vectorised};
+use std::cell::RefCell;
 
 /// Positions of the 4×4 transformed tile.
 const POSITIONS: usize = 16;
@@ -28,14 +29,40 @@ pub(super) fn convolve(x: &[f32], n: usize, [c, h, w]: [usize; 3], weight: &[f32
     each_image(images, |(image, out), parallel| {
         let tiles = Tiles { h, w };
         let count = tiles.count();
-        let inputs = transformed_inputs(image, c, &tiles);
-        let mut products = vec![0.0f32; POSITIONS * c_out * count];
-        for ((m, u), v) in products.chunks_exact_mut(c_out * count).zip(filters.chunks_exact(c_out * c)).zip(inputs.chunks_exact(c * count)) {
-            matmul_accumulate(m, (u, true), (v, false), [c_out, c, count], parallel);
-        }
-        outputs(&products, c_out, &tiles, bias, out);
+        with_scratch(|[inputs, products]| {
+            let inputs = sized(inputs, POSITIONS * c * count);
+            let products = sized(products, POSITIONS * c_out * count);
+            input_transform(image, &tiles, inputs);
+            for ((m, u), v) in products.chunks_exact_mut(c_out * count).zip(filters.chunks_exact(c_out * c)).zip(inputs.chunks_exact(c * count)) {
+                matmul_into(m, (u, true), (v, false), [c_out, c, count], parallel);
+            }
+            output_transform(products, c_out, &tiles, bias, out);
+        });
     });
     out
+}
+
+thread_local! {
+    /// Per thread, the buffers for the transformed inputs and the products of the image it works
+    /// on, kept from one image to the next: every element is written before it is read, so they
+    /// are not zeroed again (which took a twentieth of a training step).
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// `f` with this thread's buffers (fresh ones if they are in use further up the stack).
+fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 2]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => f(&mut buffers),
+        Err(_) => f(&mut [Vec::new(), Vec::new()]),
+    })
+}
+
+/// The first `len` elements of `buffer`, grown (with zeros) if it is shorter.
+fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 /// The gradient with respect to `x` of `convolve(x, weight)`, given the output's [N, C_out, H, W].
@@ -98,14 +125,9 @@ fn transformed_filters(weight: &[f32], c_out: usize, c: usize) -> Vec<f32> {
     u
 }
 
-/// V = Bᵀ·d·B for every 4×4 window d of every channel, as [16][C][tiles].
-fn transformed_inputs(image: &[f32], c: usize, tiles: &Tiles) -> Vec<f32> {
-    let mut v = vec![0.0f32; POSITIONS * c * tiles.count()];
-    input_transform(image, tiles, &mut v);
-    v
-}
-
+// V = Bᵀ·d·B for every 4×4 window d of every channel, into `v` as [16][C][tiles].
 vectorised!(input_transform, input_transform_kernel, (image: &[f32], tiles: &Tiles, v: &mut [f32]));
+// Y = Aᵀ·M·A (+ bias) for every tile of every output channel, into `out` [C_out, H, W].
 vectorised!(output_transform, output_transform_kernel, (products: &[f32], c_out: usize, tiles: &Tiles, bias: Option<&[f32]>, out: &mut [f32]));
 
 /// A row of tiles at a time, so that every loop runs along a row with unit stride: the padded
@@ -176,11 +198,6 @@ fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
     for (out, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
         *out = f(a, b);
     }
-}
-
-/// Y = Aᵀ·M·A (+ bias) for every tile of every output channel, into `out` [C_out, H, W].
-fn outputs(products: &[f32], c_out: usize, tiles: &Tiles, bias: Option<&[f32]>, out: &mut [f32]) {
-    output_transform(products, c_out, tiles, bias, out)
 }
 
 /// A row of tiles at a time: Aᵀ·M for the row's tiles, each position contiguous over them; then
