@@ -10,11 +10,11 @@
 //! it is), and one product per image does each pass: output = W·P + bias, written in its final
 //! place; the patches' gradient Wᵀ·G, added back onto the pixels they were read from; the
 //! weights' gradient G·Pᵀ, summed over the images. Images run in parallel. A 3×3 convolution of
-//! stride 1 and padding 1 (most of the U-Net's) does its output and its input gradient by
-//! Winograd's F(2×2, 3×3) instead (`winograd.rs`), with 2.25× fewer multiplications. Every other backend,
+//! stride 1 and padding 1 (most of the U-Net's) goes through Winograd's minimal filtering
+//! instead (`winograd.rs`), with 2.25× fewer multiplications. Every other backend,
 //! or a convolution with groups or dilation, runs burn's own.
 
-use super::flex::{OwnKernels, dense, each_image, matmul_accumulate, run, tensor};
+use super::flex::{OwnKernels, dense, each_image, matmul_accumulate, run, sum_over_images, tensor};
 use super::winograd;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -103,7 +103,11 @@ impl ConvBackend for Flex {
             return Self::conv2d_weight_backward(x, weight, grad, options);
         };
         let (x, grad) = (dense(x), dense(grad));
-        let out = weight_gradient(run(&x), run(&grad), n, &shape, c_out);
+        let out = if shape.is_winograd() {
+            winograd::weight_gradient(run(&x), run(&grad), n, [shape.c, shape.h, shape.w], c_out)
+        } else {
+            weight_gradient(run(&x), run(&grad), &shape, c_out)
+        };
         tensor(out, [c_out, shape.c, shape.k_h, shape.k_w])
     }
 }
@@ -201,8 +205,8 @@ impl Shape2d {
         self.c * self.k_h * self.k_w
     }
 
-    /// A 3×3 convolution of stride 1 and padding 1: `winograd.rs` does its forward pass and its
-    /// input gradient.
+    /// A 3×3 convolution of stride 1 and padding 1: `winograd.rs` does its forward pass and both
+    /// gradients.
     fn is_winograd(&self) -> bool {
         self.k_h == 3 && self.k_w == 3 && self.stride == [1, 1] && self.padding == [(1, 1); 2]
     }
@@ -326,7 +330,7 @@ fn input_gradient(grad: &[f32], n: usize, shape: &Shape2d, weight: &[f32], c_out
 /// patchesᵀ, summed over the images (one sum per thread, then added). Each thread also keeps one
 /// patch matrix: every image writes the same entries of it and the padding's stay 0, so it is
 /// zeroed once, not per image.
-fn weight_gradient(x: &[f32], grad: &[f32], n: usize, shape: &Shape2d, c_out: usize) -> Vec<f32> {
+fn weight_gradient(x: &[f32], grad: &[f32], shape: &Shape2d, c_out: usize) -> Vec<f32> {
     let (spatial, len) = (shape.spatial(), c_out * shape.patch_len());
     let images: Vec<_> = x.chunks_exact(shape.image_len()).zip(grad.chunks_exact(c_out * spatial)).collect();
     let patch_matrix = if shape.is_pointwise() { 0 } else { shape.patch_len() * spatial };
@@ -340,25 +344,7 @@ fn weight_gradient(x: &[f32], grad: &[f32], n: usize, shape: &Shape2d, c_out: us
         };
         matmul_accumulate(sum, (grad, false), (rhs, true), [c_out, spatial, shape.patch_len()], parallel);
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    if n >= rayon::current_num_threads() {
-        use rayon::prelude::*;
-        let add = |mut a: Vec<f32>, b: Vec<f32>| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        };
-        let fold = |mut state, pair| {
-            accumulate(&mut state, pair, false);
-            state
-        };
-        return images.into_par_iter().fold(fresh, fold).map(|(sum, _)| sum).reduce(|| vec![0.0f32; len], add);
-    }
-    let mut state = fresh();
-    for pair in images {
-        accumulate(&mut state, pair, true);
-    }
-    let _ = n;
-    state.0
+    sum_over_images(images, fresh, accumulate)
 }
 
 #[cfg(test)]

@@ -51,6 +51,35 @@ pub fn each_image<T: Send>(items: Vec<T>, f: impl Fn(T, bool) + Sync) {
     }
 }
 
+/// The sum over the items of what `accumulate(state, item, parallel)` adds to the first part
+/// of a state from `fresh` (the rest: the worker's own buffers). Natively, with at least as many
+/// items as threads, one state per worker, their sums added at the end; otherwise one state, and
+/// the products inside on every thread.
+pub fn sum_over_images<T: Send, S: Send>(
+    items: Vec<T>,
+    fresh: impl Fn() -> (Vec<f32>, S) + Sync + Send,
+    accumulate: impl Fn(&mut (Vec<f32>, S), T, bool) + Sync + Send,
+) -> Vec<f32> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if items.len() >= rayon::current_num_threads() {
+        use rayon::prelude::*;
+        let add = |mut a: Vec<f32>, b: Vec<f32>| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        };
+        let fold = |mut state, item| {
+            accumulate(&mut state, item, false);
+            state
+        };
+        return items.into_par_iter().fold(&fresh, fold).map(|(sum, _)| sum).reduce_with(add).unwrap_or_else(|| fresh().0);
+    }
+    let mut state = fresh();
+    for item in items {
+        accumulate(&mut state, item, true);
+    }
+    state.0
+}
+
 /// out[m×n] += A·B for A m×k and B k×n, each stored row-major as itself or (with `true`) as its
 /// transpose; `parallel` lets the product use every thread.
 pub fn matmul_accumulate(out: &mut [f32], a: (&[f32], bool), b: (&[f32], bool), dims: [usize; 3], parallel: bool) {

@@ -10,9 +10,10 @@
 //!   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
 //!   Aᵀ = [1 1 1 0; 0 1 −1 −1].
 //! The input gradient of such a convolution is the same kind of convolution of the output's
-//! gradient, with each filter turned by 180° and the channel axes swapped.
+//! gradient, with each filter turned by 180° and the channel axes swapped; the weights' gradient
+//! is F(3×3, 2×2) over the same windows (`weight_gradient`).
 
-use super::flex::{each_image, matmul_into, vectorised};
+use super::flex::{each_image, matmul_accumulate, matmul_into, sum_over_images, vectorised};
 use std::cell::RefCell;
 
 /// Positions of the 4×4 transformed tile.
@@ -77,6 +78,106 @@ pub(super) fn input_gradient(grad: &[f32], n: usize, [c, h, w]: [usize; 3], weig
         }
     }
     convolve(grad, n, [c_out, h, w], &turned, c, None)
+}
+
+/// The gradient with respect to `weight` [C_out, C, 3, 3] of `convolve(x, weight)`, given the
+/// output's [N, C_out, H, W], by F(3×3, 2×2): the weights' gradient of one 2×2 block of the
+/// output is the correlation of its 4×4 input window d (the forward pass's) with that block b
+/// of the output's gradient, Aᵀ·((G·b·Gᵀ) ⊙ (Bᵀ·d·B))·A with
+///   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 −1 0 1],  G = [1 0; ½ ½; ½ −½; 0 1],
+///   Aᵀ = [1 1 1 0; 0 1 −1 0; 0 1 1 1].
+/// This Bᵀ is the forward pass's with its last row negated, so the windows are transformed as
+/// there and the signs applied at the end. Summed over the tiles and the images, each position's
+/// sum is one product [C_out, tiles]·[tiles, C] per image, accumulated per thread.
+pub(super) fn weight_gradient(x: &[f32], grad: &[f32], n: usize, [c, h, w]: [usize; 3], c_out: usize) -> Vec<f32> {
+    assert!(x.len() == n * c * h * w && grad.len() == n * c_out * h * w, "winograd: sizes do not match");
+    let tiles = Tiles { h, w };
+    let (count, plane) = (tiles.count(), h * w);
+    let images: Vec<_> = x.chunks_exact(c * plane).zip(grad.chunks_exact(c_out * plane)).collect();
+    let fresh = || (vec![0.0f32; POSITIONS * c_out * c], ());
+    let accumulate = |(sums, ()): &mut (Vec<f32>, ()), (image, grad): (&[f32], &[f32]), parallel: bool| {
+        with_scratch(|[inputs, blocks]| {
+            let inputs = sized(inputs, POSITIONS * c * count);
+            let blocks = sized(blocks, POSITIONS * count * c_out);
+            input_transform(image, &tiles, inputs);
+            gradient_transform(grad, &tiles, blocks);
+            for ((m, b), v) in sums.chunks_exact_mut(c_out * c).zip(blocks.chunks_exact(c_out * count)).zip(inputs.chunks_exact(c * count)) {
+                matmul_accumulate(m, (b, false), (v, true), [c_out, count, c], parallel);
+            }
+        });
+    };
+    let sums = sum_over_images(images, fresh, accumulate);
+    filter_gradients(&sums, c_out, c)
+}
+
+// G·b·Gᵀ for every 2×2 block b of every channel of the output's gradient (0 past its edge), into
+// `blocks` as [16][C_out][tiles].
+vectorised!(gradient_transform, gradient_transform_kernel, (grad: &[f32], tiles: &Tiles, blocks: &mut [f32]));
+
+/// A row of blocks at a time, each loop along the row: the blocks' four entries as arrays over
+/// the row (the even and odd columns of its two rows), then G·b (rows P, Q of 4×2) and ·Gᵀ.
+#[inline(always)]
+fn gradient_transform_kernel(grad: &[f32], tiles: &Tiles, blocks: &mut [f32]) {
+    let (rows, columns, count, (h, w)) = (tiles.rows(), tiles.columns(), tiles.count(), (tiles.h, tiles.w));
+    let c_out = grad.len() / (h * w);
+    // [top even, top odd, bottom even, bottom odd], then [P, Q] of G·b's four rows.
+    let mut entries = vec![0.0f32; 4 * columns];
+    let mut pq = vec![0.0f32; 8 * columns];
+    for (o, plane) in grad.chunks_exact(h * w).enumerate() {
+        for ty in 0..rows {
+            entries.fill(0.0);
+            for (dy, parts) in entries.chunks_exact_mut(2 * columns).enumerate() {
+                let Some(row) = plane.chunks_exact(w).nth(2 * ty + dy) else { continue };
+                let (even, odd) = parts.split_at_mut(columns);
+                for ((pair, e), o) in row.chunks(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+                    *e = pair[0];
+                    *o = pair.get(1).copied().unwrap_or(0.0);
+                }
+            }
+            let (a, b, c, d) = (&entries[..columns], &entries[columns..2 * columns], &entries[2 * columns..3 * columns], &entries[3 * columns..]);
+            {
+                let (p, q) = pq.split_at_mut(4 * columns);
+                p[..columns].copy_from_slice(a);
+                q[..columns].copy_from_slice(b);
+                combine(&mut p[columns..2 * columns], a, c, |a, c| 0.5 * (a + c));
+                combine(&mut q[columns..2 * columns], b, d, |b, d| 0.5 * (b + d));
+                combine(&mut p[2 * columns..3 * columns], a, c, |a, c| 0.5 * (a - c));
+                combine(&mut q[2 * columns..3 * columns], b, d, |b, d| 0.5 * (b - d));
+                p[3 * columns..].copy_from_slice(c);
+                q[3 * columns..].copy_from_slice(d);
+            }
+            let (p, q) = pq.split_at(4 * columns);
+            for (i, (p, q)) in p.chunks_exact(columns).zip(q.chunks_exact(columns)).enumerate() {
+                let at = |j: usize| ((i * 4 + j) * c_out + o) * count + ty * columns;
+                blocks[at(0)..][..columns].copy_from_slice(p);
+                combine(&mut blocks[at(1)..][..columns], p, q, |p, q| 0.5 * (p + q));
+                combine(&mut blocks[at(2)..][..columns], p, q, |p, q| 0.5 * (p - q));
+                blocks[at(3)..][..columns].copy_from_slice(q);
+            }
+        }
+    }
+}
+
+/// dW = Aᵀ·(S ⊙ M)·A for every (output, input) channel pair, M its 16 sums and S the signs that
+/// turn the forward pass's Bᵀ into this one's (−1 in the last row or column, +1 in both).
+fn filter_gradients(sums: &[f32], c_out: usize, c: usize) -> Vec<f32> {
+    let mut d_weight = vec![0.0f32; c_out * c * 9];
+    let sign = |i: usize| if i == 3 { -1.0f32 } else { 1.0 };
+    for (pair, d_filter) in d_weight.chunks_exact_mut(9).enumerate() {
+        let m = |i: usize, j: usize| sign(i) * sign(j) * sums[(i * 4 + j) * c_out * c + pair];
+        // Aᵀ·M: 3×4, then (Aᵀ·M)·A: 3×3.
+        let mut am = [[0.0f32; 4]; 3];
+        for j in 0..4 {
+            let (m0, m1, m2, m3) = (m(0, j), m(1, j), m(2, j), m(3, j));
+            am[0][j] = m0 + m1 + m2;
+            am[1][j] = m1 - m2;
+            am[2][j] = m1 + m2 + m3;
+        }
+        for (k, [a0, a1, a2, a3]) in am.into_iter().enumerate() {
+            d_filter[k * 3..][..3].copy_from_slice(&[a0 + a1 + a2, a1 - a2, a1 + a2 + a3]);
+        }
+    }
+    d_weight
 }
 
 /// The 2×2 output tiles covering an H×W image.
