@@ -77,7 +77,7 @@ impl ConvBackend for Flex {
         };
         let (x, weight, bias) = (dense(x), dense(weight), dense(bias));
         let [h_out, w_out] = shape.output();
-        let out = if shape.is_winograd() {
+        let out = if shape.is_winograd(c_out) {
             winograd::convolve(run(&x), n, [shape.c, shape.h, shape.w], run(&weight), c_out, Some(run(&bias)))
         } else {
             forward(run(&x), n, &shape, run(&weight), c_out, run(&bias))
@@ -90,7 +90,7 @@ impl ConvBackend for Flex {
             return Self::conv2d_x_backward(x, weight, grad, options);
         };
         let (weight, grad) = (dense(weight), dense(grad));
-        let out = if shape.is_winograd() {
+        let out = if shape.is_winograd(c_out) {
             winograd::input_gradient(run(&grad), n, [shape.c, shape.h, shape.w], run(&weight), c_out)
         } else {
             input_gradient(run(&grad), n, &shape, run(&weight), c_out)
@@ -103,7 +103,7 @@ impl ConvBackend for Flex {
             return Self::conv2d_weight_backward(x, weight, grad, options);
         };
         let (x, grad) = (dense(x), dense(grad));
-        let out = if shape.is_winograd() {
+        let out = if shape.is_winograd(c_out) {
             winograd::weight_gradient(run(&x), run(&grad), n, [shape.c, shape.h, shape.w], c_out)
         } else {
             weight_gradient(run(&x), run(&grad), &shape, c_out)
@@ -205,10 +205,10 @@ impl Shape2d {
         self.c * self.k_h * self.k_w
     }
 
-    /// A 3×3 convolution of stride 1 and padding 1: `winograd.rs` does its forward pass and both
-    /// gradients.
-    fn is_winograd(&self) -> bool {
-        self.k_h == 3 && self.k_w == 3 && self.stride == [1, 1] && self.padding == [(1, 1); 2]
+    /// A 3×3 convolution of stride 1 and padding 1 between channel counts `winograd.rs` takes:
+    /// it does the forward pass and both gradients.
+    fn is_winograd(&self, c_out: usize) -> bool {
+        self.k_h == 3 && self.k_w == 3 && self.stride == [1, 1] && self.padding == [(1, 1); 2] && winograd::fits(self.c, c_out)
     }
 
     /// A 1×1 convolution of stride 1 without padding: the image is its own patch matrix.
@@ -370,10 +370,13 @@ mod tests {
         let device = Device::flex().autodiff();
         // (in, out, kernel, stride, padding [top, left, bottom, right], batch, height, width)
         let cases = [
-            (3, 8, 3, 1, [1, 1, 1, 1], 5, 9, 7),   // conv_in, a ResNet block's convs (Winograd)
+            (3, 8, 3, 1, [1, 1, 1, 1], 5, 9, 7),   // conv_in (patch matrices: 3 channels)
+            (8, 16, 3, 1, [1, 1, 1, 1], 5, 9, 7),  // a ResNet block's convs (Winograd), odd sizes
             (32, 64, 3, 1, [1, 1, 1, 1], 2, 14, 14), // the same at the U-Net's width
+            (64, 32, 3, 1, [1, 1, 1, 1], 9, 7, 7), // 7×7 images taken several per product
             (16, 8, 3, 1, [1, 1, 1, 1], 1, 7, 7),  // one image (products on every thread)
-            (5, 7, 3, 1, [1, 1, 1, 1], 3, 1, 2),   // an image smaller than a Winograd tile
+            (8, 16, 3, 1, [1, 1, 1, 1], 3, 1, 2),  // an image smaller than a Winograd tile
+            (5, 7, 3, 1, [1, 1, 1, 1], 3, 1, 2),   // channels that are not whole vectors
             (8, 8, 3, 2, [1, 1, 1, 1], 4, 10, 9),  // Downsample: stride 2
             (8, 16, 1, 1, [0, 0, 0, 0], 3, 6, 6),  // a shortcut: 1×1
             (4, 6, 3, 1, [0, 0, 0, 0], 1, 7, 8),   // no padding, one image
@@ -410,9 +413,9 @@ mod tests {
     #[test]
     fn conv2d_without_autodiff() {
         let device = Device::flex();
-        let conv = Conv2dConfig::new([6, 5], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        let conv = Conv2dConfig::new([8, 16], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
         for batch in [1, 17] {
-            let x = Tensor::<4>::random([batch, 6, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<4>::random([batch, 8, 12, 11], Distribution::Normal(0.0, 1.0), &device);
             assert_close(conv2d(&conv, x.clone()).into_data(), conv.forward(x).into_data(), &format!("batch {batch}"));
         }
     }

@@ -36,12 +36,20 @@ pub fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape.into()), DType::F32)
 }
 
+/// The threads images are spread over: rayon's pool natively, one in the tab.
+pub fn threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    1
+}
+
 /// Runs `f(item, parallel)` for each image's item: natively, when there are at least as many
 /// images as threads, the images in parallel (each product on one thread); otherwise one after
 /// another, each product on every thread.
 pub fn each_image<T: Send>(items: Vec<T>, f: impl Fn(T, bool) + Sync) {
     #[cfg(not(target_arch = "wasm32"))]
-    if items.len() >= rayon::current_num_threads() {
+    if items.len() >= threads() {
         use rayon::prelude::*;
         items.into_par_iter().for_each(|item| f(item, false));
         return;
@@ -61,7 +69,7 @@ pub fn sum_over_images<T: Send, S: Send>(
     accumulate: impl Fn(&mut (Vec<f32>, S), T, bool) + Sync + Send,
 ) -> Vec<f32> {
     #[cfg(not(target_arch = "wasm32"))]
-    if items.len() >= rayon::current_num_threads() {
+    if items.len() >= threads() {
         use rayon::prelude::*;
         let add = |mut a: Vec<f32>, b: Vec<f32>| {
             a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);

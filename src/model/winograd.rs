@@ -3,58 +3,78 @@
 //! 2016): each 2×2 block of outputs from a 4×4 window of the input with 16 multiplications per
 //! (input, output) channel pair instead of 36.
 //!
-//! Per image: every window d (overlapping by 2, zero outside the image) becomes V = Bᵀ·d·B,
-//! every 3×3 filter g becomes U = G·g·Gᵀ (once per call); then for each of the 16 positions ξ
-//! one matrix product M_ξ = U_ξ·V_ξ sums over the input channels ([C_out, C]·[C, tiles]), and
-//! each tile's 2×2 outputs are Aᵀ·M·A. With
+//! Every window d (overlapping by 2, zero outside the image) becomes V = Bᵀ·d·B, every 3×3
+//! filter g becomes U = G·g·Gᵀ (once per call); then for each of the 16 positions ξ one matrix
+//! product M_ξ = V_ξ·U_ξ sums over the input channels ([tiles, C]·[C, C_out]), and each tile's
+//! 2×2 outputs are Aᵀ·M·A. With
 //!   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
 //!   Aᵀ = [1 1 1 0; 0 1 −1 −1].
-//! The input gradient of such a convolution is the same kind of convolution of the output's
-//! gradient, with each filter turned by 180° and the channel axes swapped; the weights' gradient
-//! is F(3×3, 2×2) over the same windows (`weight_gradient`).
+//! The transforms work channels-last, eight channels at a time (one AVX2 vector), so every
+//! arithmetic step is a whole vector whatever the image's size (along a row of tiles, 4 to 14
+//! wide here, most of a vector was idle); the image is first turned channels-last (in blocks of
+//! 8×8), and the outputs are turned back the same way. Small images are taken several at a time, their tiles one product, so that products
+//! stay large at 7×7. The input gradient of such a convolution is the same kind of convolution
+//! of the output's gradient, with each filter turned by 180° and the channel axes swapped; the
+//! weights' gradient is F(3×3, 2×2) over the same windows (`weight_gradient`).
 
-use super::flex::{each_image, matmul_accumulate, matmul_into, sum_over_images, vectorised};
+use super::flex::{each_image, matmul_accumulate, matmul_into, sum_over_images, threads, vectorised};
 use std::cell::RefCell;
 
 /// Positions of the 4×4 transformed tile.
 const POSITIONS: usize = 16;
+/// Channels per step of the transforms: one AVX2 vector of float32.
+const LANES: usize = 8;
+/// Rows of the products at least, where the batch has the images: tiles of several small
+/// images go into one product (a 7×7 image has only 16).
+const TILES_PER_PRODUCT: usize = 128;
+
+/// Whether these kernels take a convolution from `c` to `c_out` channels: whole vectors of both.
+pub(super) fn fits(c: usize, c_out: usize) -> bool {
+    c > 0 && c_out > 0 && c % LANES == 0 && c_out % LANES == 0
+}
 
 /// The convolution of `x` [N, C, H, W] with `weight` [C_out, C, 3, 3], stride 1, padding 1, plus
 /// `bias` [C_out] if given: [N, C_out, H, W].
 pub(super) fn convolve(x: &[f32], n: usize, [c, h, w]: [usize; 3], weight: &[f32], c_out: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    assert!(x.len() == n * c * h * w && weight.len() == c_out * c * 9, "winograd: sizes do not match");
+    assert!(x.len() == n * c * h * w && weight.len() == c_out * c * 9 && fits(c, c_out), "winograd: sizes do not match");
     let filters = transformed_filters(weight, c_out, c);
-    let plane = h * w;
+    let tiles = Tiles { h, w };
+    let (plane, group) = (h * w, tiles.images_per_product(n));
     let mut out = vec![0.0f32; n * c_out * plane];
-    let images: Vec<_> = x.chunks_exact(c * plane).zip(out.chunks_exact_mut(c_out * plane)).collect();
-    each_image(images, |(image, out), parallel| {
-        let tiles = Tiles { h, w };
-        let count = tiles.count();
-        with_scratch(|[inputs, products]| {
-            let inputs = sized(inputs, POSITIONS * c * count);
-            let products = sized(products, POSITIONS * c_out * count);
-            input_transform(image, &tiles, inputs);
-            for ((m, u), v) in products.chunks_exact_mut(c_out * count).zip(filters.chunks_exact(c_out * c)).zip(inputs.chunks_exact(c * count)) {
-                matmul_into(m, (u, true), (v, false), [c_out, c, count], parallel);
+    let items: Vec<_> = x.chunks(group * c * plane).zip(out.chunks_mut(group * c_out * plane)).collect();
+    each_image(items, |(images, out), parallel| {
+        let m = images.len() / (c * plane) * tiles.count();
+        with_scratch(|[plain, inputs, products]| {
+            let inputs = sized(inputs, POSITIONS * m * c);
+            let products = sized(products, POSITIONS * m * c_out);
+            windows(images, c, &tiles, plain, inputs);
+            for ((p, v), u) in products.chunks_exact_mut(m * c_out).zip(inputs.chunks_exact(m * c)).zip(filters.chunks_exact(c * c_out)) {
+                matmul_into(p, (v, false), (u, false), [m, c, c_out], parallel);
             }
-            output_transform(products, c_out, &tiles, bias, out);
+            // The outputs channels-last (where the images were), then each turned into place.
+            let outputs = sized(plain, out.len());
+            output_transform(products, c_out, &tiles, bias, outputs);
+            for (image, out) in outputs.chunks_exact(plane * c_out).zip(out.chunks_exact_mut(c_out * plane)) {
+                transpose(image, c_out, out, plane, [plane, c_out]);
+            }
         });
     });
     out
 }
 
 thread_local! {
-    /// Per thread, the buffers for the transformed inputs and the products of the image it works
-    /// on, kept from one image to the next: every element is written before it is read, so they
-    /// are not zeroed again (which took a twentieth of a training step).
-    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    /// Per thread, the buffers for the channels-last images, their transformed windows and the
+    /// products (or the gradient's transformed blocks), kept from one group of images to the
+    /// next: every element is written before it is read, so they are not zeroed again (which took
+    /// a twentieth of a training step).
+    static SCRATCH: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// `f` with this thread's buffers (fresh ones if they are in use further up the stack).
-fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 2]) -> R) -> R {
+fn with_scratch<R>(f: impl FnOnce(&mut [Vec<f32>; 3]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffers) => f(&mut buffers),
-        Err(_) => f(&mut [Vec::new(), Vec::new()]),
+        Err(_) => f(&mut [Vec::new(), Vec::new(), Vec::new()]),
     })
 }
 
@@ -88,74 +108,26 @@ pub(super) fn input_gradient(grad: &[f32], n: usize, [c, h, w]: [usize; 3], weig
 ///   Aᵀ = [1 1 1 0; 0 1 −1 0; 0 1 1 1].
 /// This Bᵀ is the forward pass's with its last row negated, so the windows are transformed as
 /// there and the signs applied at the end. Summed over the tiles and the images, each position's
-/// sum is one product [C_out, tiles]·[tiles, C] per image, accumulated per thread.
+/// sum is one product [C_out, tiles]·[tiles, C] per group of images, accumulated per thread.
 pub(super) fn weight_gradient(x: &[f32], grad: &[f32], n: usize, [c, h, w]: [usize; 3], c_out: usize) -> Vec<f32> {
-    assert!(x.len() == n * c * h * w && grad.len() == n * c_out * h * w, "winograd: sizes do not match");
+    assert!(x.len() == n * c * h * w && grad.len() == n * c_out * h * w && fits(c, c_out), "winograd: sizes do not match");
     let tiles = Tiles { h, w };
-    let (count, plane) = (tiles.count(), h * w);
-    let images: Vec<_> = x.chunks_exact(c * plane).zip(grad.chunks_exact(c_out * plane)).collect();
+    let (plane, group) = (h * w, tiles.images_per_product(n));
+    let items: Vec<_> = x.chunks(group * c * plane).zip(grad.chunks(group * c_out * plane)).collect();
     let fresh = || (vec![0.0f32; POSITIONS * c_out * c], ());
-    let accumulate = |(sums, ()): &mut (Vec<f32>, ()), (image, grad): (&[f32], &[f32]), parallel: bool| {
-        with_scratch(|[inputs, blocks]| {
-            let inputs = sized(inputs, POSITIONS * c * count);
-            let blocks = sized(blocks, POSITIONS * count * c_out);
-            input_transform(image, &tiles, inputs);
-            gradient_transform(grad, &tiles, blocks);
-            for ((m, b), v) in sums.chunks_exact_mut(c_out * c).zip(blocks.chunks_exact(c_out * count)).zip(inputs.chunks_exact(c * count)) {
-                matmul_accumulate(m, (b, false), (v, true), [c_out, count, c], parallel);
+    let accumulate = |(sums, ()): &mut (Vec<f32>, ()), (images, grad): (&[f32], &[f32]), parallel: bool| {
+        let m = images.len() / (c * plane) * tiles.count();
+        with_scratch(|[plain, inputs, blocks]| {
+            let inputs = sized(inputs, POSITIONS * m * c);
+            let blocks = sized(blocks, POSITIONS * m * c_out);
+            windows(images, c, &tiles, plain, inputs);
+            gradient_transform(grad, c_out, &tiles, blocks);
+            for ((s, b), v) in sums.chunks_exact_mut(c_out * c).zip(blocks.chunks_exact(m * c_out)).zip(inputs.chunks_exact(m * c)) {
+                matmul_accumulate(s, (b, true), (v, false), [c_out, m, c], parallel);
             }
         });
     };
-    let sums = sum_over_images(images, fresh, accumulate);
-    filter_gradients(&sums, c_out, c)
-}
-
-// G·b·Gᵀ for every 2×2 block b of every channel of the output's gradient (0 past its edge), into
-// `blocks` as [16][C_out][tiles].
-vectorised!(gradient_transform, gradient_transform_kernel, (grad: &[f32], tiles: &Tiles, blocks: &mut [f32]));
-
-/// A row of blocks at a time, each loop along the row: the blocks' four entries as arrays over
-/// the row (the even and odd columns of its two rows), then G·b (rows P, Q of 4×2) and ·Gᵀ.
-#[inline(always)]
-fn gradient_transform_kernel(grad: &[f32], tiles: &Tiles, blocks: &mut [f32]) {
-    let (rows, columns, count, (h, w)) = (tiles.rows(), tiles.columns(), tiles.count(), (tiles.h, tiles.w));
-    let c_out = grad.len() / (h * w);
-    // [top even, top odd, bottom even, bottom odd], then [P, Q] of G·b's four rows.
-    let mut entries = vec![0.0f32; 4 * columns];
-    let mut pq = vec![0.0f32; 8 * columns];
-    for (o, plane) in grad.chunks_exact(h * w).enumerate() {
-        for ty in 0..rows {
-            entries.fill(0.0);
-            for (dy, parts) in entries.chunks_exact_mut(2 * columns).enumerate() {
-                let Some(row) = plane.chunks_exact(w).nth(2 * ty + dy) else { continue };
-                let (even, odd) = parts.split_at_mut(columns);
-                for ((pair, e), o) in row.chunks(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
-                    *e = pair[0];
-                    *o = pair.get(1).copied().unwrap_or(0.0);
-                }
-            }
-            let (a, b, c, d) = (&entries[..columns], &entries[columns..2 * columns], &entries[2 * columns..3 * columns], &entries[3 * columns..]);
-            {
-                let (p, q) = pq.split_at_mut(4 * columns);
-                p[..columns].copy_from_slice(a);
-                q[..columns].copy_from_slice(b);
-                combine(&mut p[columns..2 * columns], a, c, |a, c| 0.5 * (a + c));
-                combine(&mut q[columns..2 * columns], b, d, |b, d| 0.5 * (b + d));
-                combine(&mut p[2 * columns..3 * columns], a, c, |a, c| 0.5 * (a - c));
-                combine(&mut q[2 * columns..3 * columns], b, d, |b, d| 0.5 * (b - d));
-                p[3 * columns..].copy_from_slice(c);
-                q[3 * columns..].copy_from_slice(d);
-            }
-            let (p, q) = pq.split_at(4 * columns);
-            for (i, (p, q)) in p.chunks_exact(columns).zip(q.chunks_exact(columns)).enumerate() {
-                let at = |j: usize| ((i * 4 + j) * c_out + o) * count + ty * columns;
-                blocks[at(0)..][..columns].copy_from_slice(p);
-                combine(&mut blocks[at(1)..][..columns], p, q, |p, q| 0.5 * (p + q));
-                combine(&mut blocks[at(2)..][..columns], p, q, |p, q| 0.5 * (p - q));
-                blocks[at(3)..][..columns].copy_from_slice(q);
-            }
-        }
-    }
+    filter_gradients(&sum_over_images(items, fresh, accumulate), c_out, c)
 }
 
 /// dW = Aᵀ·(S ⊙ M)·A for every (output, input) channel pair, M its 16 sums and S the signs that
@@ -198,11 +170,16 @@ impl Tiles {
     fn count(&self) -> usize {
         self.rows() * self.columns()
     }
+
+    /// How many of a batch of `n` images go into one product: enough for `TILES_PER_PRODUCT`
+    /// rows, but never so many that a thread would be left without a group.
+    fn images_per_product(&self, n: usize) -> usize {
+        TILES_PER_PRODUCT.div_ceil(self.count()).min(n / threads()).max(1)
+    }
 }
 
-/// U = G·g·Gᵀ for every filter, as [16][C][C_out]: each position's [C_out, C] matrix stored
-/// column by column, which the products read as it is (row by row, `gemm` would copy it into
-/// that order again for every image).
+/// U = G·g·Gᵀ for every filter, as [16][C][C_out]: each position's [C, C_out] matrix, the right
+/// operand of its product as it is.
 fn transformed_filters(weight: &[f32], c_out: usize, c: usize) -> Vec<f32> {
     let mut u = vec![0.0f32; POSITIONS * c_out * c];
     for (filter, g) in weight.chunks_exact(9).enumerate() {
@@ -226,121 +203,189 @@ fn transformed_filters(weight: &[f32], c_out: usize, c: usize) -> Vec<f32> {
     u
 }
 
-// V = Bᵀ·d·B for every 4×4 window d of every channel, into `v` as [16][C][tiles].
-vectorised!(input_transform, input_transform_kernel, (image: &[f32], tiles: &Tiles, v: &mut [f32]));
-// Y = Aᵀ·M·A (+ bias) for every tile of every output channel, into `out` [C_out, H, W].
+/// V = Bᵀ·d·B for every 4×4 window d of a group of images [k][C][H][W], into `v` as
+/// [16][tiles][C] (the group's tiles image by image, row by row), by way of the images
+/// channels-last, [k][H][W][C], in `plain`.
+fn windows(images: &[f32], c: usize, tiles: &Tiles, plain: &mut Vec<f32>, v: &mut [f32]) {
+    let plane = tiles.h * tiles.w;
+    let plain = sized(plain, images.len());
+    for (image, plain) in images.chunks_exact(c * plane).zip(plain.chunks_exact_mut(plane * c)) {
+        transpose(image, plane, plain, c, [c, plane]);
+    }
+    input_transform(plain, c, tiles, v);
+}
+
+vectorised!(input_transform, input_transform_kernel, (plain: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]));
+// Y = Aᵀ·M·A (+ bias) for every tile, into `out` as [k][H][W][C_out].
 vectorised!(output_transform, output_transform_kernel, (products: &[f32], c_out: usize, tiles: &Tiles, bias: Option<&[f32]>, out: &mut [f32]));
+// G·b·Gᵀ for every 2×2 block b of the output's gradient [k][C_out][H][W] (0 past its edge), into
+// `blocks` as [16][tiles][C_out].
+vectorised!(gradient_transform, gradient_transform_kernel, (grad: &[f32], c_out: usize, tiles: &Tiles, blocks: &mut [f32]));
 
-/// A row of tiles at a time, so that every loop runs along a row with unit stride: the padded
-/// plane is kept as its even and its odd columns (window tx covers even and odd columns tx and
-/// tx + 1); Bᵀ·d combines the four input rows of the row of windows, then ·B gives each
-/// position's values, contiguous over the windows of the row.
-#[inline(always)]
-fn input_transform_kernel(image: &[f32], tiles: &Tiles, v: &mut [f32]) {
-    let (rows, columns, count, plane) = (tiles.rows(), tiles.columns(), tiles.count(), tiles.h * tiles.w);
-    let c = image.len() / plane;
-    // One channel at a time, zero-padded by one pixel (and to whole tiles) so that every window
-    // lies inside: padded column p of row y is even[y][p / 2] or odd[y][p / 2].
-    let half = columns + 1;
-    let (mut even, mut odd) = (vec![0.0f32; (2 * rows + 2) * half], vec![0.0f32; (2 * rows + 2) * half]);
-    let mut bd = vec![0.0f32; 8 * half];
-    for (channel, source) in image.chunks_exact(plane).enumerate() {
-        for (y, row) in source.chunks_exact(tiles.w).enumerate() {
-            // Image column x is padded column x + 1.
-            let (even, odd) = (&mut even[(y + 1) * half..][..half], &mut odd[(y + 1) * half..][..half]);
-            let pairs = row.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                odd[tiles.w / 2] = *last;
+/// dst[j·dst_stride + i] = src[i·src_stride + j] for the [rows, columns] matrix in `src`: blocks
+/// of 8×8 turned in registers where the CPU has AVX, the rest element by element.
+fn transpose(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, [rows, columns]: [usize; 2]) {
+    #[cfg(target_arch = "x86_64")]
+    let avx = std::arch::is_x86_feature_detected!("avx");
+    for i0 in (0..rows).step_by(LANES) {
+        for j0 in (0..columns).step_by(LANES) {
+            let (ni, nj) = ((rows - i0).min(LANES), (columns - j0).min(LANES));
+            let (src, dst) = (&src[i0 * src_stride + j0..], &mut dst[j0 * dst_stride + i0..]);
+            #[cfg(target_arch = "x86_64")]
+            if avx && ni == LANES && nj == LANES {
+                assert!(src.len() >= 7 * src_stride + LANES && dst.len() >= 7 * dst_stride + LANES);
+                // SAFETY: the CPU has AVX, and both blocks lie inside their slices (just checked).
+                unsafe { block_avx(src.as_ptr(), src_stride, dst.as_mut_ptr(), dst_stride) };
+                continue;
             }
-            for ((pair, odd), even) in pairs.zip(odd.iter_mut()).zip(even[1..].iter_mut()) {
-                (*odd, *even) = (pair[0], pair[1]);
-            }
-        }
-        for ty in 0..rows {
-            for (parity, padded) in [&even, &odd].into_iter().enumerate() {
-                let d = &padded[2 * ty * half..][..4 * half];
-                let (d0, d1, d2, d3) = (&d[..half], &d[half..2 * half], &d[2 * half..3 * half], &d[3 * half..]);
-                let out = &mut bd[parity * 4 * half..][..4 * half];
-                let (b0, rest) = out.split_at_mut(half);
-                let (b1, rest) = rest.split_at_mut(half);
-                let (b2, b3) = rest.split_at_mut(half);
-                rows_combined([d0, d1, d2, d3], [b0, b1, b2, b3]);
-            }
-            let (bd_even, bd_odd) = bd.split_at(4 * half);
-            for (i, (e, o)) in bd_even.chunks_exact(half).zip(bd_odd.chunks_exact(half)).enumerate() {
-                let at = |j: usize| ((i * 4 + j) * c + channel) * count + ty * columns;
-                // Window tx: (e[tx], o[tx], e[tx + 1], o[tx + 1]).
-                let (e0, e1, o0, o1) = (&e[..columns], &e[1..], &o[..columns], &o[1..]);
-                combine(&mut v[at(0)..][..columns], e0, e1, |a, b| a - b);
-                combine(&mut v[at(1)..][..columns], o0, e1, |a, b| a + b);
-                combine(&mut v[at(2)..][..columns], e1, o0, |a, b| a - b);
-                combine(&mut v[at(3)..][..columns], o0, o1, |a, b| a - b);
+            for i in 0..ni {
+                for j in 0..nj {
+                    dst[j * dst_stride + i] = src[i * src_stride + j];
+                }
             }
         }
     }
 }
 
-/// Bᵀ·d for a row of windows: the four combinations of its four input rows, element by element.
-#[inline(always)]
-fn rows_combined([d0, d1, d2, d3]: [&[f32]; 4], [b0, b1, b2, b3]: [&mut [f32]; 4]) {
-    let inputs = d0.iter().zip(d1).zip(d2.iter().zip(d3));
-    let outputs = b0.iter_mut().zip(b1.iter_mut()).zip(b2.iter_mut().zip(b3.iter_mut()));
-    for (((b0, b1), (b2, b3)), ((&d0, &d1), (&d2, &d3))) in outputs.zip(inputs) {
-        *b0 = d0 - d2;
-        *b1 = d1 + d2;
-        *b2 = d2 - d1;
-        *b3 = d1 - d3;
+/// One 8×8 block: rows interleaved in pairs, then in fours, then the 128-bit halves swapped.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn block_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY (all loads and stores): the caller gives eight rows of eight at these strides.
+    let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_stride)) });
+    // t[2k] = (a0 b0 a1 b1 | a4 b4 a5 b5) of rows 2k, 2k + 1; t[2k + 1] the other entries.
+    let t: [__m256; 8] = std::array::from_fn(|i| if i % 2 == 0 { _mm256_unpacklo_ps(r[i], r[i + 1]) } else { _mm256_unpackhi_ps(r[i - 1], r[i]) });
+    // Columns j and j + 4 of rows 0-3 (s[0..4]) and of rows 4-7 (s[4..8]).
+    let s = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    for j in 0..4 {
+        unsafe {
+            _mm256_storeu_ps(dst.add(j * dst_stride), _mm256_permute2f128_ps::<0x20>(s[j], s[j + 4]));
+            _mm256_storeu_ps(dst.add((j + 4) * dst_stride), _mm256_permute2f128_ps::<0x31>(s[j], s[j + 4]));
+        }
     }
 }
 
-/// out[i] = f(a[i], b[i]).
+/// A window's 16 entries, eight channels at a time (zero outside the image): Bᵀ·d on its
+/// columns, then ·B on its rows.
 #[inline(always)]
-fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for (out, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
-        *out = f(a, b);
+fn input_transform_kernel(plain: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]) {
+    let (h, w) = (tiles.h, tiles.w);
+    let m = plain.len() / (h * w * c) * tiles.count();
+    let mut tile = 0;
+    for image in plain.chunks_exact(h * w * c) {
+        for ty in 0..tiles.rows() {
+            for tx in 0..tiles.columns() {
+                // Window row r, column k is image pixel (2ty + r − 1, 2tx + k − 1).
+                let inside = |r: usize, k: usize| (1..=h).contains(&(2 * ty + r)) && (1..=w).contains(&(2 * tx + k));
+                let at = |r: usize, k: usize| ((2 * ty + r - 1) * w + 2 * tx + k - 1) * c;
+                for l in (0..c).step_by(LANES) {
+                    let d = |r: usize, k: usize| if inside(r, k) { load(&image[at(r, k) + l..]) } else { [0.0; LANES] };
+                    let mut t = [[[0.0; LANES]; 4]; 4];
+                    for k in 0..4 {
+                        let (d0, d1, d2, d3) = (d(0, k), d(1, k), d(2, k), d(3, k));
+                        (t[0][k], t[1][k], t[2][k], t[3][k]) = (sub(d0, d2), add(d1, d2), sub(d2, d1), sub(d1, d3));
+                    }
+                    for (i, [t0, t1, t2, t3]) in t.into_iter().enumerate() {
+                        for (j, value) in [sub(t0, t2), add(t1, t2), sub(t2, t1), sub(t1, t3)].into_iter().enumerate() {
+                            store(&mut v[((i * 4 + j) * m + tile) * c + l..], value);
+                        }
+                    }
+                }
+                tile += 1;
+            }
+        }
     }
 }
 
-/// A row of tiles at a time: Aᵀ·M for the row's tiles, each position contiguous over them; then
-/// ·A gives the even and the odd columns of the two output rows, interleaved into place.
+/// A tile's four outputs, eight channels at a time: Aᵀ·M, then ·A.
 #[inline(always)]
 fn output_transform_kernel(products: &[f32], c_out: usize, tiles: &Tiles, bias: Option<&[f32]>, out: &mut [f32]) {
-    let (rows, columns, count) = (tiles.rows(), tiles.columns(), tiles.count());
-    let (h, w) = (tiles.h, tiles.w);
-    let mut am = vec![0.0f32; 8 * columns];
-    let (mut even, mut odd) = (vec![0.0f32; columns], vec![0.0f32; columns]);
-    for (o, plane) in out.chunks_exact_mut(h * w).enumerate() {
-        let b = bias.map_or(0.0, |bias| bias[o]);
-        for ty in 0..rows {
-            let m = |i: usize, j: usize| &products[((i * 4 + j) * c_out + o) * count + ty * columns..][..columns];
-            for j in 0..4 {
-                let (m0, m1, m2, m3) = (m(0, j), m(1, j), m(2, j), m(3, j));
-                let (top, bottom) = am.split_at_mut(4 * columns);
-                let (top, bottom) = (&mut top[j * columns..][..columns], &mut bottom[j * columns..][..columns]);
-                for (((t, u), (&m0, &m1)), (&m2, &m3)) in top.iter_mut().zip(bottom).zip(m0.iter().zip(m1)).zip(m2.iter().zip(m3)) {
-                    *t = m0 + m1 + m2;
-                    *u = m1 - m2 - m3;
+    let (h, w, plane) = (tiles.h, tiles.w, tiles.h * tiles.w);
+    let m = out.len() / (c_out * plane) * tiles.count();
+    let mut tile = 0;
+    for image in out.chunks_exact_mut(plane * c_out) {
+        for ty in 0..tiles.rows() {
+            for tx in 0..tiles.columns() {
+                for l in (0..c_out).step_by(LANES) {
+                    let p = |i: usize, j: usize| load(&products[((i * 4 + j) * m + tile) * c_out + l..]);
+                    let mut a = [[[0.0; LANES]; 4]; 2];
+                    for j in 0..4 {
+                        let (m0, m1, m2, m3) = (p(0, j), p(1, j), p(2, j), p(3, j));
+                        (a[0][j], a[1][j]) = (add(add(m0, m1), m2), sub(sub(m1, m2), m3));
+                    }
+                    let b = bias.map_or([0.0; LANES], |bias| load(&bias[l..]));
+                    for (dy, [a0, a1, a2, a3]) in a.into_iter().enumerate() {
+                        let y = 2 * ty + dy;
+                        for (dx, value) in [add(add(add(a0, a1), a2), b), add(sub(sub(a1, a2), a3), b)].into_iter().enumerate() {
+                            let x = 2 * tx + dx;
+                            if y < h && x < w {
+                                store(&mut image[(y * w + x) * c_out + l..], value);
+                            }
+                        }
+                    }
                 }
-            }
-            for (dy, a) in am.chunks_exact(4 * columns).enumerate() {
-                let y = 2 * ty + dy;
-                if y >= h {
-                    break;
-                }
-                let (a0, a1, a2, a3) = (&a[..columns], &a[columns..2 * columns], &a[2 * columns..3 * columns], &a[3 * columns..]);
-                for (((e, o), (&a0, &a1)), (&a2, &a3)) in even.iter_mut().zip(odd.iter_mut()).zip(a0.iter().zip(a1)).zip(a2.iter().zip(a3)) {
-                    *e = a0 + a1 + a2 + b;
-                    *o = a1 - a2 - a3 + b;
-                }
-                let row = &mut plane[y * w..][..w];
-                for (pair, (e, o)) in row.chunks_exact_mut(2).zip(even.iter().zip(&odd)) {
-                    pair[0] = *e;
-                    pair[1] = *o;
-                }
-                if w % 2 == 1 {
-                    row[w - 1] = even[columns - 1];
-                }
+                tile += 1;
             }
         }
     }
+}
+
+/// A block's 16 entries, eight channels at a time: G·b (its rows P, Q), then ·Gᵀ.
+#[inline(always)]
+fn gradient_transform_kernel(grad: &[f32], c_out: usize, tiles: &Tiles, blocks: &mut [f32]) {
+    let (h, w, plane) = (tiles.h, tiles.w, tiles.h * tiles.w);
+    let m = grad.len() / (c_out * plane) * tiles.count();
+    let half = |a: [f32; LANES]| a.map(|a| 0.5 * a);
+    let mut tile = 0;
+    for image in grad.chunks_exact(c_out * plane) {
+        for ty in 0..tiles.rows() {
+            for tx in 0..tiles.columns() {
+                for l in (0..c_out).step_by(LANES) {
+                    let b = |dy: usize, dx: usize| {
+                        let (y, x) = (2 * ty + dy, 2 * tx + dx);
+                        if y < h && x < w { std::array::from_fn(|lane| image[(l + lane) * plane + y * w + x]) } else { [0.0; LANES] }
+                    };
+                    let (b00, b01, b10, b11) = (b(0, 0), b(0, 1), b(1, 0), b(1, 1));
+                    let gb = [[b00, b01], [half(add(b00, b10)), half(add(b01, b11))], [half(sub(b00, b10)), half(sub(b01, b11))], [b10, b11]];
+                    for (i, [p, q]) in gb.into_iter().enumerate() {
+                        for (j, value) in [p, half(add(p, q)), half(sub(p, q)), q].into_iter().enumerate() {
+                            store(&mut blocks[((i * 4 + j) * m + tile) * c_out + l..], value);
+                        }
+                    }
+                }
+                tile += 1;
+            }
+        }
+    }
+}
+
+/// Eight channels from the start of `s`.
+#[inline(always)]
+fn load(s: &[f32]) -> [f32; LANES] {
+    s[..LANES].try_into().expect("eight channels")
+}
+
+#[inline(always)]
+fn store(s: &mut [f32], value: [f32; LANES]) {
+    s[..LANES].copy_from_slice(&value);
+}
+
+#[inline(always)]
+fn add(a: [f32; LANES], b: [f32; LANES]) -> [f32; LANES] {
+    std::array::from_fn(|i| a[i] + b[i])
+}
+
+#[inline(always)]
+fn sub(a: [f32; LANES], b: [f32; LANES]) -> [f32; LANES] {
+    std::array::from_fn(|i| a[i] - b[i])
 }

@@ -1,14 +1,15 @@
 // The same model in headless Chromium (WebGPU on SwiftShader), measured as `tabdiffusion bench`:
-//   node tests/browser/bench.mjs --model tiny --batch 8 --steps 3 [--data mnist]
+//   node tests/browser/bench.mjs --model tiny --batch 8 --steps 3 [--data mnist] [--cpu]
+// (`--cpu`: Chromium without WebGPU, so the tab runs its CPU fallback, burn-flex in wasm)
 // prints one JSON line with train_images_per_s and ddim50_images_per_s.
 import { parseArgs } from 'node:util';
 import { launch, log, serve } from './harness.mjs';
 
 const { values: args } = parseArgs({
-  options: { model: { type: 'string', default: 'tiny' }, data: { type: 'string', default: 'mnist' }, batch: { type: 'string', default: '8' }, steps: { type: 'string', default: '3' } },
+  options: { model: { type: 'string', default: 'tiny' }, data: { type: 'string', default: 'mnist' }, batch: { type: 'string', default: '8' }, steps: { type: 'string', default: '3' }, cpu: { type: 'boolean', default: false } },
 });
 const { server, origin } = await serve();
-const browser = await launch();
+const browser = await launch({ webgpu: !args.cpu });
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => log(`page error: ${e.message}`));
