@@ -9,12 +9,13 @@
 //! 2×2 outputs are Aᵀ·M·A. With
 //!   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
 //!   Aᵀ = [1 1 1 0; 0 1 −1 −1].
-//! The transforms work channels-last, eight channels at a time (one AVX2 vector), so every
-//! arithmetic step is a whole vector whatever the image's size (along a row of tiles, 4 to 14
-//! wide here, most of a vector was idle); the image is first turned channels-last (in blocks of
-//! 8×8), and the outputs are turned back the same way. Small images are taken several at a time, their tiles one product, so that products
-//! stay large at 7×7. The input gradient of such a convolution is the same kind of convolution
-//! of the output's gradient, with each filter turned by 180° and the channel axes swapped; the
+//! The transforms work channels-last, eight channels at a time natively (one AVX2 vector), so
+//! every arithmetic step is a whole vector whatever the image's size (along a row of tiles, 4
+//! to 14 wide here, most of a vector was idle); the image is first turned channels-last (in
+//! blocks of 8×8), and the outputs are turned back the same way. Small images are taken several
+//! at a time, their tiles one product, so that products stay large at 7×7. The input gradient of
+//! such a convolution is the same kind of convolution of the output's gradient, with each filter
+//! turned by 180° and the channel axes swapped; the
 //! weights' gradient is F(3×3, 2×2) over the same windows (`weight_gradient`).
 
 use super::flex::{each_image, matmul_accumulate, matmul_into, sum_over_images, threads, vectorised};
@@ -22,8 +23,12 @@ use std::cell::RefCell;
 
 /// Positions of the 4×4 transformed tile.
 const POSITIONS: usize = 16;
-/// Channels per step of the transforms: one AVX2 vector of float32.
-const LANES: usize = 8;
+/// Channels per step of the transforms: one AVX2 vector of float32 natively. In the tab's wasm
+/// (no vectors) one: its arrays of eight went through memory (12% slower than the row-wise
+/// transforms before, `bench.mjs --cpu`), where single floats stay in locals.
+const LANES: usize = if cfg!(target_arch = "wasm32") { 1 } else { 8 };
+/// Rows and columns of the transposes' blocks (8×8 floats: eight AVX vectors).
+const BLOCK: usize = 8;
 /// Rows of the products at least, where the batch has the images: tiles of several small
 /// images go into one product (a 7×7 image has only 16).
 const TILES_PER_PRODUCT: usize = 128;
@@ -227,13 +232,13 @@ vectorised!(gradient_transform, gradient_transform_kernel, (grad: &[f32], c_out:
 fn transpose(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, [rows, columns]: [usize; 2]) {
     #[cfg(target_arch = "x86_64")]
     let avx = std::arch::is_x86_feature_detected!("avx");
-    for i0 in (0..rows).step_by(LANES) {
-        for j0 in (0..columns).step_by(LANES) {
-            let (ni, nj) = ((rows - i0).min(LANES), (columns - j0).min(LANES));
+    for i0 in (0..rows).step_by(BLOCK) {
+        for j0 in (0..columns).step_by(BLOCK) {
+            let (ni, nj) = ((rows - i0).min(BLOCK), (columns - j0).min(BLOCK));
             let (src, dst) = (&src[i0 * src_stride + j0..], &mut dst[j0 * dst_stride + i0..]);
             #[cfg(target_arch = "x86_64")]
-            if avx && ni == LANES && nj == LANES {
-                assert!(src.len() >= 7 * src_stride + LANES && dst.len() >= 7 * dst_stride + LANES);
+            if avx && ni == BLOCK && nj == BLOCK {
+                assert!(src.len() >= 7 * src_stride + BLOCK && dst.len() >= 7 * dst_stride + BLOCK);
                 // SAFETY: the CPU has AVX, and both blocks lie inside their slices (just checked).
                 unsafe { block_avx(src.as_ptr(), src_stride, dst.as_mut_ptr(), dst_stride) };
                 continue;
@@ -275,7 +280,7 @@ unsafe fn block_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_strid
     }
 }
 
-/// A window's 16 entries, eight channels at a time (zero outside the image): Bᵀ·d on its
+/// A window's 16 entries, LANES channels at a time (zero outside the image): Bᵀ·d on its
 /// columns, then ·B on its rows.
 #[inline(always)]
 fn input_transform_kernel(plain: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]) {
@@ -307,7 +312,7 @@ fn input_transform_kernel(plain: &[f32], c: usize, tiles: &Tiles, v: &mut [f32])
     }
 }
 
-/// A tile's four outputs, eight channels at a time: Aᵀ·M, then ·A.
+/// A tile's four outputs, LANES channels at a time: Aᵀ·M, then ·A.
 #[inline(always)]
 fn output_transform_kernel(products: &[f32], c_out: usize, tiles: &Tiles, bias: Option<&[f32]>, out: &mut [f32]) {
     let (h, w, plane) = (tiles.h, tiles.w, tiles.h * tiles.w);
@@ -340,7 +345,7 @@ fn output_transform_kernel(products: &[f32], c_out: usize, tiles: &Tiles, bias: 
     }
 }
 
-/// A block's 16 entries, eight channels at a time: G·b (its rows P, Q), then ·Gᵀ.
+/// A block's 16 entries, LANES channels at a time: G·b (its rows P, Q), then ·Gᵀ.
 #[inline(always)]
 fn gradient_transform_kernel(grad: &[f32], c_out: usize, tiles: &Tiles, blocks: &mut [f32]) {
     let (h, w, plane) = (tiles.h, tiles.w, tiles.h * tiles.w);
@@ -369,10 +374,10 @@ fn gradient_transform_kernel(grad: &[f32], c_out: usize, tiles: &Tiles, blocks: 
     }
 }
 
-/// Eight channels from the start of `s`.
+/// LANES channels from the start of `s`.
 #[inline(always)]
 fn load(s: &[f32]) -> [f32; LANES] {
-    s[..LANES].try_into().expect("eight channels")
+    s[..LANES].try_into().expect("a whole vector of channels")
 }
 
 #[inline(always)]
