@@ -74,7 +74,8 @@ pub struct TrainArgs {
     /// Noise schedule of a fresh model (a model with weights keeps its own).
     #[arg(long, value_enum)]
     pub schedule: Option<BetaSchedule>,
-    /// What a fresh model learns to predict: the noise ε, the image x_0, or v.
+    /// What a fresh model learns to predict: the noise ε, the image x_0, or v. Default: the
+    /// recipe's (v; ε for `--preset ddpm-cifar10`).
     #[arg(long, value_enum)]
     pub prediction: Option<Prediction>,
     /// Zero terminal SNR for a fresh model (Lin et al. 2024): β rescaled so that the last step
@@ -112,7 +113,8 @@ pub struct TrainArgs {
     /// 0: the plain mean, as DDPM.
     #[arg(long, value_name = "GAMMA")]
     pub min_snr_gamma: Option<f64>,
-    /// Warm the learning rate up linearly from 0 over this many steps.
+    /// Warm the learning rate up linearly from 0 over this many steps. Default: the recipe's (80;
+    /// none for `--preset ddpm-cifar10`).
     #[arg(long, value_name = "STEPS")]
     pub warmup_steps: Option<usize>,
     /// Decay the learning rate along a half cosine to 0 at the last of `--steps` (after the
@@ -319,7 +321,8 @@ fn fresh_trainer(
     if let Some(kind) = args.schedule {
         schedule.beta_schedule = kind;
     }
-    if let Some(prediction) = args.prediction {
+    // A fresh model predicts what the recipe says; one with weights keeps its own.
+    if let Some(prediction) = args.prediction.or(source.checkpoint.is_none().then_some(recipe.prediction)) {
         schedule.prediction_type = prediction;
     }
     if args.zero_terminal_snr {

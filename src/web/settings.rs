@@ -83,7 +83,7 @@ impl Default for Settings {
             ema_power: recipe.ema_power,
             min_snr_gamma: recipe.min_snr_gamma,
             warmup_steps: recipe.warmup_steps,
-            prediction: Prediction::Epsilon,
+            prediction: recipe.prediction,
             zero_terminal_snr: false,
             preview_every: recipe.preview_every,
             quality_every: recipe.quality_every,

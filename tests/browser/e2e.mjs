@@ -77,7 +77,7 @@ await run(async ({ browser, base: origin }) => {
 
   // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;
-  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
+  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&warmup=0&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
@@ -316,7 +316,7 @@ await run(async ({ browser, base: origin }) => {
 
   // 11. A diverging run (learning rate 1e30: the second step's loss overflows) stops at the
   //     last saved state (saved every step here) and says so.
-  await page.goto(`${origin}/?model=tiny&tiles=1&batch=2&lr=1e30&autosave=1&preview_every=1000`);
+  await page.goto(`${origin}/?model=tiny&tiles=1&batch=2&lr=1e30&warmup=0&autosave=1&preview_every=1000`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   await page.click('[data-testid=train]');
   await waitFor(() => /The loss became/.test(document.querySelector('[data-testid=error]').innerText), null, 600_000);
