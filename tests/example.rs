@@ -2,10 +2,10 @@
 //! `scripts/trained-example`): it is the model `TrainedExample::MNIST` describes, and its
 //! samples are digits. The judge is the LeNet-5 that ships beside it
 //! (`www/classifiers/mnist.safetensors`, 98.4% test accuracy, `tests/classifiers.rs`). Measured
-//! on the committed file (100 DDIM-20 samples, seed 0): it names 49% of them with confidence
-//! (softmax ≥ 0.9; 97% of real test digits, 2–17% of an untrained network's samples, whose
-//! weights are drawn anew each run), and they lie among the test digits in its features
-//! (precision 0.65, FID 79.8 against 100 test digits; DDIM-50 gives 57%, 0.64 and 72.5).
+//! on the committed file (the default recipe with `--cosine-decay`, 3,200 steps; 100 DDIM-20
+//! samples, seed 0): it names 67% of them with confidence (softmax ≥ 0.9; 97% of real test
+//! digits, 18% of an untrained network's samples, seeded), and they lie among the test digits in
+//! its features (precision 0.68, recall 0.90, FID 67.6 against 100 test digits).
 
 use std::path::PathBuf;
 
@@ -78,7 +78,7 @@ fn the_trained_example_samples_digits() {
     let (trained_share, trained_features) = judge(&net, &trained, &device);
     let (fresh_share, _) = judge(&net, &fresh, &device);
     eprintln!("named with confidence: {:.0}% of the example's samples, {:.0}% of an untrained model's", 100.0 * trained_share, 100.0 * fresh_share);
-    assert!(trained_share >= 0.35, "the classifier names {trained_share} of the example's samples");
+    assert!(trained_share >= 0.5, "the classifier names {trained_share} of the example's samples");
     assert!(trained_share >= fresh_share + 0.2, "{trained_share} against {fresh_share} untrained");
 
     let Some(test) = test_images() else {
@@ -95,5 +95,5 @@ fn the_trained_example_samples_digits() {
         scores.recall
     );
     assert!(real_share >= 0.9, "the classifier names {real_share} of real digits");
-    assert!(scores.precision >= 0.5, "precision {}", scores.precision);
+    assert!(scores.precision >= 0.6, "precision {}", scores.precision);
 }
