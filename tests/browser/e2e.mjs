@@ -77,7 +77,7 @@ await run(async ({ browser, base: origin }) => {
 
   // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;
-  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&warmup=0&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
+  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&warmup=0&prediction=epsilon&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
@@ -104,7 +104,9 @@ await run(async ({ browser, base: origin }) => {
   await panel(0).screenshot({ path: path.join(out, 'panel-forward.png') });
   const beforeTraining = await page.evaluate(() => window.longTasks.length);
 
-  // 1. Train: the loss falls, images/s shows, a preview appears at step 20.
+  // 1. Train: the loss falls, images/s shows, a preview appears at step 20. (ε-prediction
+  //    without warm-up: over 13 steps of batch 4 its loss falls clearly, where the default's
+  //    v-loss, weighted by min-SNR, is too noisy to tell; the trained example and load.mjs run v.)
   await page.click('[data-testid=train]');
   // The first steps compile every kernel on the software adapter (a minute or more a step on
   // 2 busy cores), so they get a generous budget; the assertions below are what counts.
