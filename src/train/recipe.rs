@@ -59,11 +59,12 @@ impl Recipe {
     /// For small datasets (MNIST, Fashion-MNIST, your images) and small models: what the tab
     /// and `train` use by default. Runs are thousands of steps, not hundreds of thousands, so a
     /// larger learning rate (2e-3, warmed up over 80 steps) and a shorter EMA than the paper's;
-    /// v-prediction with the loss weighted by min-SNR-γ = 5 (Hang et al. 2023). Together these
-    /// learned the most per training image in the recipe study (README, `scripts/recipe-sweep`).
-    /// The rate stays constant after the warm-up: the tab trains until paused, and a run that
-    /// `train --resume` extends goes on exactly as one that ran that long (`--cosine-decay`, for
-    /// a run of known length, is measured there too).
+    /// v-prediction with the loss weighted by min-SNR-γ = 5 (Hang et al. 2023). Of the recipes
+    /// that keep the rate constant after the warm-up, these together learned the most per
+    /// training image in the recipe study (README, `scripts/recipe-sweep`). A decay would need
+    /// the run's length: the tab trains until paused, and a run that `train --resume` extends
+    /// goes on exactly as one that ran that long. With `--cosine-decay`, for a run of known
+    /// length, the same recipe was the study's best.
     pub const SMALL_DATA: Self = Self {
         dataset: Dataset::Mnist,
         preset: Preset::MnistSmall,
