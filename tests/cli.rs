@@ -83,7 +83,8 @@ fn data_train_sample_on_real_mnist() {
     };
     let (state_a, state_b) = (dir.path().join("a.state"), dir.path().join("b.state"));
     let (out_a, out_b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5", "--warmup-steps", "4"];
+    // The rate warms up over 4 steps, then decays as √(4 / step), which a resumed run must go on with.
+    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5", "--warmup-steps", "4", "--inverse-sqrt-decay", "4"];
     let whole = train(&[&fresh[..], &["--steps", "6", "--checkpoint-every", "3"]].concat(), &state_a, &out_a);
     let first = train(&[&fresh[..], &["--steps", "3"]].concat(), &state_b, &out_b);
     let rest = train(&["--resume", s(&state_b), "--steps", "6"], &state_b, &out_b);

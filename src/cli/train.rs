@@ -16,7 +16,7 @@ use crate::diffusion::{BetaSchedule, Prediction, SamplerKind, SamplerName};
 use crate::model::Preset;
 use crate::data::{ImageSet, Manifest};
 use crate::pipeline::{Guidance, SampleRun};
-use crate::train::{Recipe, Trainer, conditional_classes, min_snr_setting};
+use crate::train::{Recipe, Trainer, conditional_classes, inverse_sqrt_decay_setting, min_snr_setting};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -92,7 +92,7 @@ pub struct TrainArgs {
     pub state: PathBuf,
     /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
     /// model, schedule and optimisation settings are the run's own.
-    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "ema_power", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr", "warmup_steps", "cosine_decay"])]
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "ema_power", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr", "warmup_steps", "cosine_decay", "inverse_sqrt_decay"])]
     pub resume: Option<PathBuf>,
     /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
     #[arg(long)]
@@ -119,8 +119,13 @@ pub struct TrainArgs {
     pub warmup_steps: Option<usize>,
     /// Decay the learning rate along a half cosine to 0 at the last of `--steps` (after the
     /// warm-up), as diffusers' training examples do.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "inverse_sqrt_decay")]
     pub cosine_decay: bool,
+    /// From this step on, decay the learning rate as √(STEPS / step) (Karras et al. 2024's
+    /// inverse square root decay): needs no run length, so `--resume` can extend the run.
+    /// 0: none. Default: the recipe's.
+    #[arg(long, value_name = "STEPS")]
+    pub inverse_sqrt_decay: Option<usize>,
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
@@ -310,7 +315,12 @@ fn fresh_trainer(
         .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))
         .with_min_snr_gamma(args.min_snr_gamma.map_or(recipe.min_snr_gamma, min_snr_setting))
         .with_warmup_steps(args.warmup_steps.unwrap_or(recipe.warmup_steps))
-        .with_decay_steps(args.cosine_decay.then(|| args.steps.unwrap_or(recipe.steps)));
+        .with_decay_steps(args.cosine_decay.then(|| args.steps.unwrap_or(recipe.steps)))
+        .with_inverse_sqrt_decay_from(match args.inverse_sqrt_decay {
+            _ if args.cosine_decay => None,
+            Some(steps) => inverse_sqrt_decay_setting(steps),
+            None => recipe.inverse_sqrt_decay_from,
+        });
     let model = match (args.preset, &args.model) {
         (Some(preset), _) => preset.name().to_string(),
         (None, Some(model)) => model.clone(),

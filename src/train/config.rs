@@ -42,12 +42,23 @@ pub struct TrainConfig {
     /// Decay the learning rate to 0 along a half cosine, from the end of the warm-up to this
     /// step (Loshchilov & Hutter 2017); `None`: constant after the warm-up.
     pub decay_steps: Option<usize>,
+    /// From this step on, decay the rate as `√(from / step)`: Karras et al. 2024's (EDM2 §3)
+    /// inverse square root decay, `α_ref / √max(t / t_ref, 1)`. It needs no run length, so a run
+    /// continued for longer goes on exactly as one that was always that long (the cosine decay
+    /// cannot); `None`: constant after the warm-up.
+    pub inverse_sqrt_decay_from: Option<usize>,
 }
 
 /// Min-SNR-γ as a user gives it (`--min-snr-gamma`, `?min_snr=`): γ, or 0 for none, DDPM's
 /// plain mean (so that a default γ can be turned off).
 pub fn min_snr_setting(gamma: f64) -> Option<f64> {
     (gamma != 0.0).then_some(gamma)
+}
+
+/// The inverse square root decay as a user gives it (`--inverse-sqrt-decay`,
+/// `?inverse_sqrt_decay=`): the step it starts from, or 0 for none.
+pub fn inverse_sqrt_decay_setting(from: usize) -> Option<usize> {
+    (from != 0).then_some(from)
 }
 
 impl TrainConfig {
@@ -69,11 +80,18 @@ impl TrainConfig {
                 finite_positive(name, gamma)?;
             }
         }
-        for (name, steps) in [("warmup_steps", Some(self.warmup_steps)), ("decay_steps", self.decay_steps)] {
+        let decays = [("decay_steps", self.decay_steps), ("inverse_sqrt_decay_from", self.inverse_sqrt_decay_from)];
+        for (name, steps) in [("warmup_steps", Some(self.warmup_steps))].into_iter().chain(decays) {
             limits::at_most(name, steps.unwrap_or(0) as u64, limits::MAX_TRAINING_STEPS)?;
         }
         if self.decay_steps.is_some_and(|n| n <= self.warmup_steps) {
             return Err(format!("decay_steps must be more than the {} warm-up steps", self.warmup_steps));
+        }
+        if self.inverse_sqrt_decay_from.is_some_and(|n| n == 0 || n < self.warmup_steps) {
+            return Err(format!("inverse_sqrt_decay_from must be at least 1 and the {} warm-up steps", self.warmup_steps));
+        }
+        if self.decay_steps.is_some() && self.inverse_sqrt_decay_from.is_some() {
+            return Err("decay_steps (cosine) and inverse_sqrt_decay_from are two decays; choose one".into());
         }
         for (name, v) in [("ema_decay", self.ema_decay), ("class_dropout", self.class_dropout)] {
             if !(0.0..=1.0).contains(&v) {
@@ -94,7 +112,8 @@ impl TrainConfig {
 
     /// The learning rate of the update after `step` updates: the warm-up's `step / warmup`,
     /// then the cosine decay's `½ (1 + cos(π p))` with p the progress from the warm-up's end to
-    /// `decay_steps`, times `learning_rate`. This is `transformers`'
+    /// `decay_steps` (or the inverse square root decay's `√(from / max(step, from))`), times
+    /// `learning_rate`. This is `transformers`'
     /// `get_cosine_schedule_with_warmup` (diffusers' `get_scheduler("cosine")`), whose first
     /// update takes a rate of 0 when warming up; past `decay_steps` the rate stays 0 (p is
     /// clamped to 1), where theirs would rise again.
@@ -102,12 +121,13 @@ impl TrainConfig {
         if step < self.warmup_steps {
             return self.learning_rate * step as f64 / self.warmup_steps as f64;
         }
-        match self.decay_steps {
-            None => self.learning_rate,
-            Some(total) => {
+        match (self.decay_steps, self.inverse_sqrt_decay_from) {
+            (Some(total), _) => {
                 let progress = ((step - self.warmup_steps) as f64 / (total - self.warmup_steps).max(1) as f64).min(1.0);
                 self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             }
+            (None, Some(from)) => self.learning_rate * (from as f64 / step.max(from) as f64).sqrt(),
+            (None, None) => self.learning_rate,
         }
     }
 }
@@ -132,6 +152,20 @@ mod tests {
         assert!(config.validate().is_ok());
         assert!(TrainConfig::new().with_warmup_steps(10).with_decay_steps(Some(10)).validate().is_err());
         assert!(TrainConfig::new().with_warmup_steps(usize::MAX).validate().is_err());
+    }
+
+    /// EDM2's decay (Karras et al. 2024, §3: `α(t) = α_ref / √max(t / t_ref, 1)`), by hand for
+    /// warm-up 10, t_ref 100: constant to step 100, half the rate at 400, a tenth at 10,000.
+    #[test]
+    fn the_inverse_square_root_decay_needs_no_run_length() {
+        let config = TrainConfig::new().with_learning_rate(2.0).with_warmup_steps(10).with_inverse_sqrt_decay_from(Some(100));
+        for (step, expected) in [(0, 0.0), (5, 1.0), (10, 2.0), (100, 2.0), (400, 1.0), (10_000, 0.2)] {
+            assert!((config.learning_rate_at(step) - expected).abs() < 1e-12, "step {step}: {}", config.learning_rate_at(step));
+        }
+        assert!(config.validate().is_ok());
+        for bad in [config.clone().with_inverse_sqrt_decay_from(Some(0)), config.clone().with_inverse_sqrt_decay_from(Some(9)), config.with_decay_steps(Some(500))] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     /// The power-function EMA (Karras et al. 2024, EDM2 eqs. 2–3): after T updates the average

@@ -9,7 +9,7 @@ mod parallel;
 mod recipe;
 mod state;
 
-pub use config::{TrainConfig, min_snr_setting};
+pub use config::{TrainConfig, inverse_sqrt_decay_setting, min_snr_setting};
 pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
 pub use ema::update_ema;
 pub use example::TrainedExample;

@@ -33,6 +33,8 @@ pub struct Recipe {
     pub min_snr_gamma: Option<f64>,
     /// Steps of linear learning-rate warm-up (0: none).
     pub warmup_steps: usize,
+    /// Decay the rate as `√(from / step)` from this step on (EDM2's; `None`: constant).
+    pub inverse_sqrt_decay_from: Option<usize>,
     /// Classifier-free guidance scale w of samples from a class-conditional model.
     pub guidance: f64,
     /// Save the whole training state every this many steps.
@@ -78,6 +80,7 @@ impl Recipe {
         class_dropout: 0.1,
         min_snr_gamma: Some(5.0),
         warmup_steps: 80,
+        inverse_sqrt_decay_from: None,
         guidance: 3.0,
         save_every: 200,
         preview_every: 200,
@@ -126,6 +129,7 @@ impl Recipe {
             .with_class_dropout(self.class_dropout)
             .with_min_snr_gamma(self.min_snr_gamma)
             .with_warmup_steps(self.warmup_steps)
+            .with_inverse_sqrt_decay_from(self.inverse_sqrt_decay_from)
             .with_seed(seed)
     }
 }

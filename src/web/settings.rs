@@ -8,7 +8,7 @@ use std::str::FromStr;
 use crate::data::Dataset;
 use crate::diffusion::{BetaSchedule, Prediction};
 use crate::model::Preset;
-use crate::train::{Recipe, min_snr_setting};
+use crate::train::{Recipe, inverse_sqrt_decay_setting, min_snr_setting};
 
 /// The most images a grid of the tab holds (`?count=`).
 pub const MAX_COUNT: usize = 64;
@@ -36,6 +36,9 @@ pub struct Settings {
     pub min_snr_gamma: Option<f64>,
     /// Steps of learning-rate warm-up (`?warmup=500`; absent: the recipe's).
     pub warmup_steps: usize,
+    /// The step the inverse square root decay of the rate starts from (`?inverse_sqrt_decay=`,
+    /// 0 for none; absent: the recipe's).
+    pub inverse_sqrt_decay_from: Option<usize>,
     /// Refresh the preview grid every this many steps.
     pub preview_every: usize,
     /// DDIM steps of the preview grid.
@@ -83,6 +86,7 @@ impl Default for Settings {
             ema_power: recipe.ema_power,
             min_snr_gamma: recipe.min_snr_gamma,
             warmup_steps: recipe.warmup_steps,
+            inverse_sqrt_decay_from: recipe.inverse_sqrt_decay_from,
             prediction: recipe.prediction,
             zero_terminal_snr: false,
             preview_every: recipe.preview_every,
@@ -126,6 +130,7 @@ impl Settings {
             ema_power: parse(&get, "ema_power")?.or(d.ema_power),
             min_snr_gamma: parse(&get, "min_snr")?.map_or(d.min_snr_gamma, min_snr_setting),
             warmup_steps: parse(&get, "warmup")?.unwrap_or(d.warmup_steps),
+            inverse_sqrt_decay_from: parse(&get, "inverse_sqrt_decay")?.map_or(d.inverse_sqrt_decay_from, inverse_sqrt_decay_setting),
             prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
             zero_terminal_snr: get("zero_snr").map(|v| flag("zero_snr", &v)).transpose()?.unwrap_or(d.zero_terminal_snr),
             preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
@@ -189,9 +194,9 @@ mod tests {
         assert_eq!((settings.data, settings.preset, settings.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
         assert_eq!((settings.batch, settings.batch_given, settings.conditional), (8, true, true));
         assert_eq!((settings.count, settings.bench), (MAX_COUNT, Some(3)));
-        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94")]).unwrap();
+        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94"), ("inverse_sqrt_decay", "400")]).unwrap();
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
-        assert_eq!((recipe.warmup_steps, recipe.ema_power), (100, Some(6.94)));
+        assert_eq!((recipe.warmup_steps, recipe.ema_power, recipe.inverse_sqrt_decay_from), (100, Some(6.94), Some(400)));
         assert_eq!(query(&[("min_snr", "0")]).unwrap().min_snr_gamma, None, "0 turns the weighting off");
         assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {

@@ -176,7 +176,8 @@ impl Session {
             .with_ema_decay(settings.ema_decay)
             .with_ema_power(settings.ema_power)
             .with_min_snr_gamma(settings.min_snr_gamma)
-            .with_warmup_steps(settings.warmup_steps);
+            .with_warmup_steps(settings.warmup_steps)
+            .with_inverse_sqrt_decay_from(settings.inverse_sqrt_decay_from);
         train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
         let schedule = ScheduleConfig { beta_schedule: settings.schedule, prediction_type: settings.prediction, ..Default::default() };
         let schedule = if settings.zero_terminal_snr { schedule.with_zero_terminal_snr() } else { schedule };
@@ -267,7 +268,8 @@ impl Session {
             self.trainer.config.learning_rate,
             self.trainer.config.ema_power.map_or(self.trainer.config.ema_decay.to_string(), |g| format!("power γ = {g}")),
             self.trainer.config.min_snr_gamma.map_or(String::new(), |g| format!(", min-SNR γ = {g}"))
-                + &match self.trainer.config.warmup_steps { 0 => String::new(), n => format!(", warm-up {n} steps") },
+                + &match self.trainer.config.warmup_steps { 0 => String::new(), n => format!(", warm-up {n} steps") }
+                + &self.trainer.config.inverse_sqrt_decay_from.map_or(String::new(), |n| format!(", rate ∝ 1/√step after step {n}")),
             self.trainer.step,
             match &self.untrainable {
                 None => format!(" on {}", self.manifest.name),
