@@ -12,8 +12,7 @@
 //! The transforms work channels-last, eight channels at a time natively (one AVX2 vector), so
 //! every arithmetic step is a whole vector whatever the image's size (along a row of tiles, 4
 //! to 14 wide here, most of a vector was idle); the image is first turned channels-last (in
-//! blocks of 8×8), and the outputs are turned back the same way. In wasm, one channel a step,
-//! they read and write the images where they lie. Small images are taken several
+//! blocks of 8×8), and the outputs are turned back the same way. Small images are taken several
 //! at a time, their tiles one product, so that products stay large at 7×7. The input gradient of
 //! such a convolution is the same kind of convolution of the output's gradient, with each filter
 //! turned by 180° and the channel axes swapped; the
@@ -28,17 +27,6 @@ const POSITIONS: usize = 16;
 /// (no vectors) one: its arrays of eight went through memory (12% slower than the row-wise
 /// transforms before, `bench.mjs --cpu`), where single floats stay in locals.
 const LANES: usize = if cfg!(target_arch = "wasm32") { 1 } else { 8 };
-/// Whether the transforms see the images channels-last, [H][W][C]: where a step takes several
-/// channels. With one, turning the images around and back would only cost (the tab's CPU
-/// fallback trained 10% slower with it, `bench.mjs --cpu`, where the turns run element by
-/// element); the transforms then read and write [C][H][W].
-const CHANNELS_LAST: bool = LANES > 1;
-/// Where channel `l` of pixel `p` of an image of `c` channels is, from the image's start.
-#[inline(always)]
-fn at(tiles: &Tiles, c: usize, p: usize, l: usize) -> usize {
-    if CHANNELS_LAST { p * c + l } else { l * tiles.h * tiles.w + p }
-}
-
 /// Rows and columns of the transposes' blocks (8×8 floats: eight AVX vectors).
 const BLOCK: usize = 8;
 /// Rows of the products at least, where the batch has the images: tiles of several small
@@ -67,9 +55,6 @@ pub(super) fn convolve(x: &[f32], n: usize, [c, h, w]: [usize; 3], weight: &[f32
             windows(images, c, &tiles, plain, inputs);
             for ((p, v), u) in products.chunks_exact_mut(m * c_out).zip(inputs.chunks_exact(m * c)).zip(filters.chunks_exact(c * c_out)) {
                 matmul_into(p, (v, false), (u, false), [m, c, c_out], parallel);
-            }
-            if !CHANNELS_LAST {
-                return output_transform(products, c_out, &tiles, bias, out);
             }
             // The outputs channels-last (where the images were), then each turned into place.
             let outputs = sized(plain, out.len());
@@ -225,11 +210,8 @@ fn transformed_filters(weight: &[f32], c_out: usize, c: usize) -> Vec<f32> {
 
 /// V = Bᵀ·d·B for every 4×4 window d of a group of images [k][C][H][W], into `v` as
 /// [16][tiles][C] (the group's tiles image by image, row by row), by way of the images
-/// channels-last, [k][H][W][C], in `plain` (where the transforms are).
+/// channels-last, [k][H][W][C], in `plain`.
 fn windows(images: &[f32], c: usize, tiles: &Tiles, plain: &mut Vec<f32>, v: &mut [f32]) {
-    if !CHANNELS_LAST {
-        return input_transform(images, c, tiles, v);
-    }
     let plane = tiles.h * tiles.w;
     let plain = sized(plain, images.len());
     for (image, plain) in images.chunks_exact(c * plane).zip(plain.chunks_exact_mut(plane * c)) {
@@ -238,8 +220,8 @@ fn windows(images: &[f32], c: usize, tiles: &Tiles, plain: &mut Vec<f32>, v: &mu
     input_transform(plain, c, tiles, v);
 }
 
-vectorised!(input_transform, input_transform_kernel, (images: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]));
-// Y = Aᵀ·M·A (+ bias) for every tile, into `out` as [k][H][W][C_out] (or [k][C_out][H][W]).
+vectorised!(input_transform, input_transform_kernel, (plain: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]));
+// Y = Aᵀ·M·A (+ bias) for every tile, into `out` as [k][H][W][C_out].
 vectorised!(output_transform, output_transform_kernel, (products: &[f32], c_out: usize, tiles: &Tiles, bias: Option<&[f32]>, out: &mut [f32]));
 // G·b·Gᵀ for every 2×2 block b of the output's gradient [k][C_out][H][W] (0 past its edge), into
 // `blocks` as [16][tiles][C_out].
@@ -301,18 +283,18 @@ unsafe fn block_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_strid
 /// A window's 16 entries, LANES channels at a time (zero outside the image): Bᵀ·d on its
 /// columns, then ·B on its rows.
 #[inline(always)]
-fn input_transform_kernel(images: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]) {
+fn input_transform_kernel(plain: &[f32], c: usize, tiles: &Tiles, v: &mut [f32]) {
     let (h, w) = (tiles.h, tiles.w);
-    let m = images.len() / (h * w * c) * tiles.count();
+    let m = plain.len() / (h * w * c) * tiles.count();
     let mut tile = 0;
-    for image in images.chunks_exact(h * w * c) {
+    for image in plain.chunks_exact(h * w * c) {
         for ty in 0..tiles.rows() {
             for tx in 0..tiles.columns() {
                 // Window row r, column k is image pixel (2ty + r − 1, 2tx + k − 1).
                 let inside = |r: usize, k: usize| (1..=h).contains(&(2 * ty + r)) && (1..=w).contains(&(2 * tx + k));
-                let pixel = |r: usize, k: usize| (2 * ty + r - 1) * w + 2 * tx + k - 1;
+                let at = |r: usize, k: usize| ((2 * ty + r - 1) * w + 2 * tx + k - 1) * c;
                 for l in (0..c).step_by(LANES) {
-                    let d = |r: usize, k: usize| if inside(r, k) { load(&image[at(tiles, c, pixel(r, k), l)..]) } else { [0.0; LANES] };
+                    let d = |r: usize, k: usize| if inside(r, k) { load(&image[at(r, k) + l..]) } else { [0.0; LANES] };
                     let mut t = [[[0.0; LANES]; 4]; 4];
                     for k in 0..4 {
                         let (d0, d1, d2, d3) = (d(0, k), d(1, k), d(2, k), d(3, k));
@@ -352,7 +334,7 @@ fn output_transform_kernel(products: &[f32], c_out: usize, tiles: &Tiles, bias: 
                         for (dx, value) in [add(add(add(a0, a1), a2), b), add(sub(sub(a1, a2), a3), b)].into_iter().enumerate() {
                             let x = 2 * tx + dx;
                             if y < h && x < w {
-                                store(&mut image[at(tiles, c_out, y * w + x, l)..], value);
+                                store(&mut image[(y * w + x) * c_out + l..], value);
                             }
                         }
                     }
