@@ -43,7 +43,8 @@ pub struct TrainConfig {
     /// step (Loshchilov & Hutter 2017); `None`: constant after the warm-up.
     pub decay_steps: Option<usize>,
     /// From this step on, decay the rate as `√(from / step)`: Karras et al. 2024's (EDM2 §3)
-    /// inverse square root decay, `α_ref / √max(t / t_ref, 1)`. It needs no run length, so a run
+    /// inverse square root decay, `α_ref / √max(t / t_ref, 1)`, times the warm-up's factor as
+    /// there. It needs no run length, so a run
     /// continued for longer goes on exactly as one that was always that long (the cosine decay
     /// cannot); `None`: constant after the warm-up.
     pub inverse_sqrt_decay_from: Option<usize>,
@@ -87,8 +88,8 @@ impl TrainConfig {
         if self.decay_steps.is_some_and(|n| n <= self.warmup_steps) {
             return Err(format!("decay_steps must be more than the {} warm-up steps", self.warmup_steps));
         }
-        if self.inverse_sqrt_decay_from.is_some_and(|n| n == 0 || n < self.warmup_steps) {
-            return Err(format!("inverse_sqrt_decay_from must be at least 1 and the {} warm-up steps", self.warmup_steps));
+        if self.inverse_sqrt_decay_from == Some(0) {
+            return Err("inverse_sqrt_decay_from is 0; the decay starts at step 1 or later".into());
         }
         if self.decay_steps.is_some() && self.inverse_sqrt_decay_from.is_some() {
             return Err("decay_steps (cosine) and inverse_sqrt_decay_from are two decays; choose one".into());
@@ -110,25 +111,24 @@ impl TrainConfig {
         }
     }
 
-    /// The learning rate of the update after `step` updates: the warm-up's `step / warmup`,
-    /// then the cosine decay's `½ (1 + cos(π p))` with p the progress from the warm-up's end to
-    /// `decay_steps` (or the inverse square root decay's `√(from / max(step, from))`), times
-    /// `learning_rate`. This is `transformers`'
+    /// The learning rate of the update after `step` updates: `learning_rate` times the warm-up's
+    /// `step / warmup` (1 after it) times the decay's factor: the cosine decay's
+    /// `½ (1 + cos(π p))` with p the progress from the warm-up's end to `decay_steps`, or the
+    /// inverse square root decay's `√(from / max(step, from))`. This is `transformers`'
     /// `get_cosine_schedule_with_warmup` (diffusers' `get_scheduler("cosine")`), whose first
     /// update takes a rate of 0 when warming up; past `decay_steps` the rate stays 0 (p is
     /// clamped to 1), where theirs would rise again.
     pub fn learning_rate_at(&self, step: usize) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * step as f64 / self.warmup_steps as f64;
-        }
-        match (self.decay_steps, self.inverse_sqrt_decay_from) {
+        let warm_up = if step < self.warmup_steps { step as f64 / self.warmup_steps as f64 } else { 1.0 };
+        let decay = match (self.decay_steps, self.inverse_sqrt_decay_from) {
             (Some(total), _) => {
-                let progress = ((step - self.warmup_steps) as f64 / (total - self.warmup_steps).max(1) as f64).min(1.0);
-                self.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+                let progress = (step.saturating_sub(self.warmup_steps) as f64 / (total - self.warmup_steps).max(1) as f64).min(1.0);
+                0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             }
-            (None, Some(from)) => self.learning_rate * (from as f64 / step.max(from) as f64).sqrt(),
-            (None, None) => self.learning_rate,
-        }
+            (None, Some(from)) => (from as f64 / step.max(from) as f64).sqrt(),
+            (None, None) => 1.0,
+        };
+        self.learning_rate * warm_up * decay
     }
 }
 
@@ -154,8 +154,9 @@ mod tests {
         assert!(TrainConfig::new().with_warmup_steps(usize::MAX).validate().is_err());
     }
 
-    /// EDM2's decay (Karras et al. 2024, §3: `α(t) = α_ref / √max(t / t_ref, 1)`), by hand for
-    /// warm-up 10, t_ref 100: constant to step 100, half the rate at 400, a tenth at 10,000.
+    /// EDM2's decay (Karras et al. 2024, §3: `α(t) = α_ref / √max(t / t_ref, 1)`, times the
+    /// warm-up's `min(t / t_rampup, 1)`), by hand for warm-up 10, t_ref 100: constant to step
+    /// 100, half the rate at 400, a tenth at 10,000; and with t_ref 4, inside the warm-up.
     #[test]
     fn the_inverse_square_root_decay_needs_no_run_length() {
         let config = TrainConfig::new().with_learning_rate(2.0).with_warmup_steps(10).with_inverse_sqrt_decay_from(Some(100));
@@ -163,7 +164,11 @@ mod tests {
             assert!((config.learning_rate_at(step) - expected).abs() < 1e-12, "step {step}: {}", config.learning_rate_at(step));
         }
         assert!(config.validate().is_ok());
-        for bad in [config.clone().with_inverse_sqrt_decay_from(Some(0)), config.clone().with_inverse_sqrt_decay_from(Some(9)), config.with_decay_steps(Some(500))] {
+        let early = config.clone().with_inverse_sqrt_decay_from(Some(4));
+        for (step, expected) in [(2, 0.4), (5, 2.0 * 0.5 * 0.8f64.sqrt()), (16, 1.0)] {
+            assert!((early.learning_rate_at(step) - expected).abs() < 1e-12, "step {step}: {}", early.learning_rate_at(step));
+        }
+        for bad in [config.clone().with_inverse_sqrt_decay_from(Some(0)), config.with_decay_steps(Some(500))] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
     }
