@@ -467,6 +467,16 @@ fn data_reads_every_dataset() {
     assert_eq!((m.height, m.channels), (32, 3));
     let labels = std::fs::read(cifar_tars.join(&m.test.labels)).unwrap();
     assert_eq!(labels, (0..10).collect::<Vec<u8>>(), "one test image per class, in class order");
+    // A preset takes the data's size and channels, as in the tab: tiny at 32×32×3 trains a step
+    // and writes 32×32 colour samples; the paper's model cannot take MNIST's 28×28 and says why.
+    let (model, grid) = (dir.path().join("cifar-tiny.safetensors"), dir.path().join("cifar-tiny.png"));
+    ok(&["train", "--model", "tiny", "--data", s(&cifar), "--steps", "1", "--batch", "2", "--checkpoint-every", "0",
+        "--out", s(&model), "--grid", s(&grid), "--state", s(&dir.path().join("cifar-tiny.state"))]);
+    let trained = tabdiffusion::checkpoint::decode(&std::fs::read(&model).unwrap()).unwrap();
+    assert_eq!((trained.config.sample_size, trained.config.in_channels, trained.config.out_channels), (32, 3, 3));
+    assert_eq!(image::image_dimensions(&grid).unwrap(), (4 * 32, 4 * 32));
+    let msg = fails(&["train", "--preset", "ddpm-cifar10", "--data", s(&fashion), "--steps", "1"]);
+    assert!(msg.contains("the model ddpm-cifar10 does not fit"), "{msg}");
 
     // The full CIFAR-10 where it is at hand (the development machines' ../shared/data/cifar10,
     // JPEG tars of all 60,000 images); a user's clone has no ../shared and skips this part.

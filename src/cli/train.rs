@@ -327,6 +327,11 @@ fn fresh_trainer(
         (None, None) => recipe.preset.name().to_string(),
     };
     let mut source = model_source(&model)?;
+    // A preset names an architecture: it takes the data's image size and channels, as in the tab.
+    if let Ok(preset) = model.parse::<Preset>() {
+        source.config = preset.config_for(set.height, set.channels);
+        source.config.validate().map_err(|e| format!("the model {model} does not fit {} ({e})", manifest.name))?;
+    }
     let mut schedule = source.schedule.clone();
     if let Some(kind) = args.schedule {
         schedule.beta_schedule = kind;
