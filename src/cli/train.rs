@@ -123,7 +123,7 @@ pub struct TrainArgs {
     pub cosine_decay: bool,
     /// From this step on, decay the learning rate as √(STEPS / step) (Karras et al. 2024's
     /// inverse square root decay): needs no run length, so `--resume` can extend the run.
-    /// 0: none. Default: the recipe's.
+    /// 0: none. Default: the recipe's (100; none for `--preset ddpm-cifar10`).
     #[arg(long, value_name = "STEPS")]
     pub inverse_sqrt_decay: Option<usize>,
 }
