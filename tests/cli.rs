@@ -83,8 +83,9 @@ fn data_train_sample_on_real_mnist() {
     };
     let (state_a, state_b) = (dir.path().join("a.state"), dir.path().join("b.state"));
     let (out_a, out_b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-    // The rate warms up over 4 steps, then decays as √(4 / step), which a resumed run must go on with.
-    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5", "--warmup-steps", "4", "--inverse-sqrt-decay", "4"];
+    // The rate warms up over 4 steps, then decays as √(4 / step), and Adam's β₂ is EDM2's: a
+    // resumed run must go on with both.
+    let fresh = ["--model", "tiny", "--batch", "4", "--lr", "0.003", "--seed", "5", "--warmup-steps", "4", "--inverse-sqrt-decay", "4", "--adam-beta2", "0.99"];
     let whole = train(&[&fresh[..], &["--steps", "6", "--checkpoint-every", "3"]].concat(), &state_a, &out_a);
     let first = train(&[&fresh[..], &["--steps", "3"]].concat(), &state_b, &out_b);
     let rest = train(&["--resume", s(&state_b), "--steps", "6"], &state_b, &out_b);
@@ -103,6 +104,8 @@ fn data_train_sample_on_real_mnist() {
     assert!(msg.contains("not a training-state file"), "{msg}");
     let msg = fails(&["train", "--model", "tiny", "--data", s(&data), "--steps", "3", "--warmup-steps", "5", "--cosine-decay"]);
     assert!(msg.contains("decay_steps must be more than the 5 warm-up steps"), "{msg}");
+    let msg = fails(&["train", "--model", "tiny", "--data", s(&data), "--steps", "3", "--adam-beta2", "1"]);
+    assert!(msg.contains("adam_beta_2 is 1; it must be at least 0 and less than 1"), "{msg}");
 
     // A fresh model with the cosine schedule learning v: the choice travels in the file.
     let v_model = dir.path().join("v.safetensors");

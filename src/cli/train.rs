@@ -92,7 +92,7 @@ pub struct TrainArgs {
     pub state: PathBuf,
     /// Continue a run from its training state, exactly, up to `--steps` steps in all. Its
     /// model, schedule and optimisation settings are the run's own.
-    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "ema_power", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr", "warmup_steps", "cosine_decay", "inverse_sqrt_decay"])]
+    #[arg(long, conflicts_with_all = ["model", "preset", "batch", "lr", "ema_decay", "ema_power", "random_flip", "schedule", "prediction", "seed", "class_conditional", "class_dropout", "min_snr_gamma", "zero_terminal_snr", "warmup_steps", "cosine_decay", "inverse_sqrt_decay", "adam_beta2"])]
     pub resume: Option<PathBuf>,
     /// Also write the sample grid every N steps (DDIM-50 from the EMA weights).
     #[arg(long)]
@@ -126,6 +126,9 @@ pub struct TrainArgs {
     /// 0: none. Default: the recipe's (100; none for `--preset ddpm-cifar10`).
     #[arg(long, value_name = "STEPS")]
     pub inverse_sqrt_decay: Option<usize>,
+    /// Adam's β₂ (0.999 as PyTorch and DDPM; EDM2 uses 0.99). Default: the recipe's.
+    #[arg(long, value_name = "BETA2")]
+    pub adam_beta2: Option<f64>,
 }
 
 pub fn run(args: TrainArgs) -> CliResult {
@@ -310,6 +313,7 @@ fn fresh_trainer(
         .with_class_dropout(class_dropout)
         .with_batch_size(args.batch.unwrap_or(recipe.batch))
         .with_learning_rate(args.lr.unwrap_or(recipe.learning_rate))
+        .with_adam_beta_2(args.adam_beta2.unwrap_or(recipe.adam_beta_2))
         .with_ema_decay(args.ema_decay.unwrap_or(recipe.ema_decay))
         .with_ema_power(if args.ema_decay.is_some() { None } else { args.ema_power.or(recipe.ema_power) })
         .with_random_flip(args.random_flip.unwrap_or(recipe.random_flip))

@@ -19,6 +19,11 @@ pub struct TrainConfig {
     /// Karras et al. 2024's power-function EMA with exponent γ instead of `ema_decay`: an
     /// average whose length is a fixed share of the run (γ = 6.94: σ_rel = 0.10).
     pub ema_power: Option<f64>,
+    /// Adam's β₂, the decay of its squared-gradient average: 0.999 in Kingma & Ba and DDPM;
+    /// EDM2 (Karras et al. 2024) uses 0.99, whose average forgets the large early gradients of
+    /// a short run sooner.
+    #[config(default = 0.999)]
+    pub adam_beta_2: f64,
     /// Clip the global gradient norm to this (1.0 in DDPM, whose code clips by global norm).
     #[config(default = 1.0)]
     pub grad_clip: f32,
@@ -94,12 +99,38 @@ impl TrainConfig {
         if self.decay_steps.is_some() && self.inverse_sqrt_decay_from.is_some() {
             return Err("decay_steps (cosine) and inverse_sqrt_decay_from are two decays; choose one".into());
         }
+        if !(0.0..1.0).contains(&self.adam_beta_2) {
+            return Err(format!("adam_beta_2 is {}; it must be at least 0 and less than 1", self.adam_beta_2));
+        }
         for (name, v) in [("ema_decay", self.ema_decay), ("class_dropout", self.class_dropout)] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} is {v}; it must be between 0 and 1"));
             }
         }
         Ok(())
+    }
+
+    /// The settings in words, as the tab's model card shows them: "batch 32, lr 0.002, EMA
+    /// 0.999, min-SNR γ = 5, warm-up 80 steps, rate ∝ 1/√step after step 100".
+    pub fn describe(&self) -> String {
+        let mut words = format!("batch {}, lr {}", self.batch_size, self.learning_rate);
+        if self.adam_beta_2 != Self::new().adam_beta_2 {
+            words += &format!(", Adam β₂ = {}", self.adam_beta_2);
+        }
+        words += &self.ema_power.map_or(format!(", EMA {}", self.ema_decay), |g| format!(", EMA power γ = {g}"));
+        if let Some(gamma) = self.min_snr_gamma {
+            words += &format!(", min-SNR γ = {gamma}");
+        }
+        if self.warmup_steps > 0 {
+            words += &format!(", warm-up {} steps", self.warmup_steps);
+        }
+        if let Some(end) = self.decay_steps {
+            words += &format!(", cosine decay to step {end}");
+        }
+        if let Some(from) = self.inverse_sqrt_decay_from {
+            words += &format!(", rate ∝ 1/√step after step {from}");
+        }
+        words
     }
 
     /// The EMA decay of the update after `step` updates: the power function's at update
@@ -173,6 +204,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_settings_read_in_words() {
+        let config = TrainConfig::new().with_batch_size(32).with_learning_rate(2e-3).with_ema_decay(0.999).with_min_snr_gamma(Some(5.0));
+        let config = config.with_warmup_steps(80).with_inverse_sqrt_decay_from(Some(100));
+        assert_eq!(config.describe(), "batch 32, lr 0.002, EMA 0.999, min-SNR γ = 5, warm-up 80 steps, rate ∝ 1/√step after step 100");
+        let config = TrainConfig::new().with_batch_size(8).with_adam_beta_2(0.99).with_ema_power(Some(6.94)).with_decay_steps(Some(500));
+        assert_eq!(config.describe(), "batch 8, lr 0.0002, Adam β₂ = 0.99, EMA power γ = 6.94, cosine decay to step 500");
+    }
+
     /// The power-function EMA (Karras et al. 2024, EDM2 eqs. 2–3): after T updates the average
     /// holds step τ's weights with the share of the profile (γ+1) s^γ / T^(γ+1) over s in
     /// [τ − 1, τ], i.e. (τ^(γ+1) − (τ−1)^(γ+1)) / T^(γ+1), closed form, since the recursion's
@@ -197,5 +237,13 @@ mod tests {
         assert_eq!(config.ema_decay_at(0), 0.0, "the first update copies the weights");
         assert_eq!(TrainConfig::new().with_ema_decay(0.999).ema_decay_at(0), 0.1, "warm-up: (1 + 0) / (10 + 0)");
         assert!(TrainConfig::new().with_ema_power(Some(f64::NAN)).validate().is_err());
+    }
+
+    #[test]
+    fn adam_beta_2_must_be_below_1() {
+        assert!(TrainConfig::new().with_adam_beta_2(0.99).validate().is_ok());
+        for bad in [1.0, -0.1, f64::NAN] {
+            assert!(TrainConfig::new().with_adam_beta_2(bad).validate().is_err(), "{bad}");
+        }
     }
 }

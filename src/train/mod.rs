@@ -68,7 +68,7 @@ pub fn drop_labels(classes: &[usize], null: usize, p: f64, rng: &mut RandomStrea
 }
 
 fn adam(config: &TrainConfig) -> Adam {
-    Adam::new().with_max_grad_norm(Some(f64::from(config.grad_clip)))
+    Adam::new().with_beta_2(config.adam_beta_2).with_max_grad_norm(Some(f64::from(config.grad_clip)))
 }
 
 /// One training run: the model being optimised, its EMA, the optimiser and the random stream.

@@ -21,6 +21,8 @@ pub struct Recipe {
     pub prediction: Prediction,
     /// Adam's learning rate.
     pub learning_rate: f64,
+    /// Adam's β₂.
+    pub adam_beta_2: f64,
     /// EMA decay of the sampling weights.
     pub ema_decay: f64,
     /// The power-function EMA's γ instead (Karras et al. 2024; `None`: `ema_decay`).
@@ -74,6 +76,7 @@ impl Recipe {
         batch: 32,
         prediction: Prediction::V,
         learning_rate: 2e-3,
+        adam_beta_2: 0.999,
         ema_decay: 0.999,
         ema_power: None,
         random_flip: false,
@@ -124,6 +127,7 @@ impl Recipe {
         TrainConfig::new()
             .with_batch_size(self.batch)
             .with_learning_rate(self.learning_rate)
+            .with_adam_beta_2(self.adam_beta_2)
             .with_ema_decay(self.ema_decay)
             .with_ema_power(self.ema_power)
             .with_random_flip(self.random_flip)

@@ -35,6 +35,7 @@ fn train_config(json: &str) -> Option<TrainConfig> {
     let object = value.as_object_mut()?;
     object.entry("class_dropout").or_insert(defaults.class_dropout.into());
     object.entry("warmup_steps").or_insert(defaults.warmup_steps.into());
+    object.entry("adam_beta_2").or_insert(defaults.adam_beta_2.into());
     serde_json::from_value(value).ok()
 }
 
@@ -180,9 +181,9 @@ mod tests {
 
     #[test]
     fn train_settings_round_trip_and_older_files_take_the_defaults() {
-        let config = TrainConfig::new().with_class_dropout(0.25).with_seed(3).with_random_flip(true);
+        let config = TrainConfig::new().with_class_dropout(0.25).with_seed(3).with_random_flip(true).with_adam_beta_2(0.99);
         assert_eq!(train_config(&serde_json::to_string(&config).unwrap()), Some(config));
-        // The settings as state files held them before class_dropout.
+        // The settings as state files held them before class_dropout (and adam_beta_2: 0.999 then).
         let old = r#"{"batch_size":4,"learning_rate":0.003,"ema_decay":0.999,"grad_clip":1.0,"seed":5,"random_flip":false}"#;
         let expected = TrainConfig::new().with_batch_size(4).with_learning_rate(0.003).with_ema_decay(0.999).with_seed(5);
         assert_eq!(train_config(old), Some(expected));

@@ -25,6 +25,8 @@ pub struct Settings {
     pub schedule: BetaSchedule,
     pub batch: usize,
     pub learning_rate: f64,
+    /// Adam's β₂ (`?adam_beta2=0.99`; absent: the recipe's).
+    pub adam_beta_2: f64,
     pub ema_decay: f64,
     /// The power-function EMA's γ (`?ema_power=6.94`; absent: the recipe's).
     pub ema_power: Option<f64>,
@@ -82,6 +84,7 @@ impl Default for Settings {
             schedule: BetaSchedule::default(),
             batch: recipe.batch,
             learning_rate: recipe.learning_rate,
+            adam_beta_2: recipe.adam_beta_2,
             ema_decay: recipe.ema_decay,
             ema_power: recipe.ema_power,
             min_snr_gamma: recipe.min_snr_gamma,
@@ -126,6 +129,7 @@ impl Settings {
             schedule: parse(&get, "schedule")?.unwrap_or(d.schedule),
             batch: parse(&get, "batch")?.unwrap_or(d.batch).max(1),
             learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
+            adam_beta_2: parse(&get, "adam_beta2")?.unwrap_or(d.adam_beta_2),
             ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
             ema_power: parse(&get, "ema_power")?.or(d.ema_power),
             min_snr_gamma: parse(&get, "min_snr")?.map_or(d.min_snr_gamma, min_snr_setting),
@@ -194,9 +198,9 @@ mod tests {
         assert_eq!((settings.data, settings.preset, settings.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
         assert_eq!((settings.batch, settings.batch_given, settings.conditional), (8, true, true));
         assert_eq!((settings.count, settings.bench), (MAX_COUNT, Some(3)));
-        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94"), ("inverse_sqrt_decay", "400")]).unwrap();
+        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94"), ("inverse_sqrt_decay", "400"), ("adam_beta2", "0.99")]).unwrap();
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
-        assert_eq!((recipe.warmup_steps, recipe.ema_power, recipe.inverse_sqrt_decay_from), (100, Some(6.94), Some(400)));
+        assert_eq!((recipe.warmup_steps, recipe.ema_power, recipe.inverse_sqrt_decay_from, recipe.adam_beta_2), (100, Some(6.94), Some(400), 0.99));
         assert_eq!(query(&[("min_snr", "0")]).unwrap().min_snr_gamma, None, "0 turns the weighting off");
         assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {

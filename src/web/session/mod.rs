@@ -173,6 +173,7 @@ impl Session {
             .train_config(settings.seed)
             .with_batch_size(settings.batch)
             .with_learning_rate(settings.learning_rate)
+            .with_adam_beta_2(settings.adam_beta_2)
             .with_ema_decay(settings.ema_decay)
             .with_ema_power(settings.ema_power)
             .with_min_snr_gamma(settings.min_snr_gamma)
@@ -253,7 +254,7 @@ impl Session {
         let params = self.trainer.model.num_params();
         let (weights, training) = self.trainer.memory_bytes();
         self.out.send(Update::ModelCard(format!(
-            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · batch {}, lr {}, EMA {}{} · trained {} steps{}{}",
+            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · {} · trained {} steps{}{}",
             self.model_name,
             weights as f64 / 1e6,
             training as f64 / 1e6,
@@ -264,12 +265,7 @@ impl Session {
             schedule.beta_schedule,
             schedule.num_train_timesteps,
             schedule.prediction_type,
-            self.trainer.config.batch_size,
-            self.trainer.config.learning_rate,
-            self.trainer.config.ema_power.map_or(self.trainer.config.ema_decay.to_string(), |g| format!("power γ = {g}")),
-            self.trainer.config.min_snr_gamma.map_or(String::new(), |g| format!(", min-SNR γ = {g}"))
-                + &match self.trainer.config.warmup_steps { 0 => String::new(), n => format!(", warm-up {n} steps") }
-                + &self.trainer.config.inverse_sqrt_decay_from.map_or(String::new(), |n| format!(", rate ∝ 1/√step after step {n}")),
+            self.trainer.config.describe(),
             self.trainer.step,
             match &self.untrainable {
                 None => format!(" on {}", self.manifest.name),
