@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod diffusion;
 pub mod eval;
+pub mod kernels;
 pub mod model;
 pub mod pipeline;
 pub mod playground;

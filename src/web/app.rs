@@ -6,7 +6,7 @@ use super::browser::offline_copy_ready;
 use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
 use super::playground::PlaygroundPanel;
 use super::protocol::{Command, Holder, Notice};
-use super::view::{View, send, start_worker};
+use super::view::{View, kernel_choice, send, start_worker};
 use crate::train::TrainedExample;
 
 /// A notice in words; its technical detail behind a "Details" toggle; a Reload button when
@@ -62,7 +62,7 @@ pub fn App() -> impl IntoView {
     // Under the offline copy's control, so that the worker and its data are kept for offline.
     leptos::task::spawn_local(async move {
         offline_copy_ready().await;
-        if let Err(message) = start_worker(view) {
+        if let Err(message) = start_worker(view, kernel_choice().await) {
             view.error.set(Notice::new("This browser could not start the page's training worker (a module Web Worker): try a current Chrome, Edge, Safari or Firefox.", message));
         }
     });

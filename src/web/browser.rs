@@ -10,6 +10,8 @@ use web_sys::{
     WorkerGlobalScope,
 };
 
+use crate::kernels::AdapterFacts;
+
 /// The page's window or the worker's global scope.
 enum Scope {
     Window(web_sys::Window),
@@ -215,6 +217,32 @@ pub fn has_webgpu() -> bool {
         Scope::Worker(worker) => worker.navigator().into(),
     };
     js_sys::Reflect::has(&navigator, &JsValue::from_str("gpu")).unwrap_or(false)
+}
+
+/// What the browser tells about its WebGPU adapter (`navigator.gpu.requestAdapter()` and the
+/// adapter's `info`), or `None` without WebGPU or an adapter.
+pub async fn adapter_facts() -> Option<AdapterFacts> {
+    let get = |object: &JsValue, key: &str| {
+        js_sys::Reflect::get(object, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let navigator: JsValue = match scope() {
+        Scope::Window(window) => window.navigator().into(),
+        Scope::Worker(worker) => worker.navigator().into(),
+    };
+    let gpu = get(&navigator, "gpu")?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = JsFuture::from(promise).await.ok().filter(|a| !a.is_undefined() && !a.is_null())?;
+    let info = get(&adapter, "info").unwrap_or(JsValue::UNDEFINED);
+    let text = |key| get(&info, key).and_then(|v| v.as_string()).unwrap_or_default();
+    let flag = |object: &JsValue, key| get(object, key).and_then(|v| v.as_bool()).unwrap_or(false);
+    Some(AdapterFacts {
+        vendor: text("vendor"),
+        architecture: text("architecture"),
+        device: text("device"),
+        description: text("description"),
+        fallback: flag(&info, "isFallbackAdapter") || flag(&adapter, "isFallbackAdapter"),
+    })
 }
 
 /// `performance.now()` in milliseconds.

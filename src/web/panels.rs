@@ -279,6 +279,7 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
             <div class="row">
                 <table class="stats">
                     <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
+                    <tr><th>"kernels"</th><td data-testid="kernels">{move || view.kernels.get()}</td></tr>
                     <tr><th>"dataset"</th><td data-testid="dataset">{move || view.dataset.get().0}</td></tr>
                     <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
                     <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>

@@ -8,7 +8,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use super::browser::{describe, download, query};
+use crate::kernels::KernelPath;
+
+use super::browser::{adapter_facts, describe, download, query, query_param};
 use super::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};
 
 /// Everything the page shows, as signals the worker's updates write.
@@ -22,6 +24,10 @@ pub struct View {
     /// Whether this tab holds the saved run (trains and saves it).
     pub holder: RwSignal<Holder>,
     pub backend: RwSignal<String>,
+    /// The kernels the page asked the worker to run on, and why ([`kernel_choice`]).
+    pub kernels_asked: RwSignal<(KernelPath, String)>,
+    /// The kernels the worker runs on, in words.
+    pub kernels: RwSignal<String>,
     pub ready: RwSignal<bool>,
     pub running: RwSignal<bool>,
     pub step: RwSignal<usize>,
@@ -64,6 +70,8 @@ impl View {
             saved_step: RwSignal::new(None),
             holder: RwSignal::new(Holder::ThisTab),
             backend: RwSignal::new(String::new()),
+            kernels_asked: RwSignal::new((KernelPath::Plain, String::new())),
+            kernels: RwSignal::new(String::new()),
             ready: RwSignal::new(false),
             running: RwSignal::new(false),
             step: RwSignal::new(0),
@@ -98,6 +106,10 @@ impl View {
             Update::Saved(step) => self.saved_step.set(Some(step)),
             Update::Holder(holder) => self.holder.set(holder),
             Update::Backend(s) => self.backend.set(s),
+            Update::Kernels(path) => self.kernels.set(match self.kernels_asked.get_untracked() {
+                (asked, why) if asked == path => format!("{}: {why}", path.describe()),
+                (asked, _) => format!("{}: the {} build did not load (the browser's console says why)", path.describe(), asked.name()),
+            }),
             Update::Ready => self.ready.set(true),
             Update::Running(r) => self.running.set(r),
             Update::Step { step, images_per_s } => {
@@ -175,12 +187,35 @@ pub fn send(command: Command, bytes: Vec<Vec<u8>>) {
     });
 }
 
-/// Starts `worker.js` (this same wasm module, as a module worker) with the page's query as its
-/// name (see [`query`]).
-pub fn start_worker(view: View) -> Result<(), String> {
+/// The kernels the training worker runs on: `?kernels=` where the address names them, else
+/// the core's rule for this browser's adapter ([`KernelPath::for_adapter`]), with why.
+pub async fn kernel_choice() -> (KernelPath, String) {
+    let asked = query_param("kernels").map(|name| name.parse::<KernelPath>());
+    if let Some(Ok(path)) = asked {
+        return (path, "?kernels= in the address".into());
+    }
+    let adapter = adapter_facts().await;
+    let why = match &adapter {
+        None => "no WebGPU adapter".into(),
+        Some(facts) if facts.is_software() => format!("a software adapter ({facts})"),
+        Some(facts) => format!("a hardware adapter ({facts})"),
+    };
+    let why = match asked {
+        Some(Err(e)) => format!("{why}; ?kernels= ignored: {e}"),
+        _ => why,
+    };
+    (KernelPath::for_adapter(adapter.as_ref()), why)
+}
+
+/// Starts `worker.js` (this same wasm module, or its tuned build: `kernels`, as a module
+/// worker) with the page's query as its name (see [`query`]), `kernels=` set to the choice.
+pub fn start_worker(view: View, kernels: (KernelPath, String)) -> Result<(), String> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
-    options.set_name(&query());
+    let name = web_sys::UrlSearchParams::new_with_str(&query()).map_err(describe)?;
+    name.set("kernels", kernels.0.name());
+    options.set_name(&String::from(name.to_string()));
+    view.kernels_asked.set(kernels);
     let worker = Worker::new_with_options("./worker.js", &options).map_err(describe)?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match decode::<Update>(&event.data()) {
         Ok((update, bytes)) => view.apply(update, bytes),

@@ -32,6 +32,7 @@ await run(async ({ browser, base: origin }) => {
       const banner = await page.locator('[data-testid=banner]').innerText();
       log(`no WebGPU: backend ${await page.locator('[data-testid=backend]').innerText()}; banner: ${banner}`);
       assert.equal(await page.locator('[data-testid=backend]').innerText(), 'CPU');
+      assert.match(await page.locator('[data-testid=kernels]').innerText(), /^plain .*: no WebGPU adapter/);
       assert.match(banner, /CPU/);
     } finally {
       await cpu.close();
@@ -75,12 +76,33 @@ await run(async ({ browser, base: origin }) => {
     }
   };
 
+  // The tuned build (dist/tuned/, made by scripts/finish-site) runs where the address asks for
+  // it: the worker reports burn's autotuned kernels. It does not train here: autotuning on a
+  // software adapter would time every candidate kernel on the CPU.
+  {
+    const other = await launch();
+    try {
+      const tuned = await other.newPage();
+      await tuned.goto(`${origin}/?model=tiny&tiles=1&kernels=tuned`);
+      await tuned.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { polling: 250, timeout: 180_000 });
+      const kernels = await tuned.locator('[data-testid=kernels]').innerText();
+      log(`?kernels=tuned: ${kernels}`);
+      assert.match(kernels, /^autotuned .*: \?kernels= in the address$/, 'the tuned build loads in the worker');
+    } finally {
+      await other.close();
+    }
+  }
+
   // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;
   await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&warmup=0&prediction=epsilon&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
+  // SwiftShader is a software adapter: the worker runs the plain build's kernels (src/kernels.rs),
+  // not the tuned build, whose autotuning would time every candidate kernel on the CPU.
+  log(`kernels: ${await text('kernels')}`);
+  assert.match(await text('kernels'), /^plain \(one kernel per operation\): a software adapter/, 'SwiftShader takes the software path');
   // The worker trains with the address's settings (a service worker's copy of worker.js once
   // dropped them, and the tab quietly trained with batch 32 and lr 0.001).
   assert.match(await text('model-card'), /batch 4, lr 0\.003/, 'the worker uses the page address\'s settings');

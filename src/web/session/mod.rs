@@ -23,6 +23,7 @@ use crate::data::{ImageSet, Manifest, encode_npy};
 use crate::diffusion::{SamplerKind, SamplerName};
 use crate::pipeline::Bench;
 use crate::diffusion::ScheduleConfig;
+use crate::kernels::KernelPath;
 use crate::train::{Recipe, Trainer, conditional_classes};
 
 /// What the visitor reads when WebGPU is missing or unusable.
@@ -143,6 +144,7 @@ impl Session {
             (Device::flex(), None, "CPU")
         };
         out.send(Update::Backend(backend.into()));
+        out.send(Update::Kernels(KernelPath::of_this_build()));
 
         let dir = settings.data.folder();
         doing(format!("loading {}", settings.data));
@@ -312,7 +314,7 @@ impl Session {
                 self.train_ms = 0.0;
                 self.train_images = 0;
                 self.set_running(true);
-                self.out.send(Update::Status("Training…".into()));
+                self.out.send(Update::Status(KernelPath::of_this_build().training_status().into()));
             }
             Command::Pause => {
                 self.set_running(false);
