@@ -71,7 +71,8 @@ pub struct TrainArgs {
     /// multi-device path only). A run may resume on another number of devices.
     #[arg(long, default_value_t = 1)]
     pub devices: usize,
-    /// Noise schedule of a fresh model (a model with weights keeps its own).
+    /// Noise schedule of a fresh model (a model with weights keeps its own). Default: the
+    /// recipe's (cosine; linear for `--preset ddpm-cifar10`).
     #[arg(long, value_enum)]
     pub schedule: Option<BetaSchedule>,
     /// What a fresh model learns to predict: the noise ε, the image x_0, or v. Default: the
@@ -337,10 +338,10 @@ fn fresh_trainer(
         source.config.validate().map_err(|e| format!("the model {model} does not fit {} ({e})", manifest.name))?;
     }
     let mut schedule = source.schedule.clone();
-    if let Some(kind) = args.schedule {
+    // A fresh model takes the recipe's schedule and prediction; one with weights keeps its own.
+    if let Some(kind) = args.schedule.or(source.checkpoint.is_none().then_some(recipe.schedule)) {
         schedule.beta_schedule = kind;
     }
-    // A fresh model predicts what the recipe says; one with weights keeps its own.
     if let Some(prediction) = args.prediction.or(source.checkpoint.is_none().then_some(recipe.prediction)) {
         schedule.prediction_type = prediction;
     }

@@ -81,7 +81,7 @@ impl Default for Settings {
         Self {
             data: recipe.dataset,
             preset: recipe.preset,
-            schedule: BetaSchedule::default(),
+            schedule: recipe.schedule,
             batch: recipe.batch,
             learning_rate: recipe.learning_rate,
             adam_beta_2: recipe.adam_beta_2,
