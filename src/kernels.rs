@@ -56,8 +56,7 @@ impl fmt::Display for AdapterFacts {
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
             .collect();
-        f.write_str(if names.is_empty() { "an adapter that gives no name" } else { "" })?;
-        f.write_str(&names.join(" "))
+        if names.is_empty() { f.write_str("an adapter that gives no name") } else { f.write_str(&names.join(" ")) }
     }
 }
 
