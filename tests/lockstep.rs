@@ -109,7 +109,7 @@ fn many_training_steps_are_pytorchs() {
     assert!(expected.len() >= 20, "at least 20 steps");
     let device = Device::flex();
     let source = load_initial();
-    let model = source.build(&device).unwrap();
+    let model = source.build(&device, 0).unwrap(); // loaded weights: the seed draws nothing
     let mut trainer = Trainer::from_model(model, source.config.clone(), train_config(), &device);
     let set = images();
     let mut worst_loss = 0.0f64;
@@ -157,7 +157,7 @@ const GPU_STEPS: usize = 10;
 /// after its step (as the trainer's shells read them).
 fn losses(device: &Device, steps: usize) -> Vec<f64> {
     let source = load_initial();
-    let model = source.build(device).unwrap();
+    let model = source.build(device, 0).unwrap();
     let mut trainer = Trainer::from_model(model, source.config.clone(), train_config(), device);
     let set = images();
     (0..steps)

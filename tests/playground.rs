@@ -8,7 +8,6 @@
 //! finite differences in `data::points`). The ε-prediction that minimises Algorithm 1's loss is
 //! E[ε | x_t] = −√(1 − ᾱ_t) ∇ log p_t(x_t) (Vincent 2011; Song et al. 2021, eq. 1–3).
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
@@ -16,12 +15,9 @@ use tabdiffusion::data::{GaussianMixture, PointSet, PointShape, tensor_points};
 use tabdiffusion::diffusion::{SamplerKind, SamplerName, Schedule};
 use tabdiffusion::playground::Playground;
 
-/// The CPU device's random stream is one for the process: two tests seeding it and drawing
-/// fresh weights at once would interleave their draws, so each draws its weights under this.
-static FRESH_WEIGHTS: Mutex<()> = Mutex::new(());
-
+/// A fresh run; its weights are drawn under `init_seeded`'s lock, so the two tests here
+/// never interleave their draws.
 fn fresh_trainer(seed: u64, device: &Device) -> tabdiffusion::train::Trainer<tabdiffusion::model::PointDenoiserConfig> {
-    let _drawing = FRESH_WEIGHTS.lock().unwrap_or_else(|e| e.into_inner());
     Playground::trainer(seed, device)
 }
 

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 
 use super::{Checkpoint, CheckpointError, DiffusersFolder, decode};
 use crate::diffusion::ScheduleConfig;
-use crate::model::{Preset, UNet, UNetConfig};
+use crate::model::{Preset, UNet, UNetConfig, init_seeded};
 
 /// A model's config and schedule, and its weights if it has any.
 #[derive(Clone, Debug)]
@@ -61,11 +61,11 @@ impl ModelSource {
         }
     }
 
-    /// The model on `device`: the loaded weights, or fresh ones.
-    pub fn build(&self, device: &Device) -> Result<UNet, CheckpointError> {
+    /// The model on `device`: the loaded weights, or fresh ones drawn from `seed`.
+    pub fn build(&self, device: &Device, seed: u64) -> Result<UNet, CheckpointError> {
         match &self.checkpoint {
             Some(checkpoint) => checkpoint.load(device),
-            None => Ok(self.config.init(device)),
+            None => Ok(init_seeded(device, seed, || self.config.init(device))),
         }
     }
 

@@ -9,7 +9,7 @@ use super::{Backend, CliResult, model_source};
 use crate::data::ImageSet;
 use crate::diffusion::{RandomStream, Schedule};
 use crate::pipeline::Bench;
-use crate::train::{Recipe, Trainer};
+use crate::train::{Recipe, TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -35,7 +35,7 @@ pub fn run(args: BenchArgs) -> CliResult {
     let device = args.backend.device();
     let source = model_source(&args.model)?;
     source.config.check_batch(args.batch).map_err(|e| format!("--batch: {e}"))?;
-    let (model, config) = (source.build(&device).map_err(|e| e.to_string())?, source.config.clone());
+    let (model, config) = (source.build(&device, TrainConfig::new().seed).map_err(|e| e.to_string())?, source.config.clone());
     let schedule = Schedule::new(source.schedule.clone());
     let params = model.num_params();
 

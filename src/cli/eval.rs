@@ -166,7 +166,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     if floor_count < 2 * DEFAULT_K {
         return Err(format!("the {other_name} split has {} images: too few for the floor", other.len()));
     }
-    let model = source.build(&device).map_err(|e| e.to_string())?;
+    let model = source.build(&device, args.seed).map_err(|e| e.to_string())?;
     let schedule = args.sampling.schedule(&source.schedule)?;
     let kind = args.sampling.kind(&schedule);
     let classifier = match &net {

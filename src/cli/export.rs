@@ -28,8 +28,7 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> CliResult {
     let source = model_source(&args.model)?;
     let device = burn::tensor::Device::flex();
-    device.seed(args.seed);
-    let model = source.build(&device).map_err(|e| e.to_string())?;
+    let model = source.build(&device, args.seed).map_err(|e| e.to_string())?;
     let card = source.checkpoint.as_ref().map(|c| c.card.clone()).unwrap_or_default();
     let schedule = args.scheduler.apply(&source.schedule)?;
     let weights = pollster::block_on(to_bytes(&model, &source.config, &schedule, &card)).map_err(|e| e.to_string())?;

@@ -173,7 +173,7 @@ pub fn run(args: SampleArgs) -> CliResult {
     if args.init_noise.is_none() {
         source.config.check_batch(args.count).map_err(|e| format!("--count: {e}"))?;
     }
-    let model = source.build(&device).map_err(|e| e.to_string())?;
+    let model = source.build(&device, args.seed).map_err(|e| e.to_string())?;
     let (config, schedule) = (&source.config, args.sampling.schedule(&source.schedule)?);
     let kind = args.sampling.kind(&schedule);
     let run = match &args.init_noise {

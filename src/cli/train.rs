@@ -373,7 +373,7 @@ fn fresh_trainer(
     }
     let trainer = match source.checkpoint {
         None => Trainer::new(source.config.clone(), config, device),
-        Some(_) => Trainer::from_model(source.build(device).map_err(|e| e.to_string())?, source.config.clone(), config, device),
+        Some(_) => Trainer::from_model(source.build(device, config.seed).map_err(|e| e.to_string())?, source.config.clone(), config, device),
     };
     Ok(trainer.with_schedule(source.schedule.clone()))
 }

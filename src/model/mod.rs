@@ -12,6 +12,7 @@ mod flex;
 mod group_norm;
 pub mod inception;
 mod points;
+mod seeded;
 mod presets;
 mod silu;
 pub mod state_dict;
@@ -26,6 +27,7 @@ pub use diffusers::{DiffusersConfigError, from_diffusers_config, to_diffusers_co
 pub use embedding::{TimestepEmbedding, timestep_embedding};
 pub use inception::FidInception;
 pub use presets::Preset;
+pub use seeded::init_seeded;
 pub use silu::silu;
 pub use group_norm::{group_norm, group_norm_silu};
 pub use conv::conv2d;

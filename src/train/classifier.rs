@@ -9,7 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::data::ImageSet;
 use crate::diffusion::RandomStream;
 use crate::model::state_dict::read_values;
-use crate::model::{Classifier, ClassifierConfig};
+use crate::model::{Classifier, ClassifierConfig, init_seeded};
 
 /// A classifier being trained on a labelled image set.
 pub struct ClassifierTrainer {
@@ -26,8 +26,8 @@ pub struct ClassifierTrainer {
 
 impl ClassifierTrainer {
     pub fn new(config: ClassifierConfig, batch_size: usize, learning_rate: f64, seed: u64, device: &Device) -> Self {
-        device.seed(seed);
-        let model = config.init(&device.clone().autodiff());
+        let trainable = device.clone().autodiff();
+        let model = init_seeded(&trainable, seed, || config.init(&trainable));
         Self {
             model,
             config,

@@ -85,7 +85,7 @@ impl Session {
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         let label = names.join(" + ");
         let source = ModelSource::from_files(&files).map_err(|e| format!("{label}: {e}"))?;
-        let model = source.build(&self.device).map_err(|e| format!("{label}: {e}"))?;
+        let model = source.build(&self.device, self.settings.seed).map_err(|e| format!("{label}: {e}"))?;
         let steps = source.steps();
         let train_config = self.trainer.config.clone();
         self.trainer = Trainer::from_model(model, source.config.clone(), train_config, &self.device).with_schedule(source.schedule.clone());
@@ -117,7 +117,7 @@ impl Session {
         .await
         .map_err(|e| format!("The trained example could not be fetched: {e}"))?;
         let source = ModelSource::weights(&bytes).map_err(|e| format!("{}: {e}", example.path))?;
-        let model = source.build(&self.device).map_err(|e| format!("{}: {e}", example.path))?;
+        let model = source.build(&self.device, self.settings.seed).map_err(|e| format!("{}: {e}", example.path))?;
         let images = source.checkpoint.as_ref().map_or(0, |c| c.card.images_seen);
         let what = format!("the trained example: {} after {} steps, {images} images of {}", example.preset, source.steps(), example.dataset.label());
         self.example = Some(SampleModel { model, config: source.config, schedule: Schedule::new(source.schedule) });
