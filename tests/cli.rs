@@ -114,6 +114,8 @@ fn data_train_sample_on_real_mnist() {
     let checkpoint = tabdiffusion::checkpoint::decode(&std::fs::read(&v_model).unwrap()).unwrap();
     assert_eq!(checkpoint.schedule.beta_schedule, tabdiffusion::diffusion::BetaSchedule::Cosine);
     assert_eq!(checkpoint.schedule.prediction_type, tabdiffusion::diffusion::Prediction::V);
+    // The small-data recipe's spacing (Recipe::SMALL_DATA) travels too: its samplers start at t = 999.
+    assert_eq!(checkpoint.schedule.timestep_spacing, Some(tabdiffusion::diffusion::Spacing::Trailing));
     let msg = fails(&["train", "--model", s(&v_model), "--prediction", "epsilon", "--data", s(&data), "--steps", "1"]);
     assert!(msg.contains("it keeps them"), "{msg}");
 

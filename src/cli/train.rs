@@ -338,12 +338,17 @@ fn fresh_trainer(
         source.config.validate().map_err(|e| format!("the model {model} does not fit {} ({e})", manifest.name))?;
     }
     let mut schedule = source.schedule.clone();
-    // A fresh model takes the recipe's schedule and prediction; one with weights keeps its own.
-    if let Some(kind) = args.schedule.or(source.checkpoint.is_none().then_some(recipe.schedule)) {
+    // A fresh model takes the recipe's schedule, prediction and (unless its scheduler config
+    // names one) spacing; one with weights keeps its own.
+    let fresh = source.checkpoint.is_none().then(|| recipe.schedule_config());
+    if let Some(kind) = args.schedule.or(fresh.as_ref().map(|f| f.beta_schedule)) {
         schedule.beta_schedule = kind;
     }
-    if let Some(prediction) = args.prediction.or(source.checkpoint.is_none().then_some(recipe.prediction)) {
+    if let Some(prediction) = args.prediction.or(fresh.as_ref().map(|f| f.prediction_type)) {
         schedule.prediction_type = prediction;
+    }
+    if let Some(fresh) = fresh {
+        schedule.timestep_spacing = schedule.timestep_spacing.or(fresh.timestep_spacing);
     }
     if args.zero_terminal_snr {
         schedule = schedule.with_zero_terminal_snr();

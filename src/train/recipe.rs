@@ -3,7 +3,7 @@
 
 use super::TrainConfig;
 use crate::data::Dataset;
-use crate::diffusion::{BetaSchedule, Prediction};
+use crate::diffusion::{BetaSchedule, Prediction, ScheduleConfig, Spacing};
 use crate::model::Preset;
 
 /// The defaults of a training run and of the samples it shows.
@@ -21,6 +21,9 @@ pub struct Recipe {
     pub schedule: BetaSchedule,
     /// What a fresh model learns to predict.
     pub prediction: Prediction,
+    /// Which timesteps a fresh model's few-step samplers visit (its scheduler config's
+    /// `timestep_spacing`; `None`: each sampler's diffusers default, leading for DDIM).
+    pub timestep_spacing: Option<Spacing>,
     /// Adam's learning rate.
     pub learning_rate: f64,
     /// Adam's β₂.
@@ -67,7 +70,9 @@ impl Recipe {
     /// larger learning rate (2e-3, warmed up over 80 steps, then ∝ 1/√step from step 100 on,
     /// EDM2's decay) and a shorter EMA than the paper's; v-prediction with the loss weighted by
     /// min-SNR-γ = 5 (Hang et al. 2023), on Nichol & Dhariwal's cosine ᾱ schedule (2021 §3.2:
-    /// DDPM's linear β leaves small images near pure noise for the last part of the steps). Of
+    /// DDPM's linear β leaves small images near pure noise for the last part of the steps), its
+    /// few-step samplers on trailing timesteps (Lin et al. 2024 §3.3: DDIM-50 starts at
+    /// t = 999, where training's last step is, not at leading spacing's 980). Of
     /// the recipes whose rate does not depend on the run's length, these together learned the
     /// most per training image in the recipe study (README, `scripts/recipe-sweep`): the tab
     /// trains until paused, and a run that `train --resume`
@@ -80,6 +85,7 @@ impl Recipe {
         batch: 32,
         schedule: BetaSchedule::Cosine,
         prediction: Prediction::V,
+        timestep_spacing: Some(Spacing::Trailing),
         learning_rate: 2e-3,
         adam_beta_2: 0.999,
         ema_decay: 0.999,
@@ -109,6 +115,7 @@ impl Recipe {
         batch: 128,
         schedule: BetaSchedule::Linear,
         prediction: Prediction::Epsilon,
+        timestep_spacing: None,
         learning_rate: 2e-4,
         warmup_steps: 0,
         inverse_sqrt_decay_from: None,
@@ -118,6 +125,17 @@ impl Recipe {
         save_every: 1000,
         ..Self::SMALL_DATA
     };
+
+    /// A fresh model's scheduler config: the recipe's β schedule, prediction target and spacing,
+    /// diffusers' defaults otherwise.
+    pub fn schedule_config(&self) -> ScheduleConfig {
+        ScheduleConfig {
+            beta_schedule: self.schedule,
+            prediction_type: self.prediction,
+            timestep_spacing: self.timestep_spacing,
+            ..ScheduleConfig::default()
+        }
+    }
 
     /// The recipe a preset trains with: the paper's for its model, the small-data one for the
     /// others.
@@ -160,5 +178,9 @@ mod tests {
         assert_eq!(Recipe::PAPER.min_snr_gamma, None, "the paper's recipe is DDPM's plain mean");
         assert_eq!((Recipe::PAPER.prediction, Recipe::PAPER.warmup_steps, Recipe::PAPER.inverse_sqrt_decay_from), (Prediction::Epsilon, 0, None), "and ε at a constant rate");
         assert_eq!(Recipe::PAPER.schedule, BetaSchedule::Linear, "on the paper's linear β");
+        // google/ddpm-cifar10-32's scheduler_config.json names no spacing: DDIM's leading.
+        assert_eq!(Recipe::PAPER.schedule_config(), ScheduleConfig::default());
+        let small = Recipe::SMALL_DATA.schedule_config();
+        assert_eq!((small.beta_schedule, small.prediction_type, small.timestep_spacing), (BetaSchedule::Cosine, Prediction::V, Some(Spacing::Trailing)));
     }
 }

@@ -182,7 +182,7 @@ impl Session {
             .with_warmup_steps(settings.warmup_steps)
             .with_inverse_sqrt_decay_from(settings.inverse_sqrt_decay_from);
         train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
-        let schedule = ScheduleConfig { beta_schedule: settings.schedule, prediction_type: settings.prediction, ..Default::default() };
+        let schedule = ScheduleConfig { beta_schedule: settings.schedule, prediction_type: settings.prediction, ..Recipe::SMALL_DATA.schedule_config() };
         let schedule = if settings.zero_terminal_snr { schedule.with_zero_terminal_snr() } else { schedule };
         let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
         let model_name = settings.preset.name().to_string();
