@@ -6,8 +6,9 @@
 //! lavapipe: the candidates are timed on the CPU, minutes for the `tiny` model's first steps).
 //! So the site ships the wasm twice (`scripts/finish-site`): the plain build, which draws the
 //! page, and the tuned one (`--features web-autotune`, `dist/tuned/`), which the page starts its
-//! training worker on when the adapter is hardware. Kernel fusion stays off in both: burn
-//! 0.22.1's fused training step gives wrong losses (`tests/lockstep.rs`).
+//! training worker on when the adapter is hardware. The tuned build also has burn's kernel
+//! fusion (element-wise operations joined into the kernels around them), as the native build
+//! does; `tests/lockstep.rs` checks that fused kernels train and sample as burn-flex does.
 
 use std::fmt;
 
@@ -16,7 +17,7 @@ use std::fmt;
 pub enum KernelPath {
     /// One fixed kernel per operation: what a software adapter (and the CPU) runs.
     Plain,
-    /// burn's autotuned kernels: what a hardware adapter runs.
+    /// burn's autotuned and fused kernels: what a hardware adapter runs.
     Tuned,
 }
 
@@ -90,7 +91,7 @@ impl KernelPath {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Plain => "plain (one kernel per operation)",
-            Self::Tuned => "autotuned (burn times its candidate kernels on this GPU)",
+            Self::Tuned => "autotuned and fused (burn times its candidate kernels on this GPU and joins element-wise operations)",
         }
     }
 }

@@ -33,10 +33,22 @@ use std::ops::Range;
 
 /// `conv.forward(x)`, with the same padding rule, through the kernel above where it applies.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let (Some(bias), Some((rows, columns))) = (&conv.bias, explicit_padding(&conv.padding)) else { return conv.forward(x) };
-    let options = ConvOptions::new_with_padding(conv.stride, [rows, columns], conv.dilation, conv.groups);
-    let out = <Dispatch as ConvBackend>::conv2d_biased(x.into_dispatch(), conv.weight.val().into_dispatch(), bias.val().into_dispatch(), options);
-    Tensor::from_dispatch(out)
+    let out = match (&conv.bias, explicit_padding(&conv.padding)) {
+        (Some(bias), Some((rows, columns))) => {
+            let options = ConvOptions::new_with_padding(conv.stride, [rows, columns], conv.dilation, conv.groups);
+            let weight = conv.weight.val().into_dispatch();
+            Tensor::from_dispatch(<Dispatch as ConvBackend>::conv2d_biased(x.into_dispatch(), weight, bias.val().into_dispatch(), options))
+        }
+        _ => conv.forward(x),
+    };
+    // A GPU convolution's output is an [N, C, H, W] view of [N, H, W, C] memory. With one channel
+    // (an MNIST model's last convolution), burn 0.22.1's kernel fusion reads that view wrongly
+    // wherever it fuses it with other tensors: the loss, a sampler's update (tests/lockstep.rs,
+    // `cargo test --release --test lockstep`, fails without this). Seen through a reshape it
+    // has the plain strides of its shape, and fused kernels read it right. Elsewhere (burn-flex's
+    // output is already plain) the reshapes change nothing.
+    let [n, c, h, w] = out.dims();
+    if c == 1 { out.reshape([n, h * w]).reshape([n, c, h, w]) } else { out }
 }
 
 /// (before, after) for rows and for columns, as burn's module computes them; `Same` (which
