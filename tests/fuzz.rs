@@ -13,6 +13,8 @@
 mod seeds;
 #[path = "fuzz/targets.rs"]
 mod targets;
+#[path = "fuzz/valid.rs"]
+mod valid;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};

@@ -1,12 +1,16 @@
 //! Hostile inputs: each loader gets a valid file of its format cut short at (nearly) every
 //! point, with bytes overwritten by 0, 0xFF, 0x7F and a flipped top bit, with large integers
 //! written over its header fields, and with each number of its JSON replaced by absurd ones.
-//! Every answer must be an `Err` or a valid result (a model built from a config that was
-//! accepted): never a panic. A panic is caught, the input saved, and the test fails listing
+//! Every answer must be an `Err` or a valid result, never a panic: each `Ok` goes through
+//! `tests/fuzz/valid.rs` (whole images of the shape asked for, labels that name classes,
+//! shapes that hold their values, settings that validate), and an accepted weights file or
+//! config builds its model. A panic is caught, the input saved, and the test fails listing
 //! them.
 
 #[path = "fuzz/seeds.rs"]
 mod seeds;
+#[path = "fuzz/valid.rs"]
+mod valid;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -147,6 +151,28 @@ fn metadata(bytes: &[u8], key: &str) -> String {
     metadata.metadata().as_ref().unwrap()[key].clone()
 }
 
+/// `.npy` bytes: an error or an array whose shape holds its values.
+fn npy(bytes: &[u8]) {
+    if let Ok((shape, values)) = data::decode_npy(bytes) {
+        valid::npy(&shape, &values);
+    }
+}
+
+/// IDX images and labels: an error or gray images with a label each.
+fn idx(images: &[u8], labels: &[u8]) {
+    if let Ok(set) = data::images_from_idx(images, labels) {
+        valid::images(&set);
+        assert_eq!((set.channels, set.labels.len()), (1, set.len()), "IDX images are gray, with a label each");
+    }
+}
+
+/// A tile: an error or `count` images of the shape asked for.
+fn tile(png: &[u8], count: usize, h: usize, w: usize, c: usize) {
+    if let Ok(set) = data::decode_tile(png, count, h, w, c) {
+        valid::tile(&set, count, (h, w, c));
+    }
+}
+
 /// The safetensors header's length: the bytes worth cutting and overwriting densely.
 fn header_end(bytes: &[u8]) -> usize {
     8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
@@ -158,13 +184,16 @@ fn hostile_weights_files_give_errors_or_models() {
     let device = Device::flex();
     let load = |bytes: &[u8]| {
         if let Ok(checkpoint) = checkpoint::decode(bytes) {
+            valid::checkpoint(&checkpoint);
             let _ = checkpoint.load(&device);
         }
     };
     let mut panics = Panics::new("checkpoint");
     // A byte flipped inside the weights gives other weights: a valid result; a sample suffices.
     byte_attacks(&mut panics, &valid, header_end(&valid) + 64, 1999, &|b| {
-        let _ = checkpoint::decode(b);
+        if let Ok(checkpoint) = checkpoint::decode(b) {
+            valid::checkpoint(&checkpoint);
+        }
     });
     for key in ["config", "scheduler", "model_card"] {
         for (how, json) in json_attacks(&metadata(&valid, key)) {
@@ -178,7 +207,13 @@ fn hostile_weights_files_give_errors_or_models() {
 fn hostile_training_states_give_errors_or_runs() {
     let valid = seeds::tiny_state();
     let device = Device::flex();
+    let read = |bytes: &[u8]| {
+        if let Ok(state) = Trainer::read_state(bytes) {
+            valid::saved_state(&state);
+        }
+    };
     let load = |bytes: &[u8]| {
+        read(bytes);
         let _ = Trainer::from_state_bytes(bytes, &device);
     };
     let mut panics = Panics::new("train_state");
@@ -187,15 +222,11 @@ fn hostile_training_states_give_errors_or_runs() {
     let mut at = offsets(valid.len(), 64, 7);
     at.retain(|&a| a < header + 64 || a % 4999 == 0);
     for &a in &at {
-        panics.run(&format!("cut at {a}"), &valid[..a], &|b| {
-            let _ = Trainer::read_state(b);
-        });
+        panics.run(&format!("cut at {a}"), &valid[..a], &read);
         for value in [0x00, 0xff, 0x7f] {
             let mut bytes = valid.clone();
             bytes[a] = value;
-            panics.run(&format!("byte {a} = {value:#04x}"), &bytes, &|b| {
-                let _ = Trainer::read_state(b);
-            });
+            panics.run(&format!("byte {a} = {value:#04x}"), &bytes, &read);
         }
     }
     for key in ["config", "scheduler", "train", "model_card", "step", "adam_time", "rng_position"] {
@@ -217,7 +248,7 @@ fn hostile_npy_files_give_errors_or_arrays() {
     let valid = seeds::npy();
     let mut panics = Panics::new("npy");
     byte_attacks(&mut panics, &valid, valid.len(), 1, &|b| {
-        let _ = data::decode_npy(b);
+        npy(b);
     });
     let header_len = usize::from(u16::from_le_bytes([valid[8], valid[9]]));
     let header = std::str::from_utf8(&valid[10..10 + header_len]).unwrap();
@@ -228,7 +259,7 @@ fn hostile_npy_files_give_errors_or_arrays() {
         bytes.extend(header.into_bytes());
         bytes.extend_from_slice(&valid[10 + header_len..]);
         panics.run(&format!("shape[0] = {absurd}"), &bytes, &|b| {
-            let _ = data::decode_npy(b);
+            npy(b);
         });
     }
     panics.assert_none();
@@ -241,12 +272,15 @@ fn hostile_diffusers_configs_give_errors_or_models() {
     let load = |bytes: &[u8]| {
         let text = String::from_utf8_lossy(bytes);
         if let Ok(config) = from_diffusers_config(&text) {
+            config.validate().expect("an accepted config validates");
             let _ = config.init(&device);
         }
     };
     let mut panics = Panics::new("diffusers_config");
     byte_attacks(&mut panics, config.as_bytes(), config.len(), 1, &|b| {
-        let _ = from_diffusers_config(&String::from_utf8_lossy(b));
+        if let Ok(config) = from_diffusers_config(&String::from_utf8_lossy(b)) {
+            config.validate().expect("an accepted config validates");
+        }
     });
     for (how, json) in json_attacks(&config) {
         panics.run(&how, json.as_bytes(), &load);
@@ -254,6 +288,7 @@ fn hostile_diffusers_configs_give_errors_or_models() {
     for (how, json) in json_attacks(&scheduler) {
         panics.run(&format!("scheduler: {how}"), json.as_bytes(), &|b| {
             if let Ok((_, schedule, _)) = DiffusersFolder::from_files(&config, None, Some(&String::from_utf8_lossy(b))) {
+                schedule.validate().expect("an accepted schedule validates");
                 let _ = tabdiffusion::diffusion::Schedule::new(schedule);
             }
         });
@@ -266,10 +301,10 @@ fn hostile_idx_pairs_give_errors_or_images() {
     let (images, labels) = seeds::idx_pair();
     let mut panics = Panics::new("idx");
     byte_attacks(&mut panics, &images, images.len(), 1, &|b| {
-        let _ = data::images_from_idx(b, &labels);
+        idx(b, &labels);
     });
     byte_attacks(&mut panics, &labels, labels.len(), 1, &|b| {
-        let _ = data::images_from_idx(&images, b);
+        idx(&images, b);
     });
     panics.assert_none();
 }
@@ -290,7 +325,7 @@ fn hostile_tiles_give_errors_or_images() {
     let valid = seeds::tile();
     let mut panics = Panics::new("tile");
     let decode = |b: &[u8]| {
-        let _ = data::decode_tile(b, 5, 4, 3, 3);
+        tile(b, 5, 4, 3, 3);
     };
     byte_attacks(&mut panics, &valid, valid.len(), 1, &decode);
     for (w, h) in [(u32::MAX, u32::MAX), (0x7fff_ffff, 1), (1, 0x7fff_ffff), (300, 1 << 20), (1 << 16, 1 << 16), (0, 0)] {
@@ -301,7 +336,7 @@ fn hostile_tiles_give_errors_or_images() {
     }
     for (count, h, w, c) in [(usize::MAX, 4, 3, 3), (5, usize::MAX, 3, 3), (5, 4, 0, 3), (5, 4, 3, 0), (5, 1 << 20, 1 << 20, 3)] {
         panics.run(&format!("decoded as {count} × {h}×{w}×{c}"), &valid, &|b| {
-            let _ = data::decode_tile(b, count, h, w, c);
+            tile(b, count, h, w, c);
         });
     }
     panics.assert_none();
@@ -311,7 +346,10 @@ fn hostile_tiles_give_errors_or_images() {
 fn hostile_uploads_give_errors_or_images() {
     let mut panics = Panics::new("upload");
     let upload = |b: &[u8]| {
-        let _ = data::images_from_upload(vec![("u.zip".into(), b.to_vec())], 8, 3);
+        if let Ok((set, classes)) = data::images_from_upload(vec![("u.zip".into(), b.to_vec())], 8, 3) {
+            valid::images_of(&set, (8, 8, 3));
+            valid::labelled(&set, &classes);
+        }
     };
     for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
         let valid = seeds::upload_zip(method);
@@ -319,7 +357,9 @@ fn hostile_uploads_give_errors_or_images() {
     }
     for image in [seeds::png(6, 4, 1), seeds::jpeg(5, 7)] {
         byte_attacks(&mut panics, &image, image.len(), 1, &|b| {
-            let _ = data::images_from_files([("x.png", b, 0)], 8, 3);
+            if let Ok(set) = data::images_from_files([("x.png", b, 0)], 8, 3) {
+                valid::images_of(&set, (8, 8, 3));
+            }
         });
         let huge = if image[1] == b'P' { png_with_size(&image, 1 << 20, 1 << 20) } else { image.clone() };
         let message = data::images_from_files([("x.png", huge.as_slice(), 0)], 8, 3).err().map(|e| e.to_string());
@@ -329,7 +369,9 @@ fn hostile_uploads_give_errors_or_images() {
     }
     let stored = seeds::stored_upload();
     byte_attacks(&mut panics, &stored, stored.len(), 1, &|b| {
-        let _ = data::upload_from_bytes(b);
+        if let Ok((set, classes)) = data::upload_from_bytes(b) {
+            valid::labelled(&set, &classes);
+        }
     });
     panics.assert_none();
 }
@@ -352,6 +394,7 @@ fn hostile_manifests_give_errors_or_manifests() {
     let mut panics = Panics::new("manifest");
     let parse = |b: &[u8]| {
         if let Ok(manifest) = serde_json::from_slice::<Manifest>(b) {
+            valid::manifest(&manifest);
             // What the shells then do with it: one tile's worth of images per tile named.
             for k in 0..manifest.train.tiles.len() {
                 let _ = data::tile_count(manifest.train.count, k);

@@ -4,5 +4,7 @@
 #[allow(dead_code)]
 #[path = "../../tests/fuzz/targets.rs"]
 mod targets;
+#[path = "../../tests/fuzz/valid.rs"]
+mod valid;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::image(data));

@@ -149,6 +149,14 @@ pub fn upload_from_bytes(bytes: &[u8]) -> Result<(ImageSet, Vec<String>), DataEr
         .ok_or_else(|| bad("no class names"))?;
     limits::at_most("the stored images: classes", classes.len(), limits::MAX_CLASSES)?;
     let set = ImageSet::new(height, width, channels, pixels.data().to_vec(), labels.data().to_vec())?;
+    // Every label names a class; without class folders there are no names and every label is 0
+    // ([`labelled_images`]). A label beyond them would name no class on the page.
+    if set.labels.len() != set.len() {
+        return Err(bad("not one label per image"));
+    }
+    if let Some(&label) = set.labels.iter().find(|&&l| usize::from(l) >= classes.len().max(1)) {
+        return Err(bad(&format!("label {label} names no class ({} class names)", classes.len())));
+    }
     Ok((set, classes))
 }
 
@@ -214,6 +222,13 @@ mod tests {
         assert_eq!((back, back_classes), (set, classes));
         let err = upload_from_bytes(b"not stored images").unwrap_err();
         assert!(err.to_string().starts_with("the stored images:"), "{err}");
+        // A label that names no class (found by the fuzz target's check of valid results).
+        let mut stray = set.clone();
+        stray.labels[1] = 2;
+        let err = upload_from_bytes(&upload_to_bytes(&stray, &classes)).unwrap_err();
+        assert!(err.to_string().contains("label 2 names no class (2 class names)"), "{err}");
+        stray.labels = vec![0, 1];
+        assert!(upload_from_bytes(&upload_to_bytes(&stray, &[])).is_err(), "without class names every label is 0");
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The fuzz targets: one function per parser of outside bytes. Each takes any bytes and must
-//! return (an `Err` is an answer) without panicking, aborting or looping. Written once, used
+//! return without panicking, aborting or looping, with an `Err` or a valid result (checked by
+//! `tests/fuzz/valid.rs`). Written once, used
 //! by the time-boxed mutation loop of `tests/fuzz.rs` (stable toolchain, every `cargo test`)
 //! and by the coverage-guided cargo-fuzz targets of `fuzz/` (nightly, `scripts/fuzz`).
 
 use tabdiffusion::checkpoint::{self, DiffusersFolder};
 use tabdiffusion::data::{self, Manifest};
 use tabdiffusion::train::Trainer;
+
+use super::valid;
 
 /// A parser under test: any bytes in, no panic out.
 pub type Target = fn(&[u8]);
@@ -26,7 +29,9 @@ pub const TARGETS: &[(&str, Target)] = &[
 
 /// `.npy` (`sample --init-noise`).
 pub fn npy(data: &[u8]) {
-    let _ = data::decode_npy(data);
+    if let Ok((shape, values)) = data::decode_npy(data) {
+        valid::npy(&shape, &values);
+    }
 }
 
 /// An IDX image file and its label file: the first 4 bytes (u32, little-endian) are the
@@ -35,7 +40,10 @@ pub fn idx(data: &[u8]) {
     let Some((length, rest)) = data.split_first_chunk::<4>() else { return };
     let at = (u32::from_le_bytes(*length) as usize).min(rest.len());
     let (images, labels) = rest.split_at(at);
-    let _ = data::images_from_idx(images, labels);
+    if let Ok(set) = data::images_from_idx(images, labels) {
+        valid::images(&set);
+        assert_eq!((set.channels, set.labels.len()), (1, set.len()), "IDX images are gray, with a label each");
+    }
 }
 
 /// Image shapes a tile is decoded as: (height, width, channels).
@@ -46,32 +54,46 @@ pub const TILE_SHAPES: [(usize, usize, usize); 4] = [(4, 3, 3), (2, 2, 1), (28, 
 pub fn tile(data: &[u8]) {
     let [shape, count, png @ ..] = data else { return };
     let (h, w, c) = TILE_SHAPES[usize::from(*shape) % TILE_SHAPES.len()];
-    let _ = data::decode_tile(png, usize::from(*count), h, w, c);
+    if let Ok(set) = data::decode_tile(png, usize::from(*count), h, w, c) {
+        valid::tile(&set, usize::from(*count), (h, w, c));
+    }
 }
 
 /// One uploaded PNG or JPEG, decoded at 8×8 RGB.
 pub fn image(data: &[u8]) {
-    let _ = data::images_from_files([("x.png", data, 0)], 8, 3);
+    if let Ok(set) = data::images_from_files([("x.png", data, 0)], 8, 3) {
+        valid::images_of(&set, (8, 8, 3));
+        assert_eq!(set.len(), 1, "one image file is one image");
+    }
 }
 
 /// An uploaded zip of images (with class folders), decoded at 8×8 gray.
 pub fn upload(data: &[u8]) {
-    let _ = data::images_from_upload(vec![("upload.zip".to_string(), data.to_vec())], 8, 1);
+    if let Ok((set, classes)) = data::images_from_upload(vec![("upload.zip".to_string(), data.to_vec())], 8, 1) {
+        valid::images_of(&set, (8, 8, 1));
+        valid::labelled(&set, &classes);
+    }
 }
 
 /// The tab's stored upload (safetensors of pixels and labels).
 pub fn stored_upload(data: &[u8]) {
-    let _ = data::upload_from_bytes(data);
+    if let Ok((set, classes)) = data::upload_from_bytes(data) {
+        valid::labelled(&set, &classes);
+    }
 }
 
 /// Our weights file (safetensors with the config in its metadata).
 pub fn checkpoint(data: &[u8]) {
-    let _ = checkpoint::decode(data);
+    if let Ok(checkpoint) = checkpoint::decode(data) {
+        valid::checkpoint(&checkpoint);
+    }
 }
 
 /// A training-state file, read and checked (no model is built: [`Trainer::read_state`]).
 pub fn train_state(data: &[u8]) {
-    let _ = Trainer::read_state(data);
+    if let Ok(state) = Trainer::read_state(data) {
+        valid::saved_state(&state);
+    }
 }
 
 /// A diffusers folder's `config.json` and `scheduler_config.json`, separated by a 0 byte.
@@ -79,10 +101,15 @@ pub fn diffusers_config(data: &[u8]) {
     let mut parts = data.splitn(2, |&b| b == 0);
     let config = String::from_utf8_lossy(parts.next().unwrap_or_default());
     let scheduler = parts.next().map(String::from_utf8_lossy);
-    let _ = DiffusersFolder::from_files(&config, None, scheduler.as_deref());
+    if let Ok((config, schedule, _)) = DiffusersFolder::from_files(&config, None, scheduler.as_deref()) {
+        config.validate().expect("an accepted config validates");
+        schedule.validate().expect("an accepted schedule validates");
+    }
 }
 
 /// A tiled dataset's `manifest.json`.
 pub fn manifest(data: &[u8]) {
-    let _ = serde_json::from_slice::<Manifest>(data);
+    if let Ok(manifest) = serde_json::from_slice::<Manifest>(data) {
+        valid::manifest(&manifest);
+    }
 }
