@@ -139,6 +139,17 @@ mod tests {
         assert_eq!("fused".parse::<KernelPath>().unwrap_err().to_string(), "fused is not a kernel path (pick one of plain, tuned)");
         assert_eq!(facts("google", "swiftshader", " ", true).to_string(), "google swiftshader");
         assert_eq!(AdapterFacts::default().to_string(), "an adapter that gives no name");
-        assert_eq!(KernelPath::of_this_build(), if cfg!(feature = "web-autotune") { KernelPath::Tuned } else { KernelPath::Plain });
+    }
+
+    /// The build's own label: plain without `web-autotune` (every native test build and the
+    /// tab's first wasm), tuned with it (`dist/tuned/`). Written as the two cases with their
+    /// expected answers, so that a label the wrong way round fails.
+    #[test]
+    fn this_build_names_its_kernels() {
+        #[cfg(not(feature = "web-autotune"))]
+        assert_eq!(KernelPath::of_this_build(), KernelPath::Plain);
+        #[cfg(feature = "web-autotune")]
+        assert_eq!(KernelPath::of_this_build(), KernelPath::Tuned);
+        assert_ne!(KernelPath::Plain.describe(), KernelPath::Tuned.describe());
     }
 }

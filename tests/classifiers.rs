@@ -4,7 +4,9 @@
 //! 98% of ours after 2,000 steps, and 88% on Fashion-MNIST (Xiao et al. 2017 list 89–91% for
 //! small CNNs).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use tabdiffusion::checkpoint::load_classifier;
@@ -15,16 +17,17 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The test split of a dataset `scripts/setup` prepared, with its labels; `None` if absent.
-fn test_split(dir: &Path) -> Option<ImageSet> {
-    let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).unwrap();
+/// The test split of a dataset `scripts/setup` prepared, with its labels.
+fn test_split(dataset: &str) -> ImageSet {
+    let dir = common::prepared_data(dataset);
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let (h, w, c) = (manifest.height, manifest.width, manifest.channels);
     let mut set = ImageSet { height: h, width: w, channels: c, pixels: Vec::new(), labels: Vec::new() };
     for (k, tile) in manifest.test.tiles.iter().enumerate() {
         set.extend(&decode_tile(&std::fs::read(dir.join(tile)).unwrap(), tile_count(manifest.test.count, k), h, w, c).unwrap());
     }
     set.labels = std::fs::read(dir.join(&manifest.test.labels)).unwrap();
-    Some(set)
+    set
 }
 
 fn check(dataset: &str, floor: f64) {
@@ -33,10 +36,7 @@ fn check(dataset: &str, floor: f64) {
     let (net, config, card) = load_classifier(&std::fs::read(&file).unwrap(), &device).unwrap();
     assert_eq!(card.dataset, dataset, "{} is {}'s classifier", file.display(), card.dataset);
     assert!(card.test_accuracy >= floor, "its card says {}", card.test_accuracy);
-    let Some(test) = test_split(&root().join("www/data").join(dataset)) else {
-        eprintln!("www/data/{dataset} is missing (scripts/setup prepares it): checked the file and its card only");
-        return;
-    };
+    let test = test_split(dataset);
     assert_eq!((config.sample_size, config.in_channels), (test.height, test.channels));
     let measured = pollster::block_on(accuracy(&net, &test, 500, &device)).unwrap();
     eprintln!("{dataset}: {:.2}% of {} test images", 100.0 * measured, test.len());

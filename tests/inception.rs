@@ -78,7 +78,10 @@ fn features_equal_pytorch_fids() {
     let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(scale > 0.01, "the fixture's features are not all near zero (max {scale})");
     eprintln!("max difference {worst}, features up to {scale}");
-    assert!(worst < 1e-4 * scale, "max difference {worst}, features up to {scale}");
+    // Measured: 8.9e-8 at features up to 0.23, 3.8e-7 of their size (float32 sums in
+    // another order than PyTorch's); asserted 1e-6 of their size, so that any real difference
+    // (a pool counting its padding is off by 1.3e-3) fails.
+    assert!(worst < 1e-6 * scale, "max difference {worst}, features up to {scale}");
 
     // A gray image is the RGB image of three equal channels.
     let gray = images.clone().slice([0..2, 0..1]);

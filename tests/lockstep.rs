@@ -177,7 +177,7 @@ fn samples(device: &Device) -> Vec<f64> {
     let source = load_initial();
     let model = source.build(device, 0).unwrap();
     let run = SampleRun::new(&source.config, SamplerKind::ddim(SAMPLE_STEPS), &Schedule::ddpm(), BATCH, SEED, device);
-    run.finish(&model).into_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+    run.finish(&model).into_data().try_to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
 }
 
 /// Prints the losses of [`GPU_STEPS`] steps and the [`samples`] on native wgpu as JSON lines, for

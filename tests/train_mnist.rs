@@ -1,8 +1,9 @@
 //! A tiny U-Net trained natively on real MNIST images: the loss falls, and the weights survive
 //! a save/load round trip bit for bit (same samples).
 
+mod common;
+
 use burn::tensor::Device;
-use std::path::PathBuf;
 
 use tabdiffusion::checkpoint::{ModelCard, decode, to_bytes};
 use tabdiffusion::data::{ImageSet, Manifest, decode_tile, tile_count};
@@ -13,9 +14,8 @@ use tabdiffusion::train::{TrainConfig, Trainer};
 
 /// The first tile (10,000 images) of the MNIST training split prepared by `scripts/setup`.
 pub fn mnist_first_tile() -> ImageSet {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/data/mnist");
-    let manifest = std::fs::read(dir.join("manifest.json"))
-        .unwrap_or_else(|_| panic!("{} is missing: run scripts/setup to prepare MNIST", dir.display()));
+    let dir = common::prepared_data("mnist");
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
     let manifest: Manifest = serde_json::from_slice(&manifest).unwrap();
     let png = std::fs::read(dir.join(&manifest.train.tiles[0])).unwrap();
     decode_tile(&png, tile_count(manifest.train.count, 0), 28, 28, 1).unwrap()

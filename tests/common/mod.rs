@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod digits;
+
 /// Every `.rs` file under `dir`, recursively.
+#[allow(dead_code)] // not every test that shares this module reads the source
 pub fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -14,4 +17,18 @@ pub fn rust_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// The folder of a dataset that `scripts/setup` prepares (`www/data/<name>`, its tiles and
+/// `manifest.json`). Where it is missing the test fails with the command that prepares it:
+/// Rust's test runner cannot count a skip, so no test passes silently without its data.
+#[allow(dead_code)] // not every test that shares this module reads a dataset
+pub fn prepared_data(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/data").join(name);
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "{} is missing: run `scripts/setup` (it prepares MNIST and Fashion-MNIST; CIFAR-10 with `tabdiffusion data cifar10`)",
+        dir.display()
+    );
+    dir
 }
