@@ -5,6 +5,7 @@ mod classifier;
 mod config;
 mod ema;
 mod example;
+mod fixed_batch;
 mod parallel;
 mod recipe;
 mod state;
@@ -13,6 +14,7 @@ pub use config::{TrainConfig, inverse_sqrt_decay_setting, min_snr_setting};
 pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
 pub use ema::update_ema;
 pub use example::TrainedExample;
+pub use fixed_batch::{FIXED_BATCH_SEED, FixedBatchError};
 pub use adam::Adam;
 pub use parallel::{DevicesError, MAX_DEVICES, shares};
 pub use recipe::Recipe;
@@ -151,16 +153,20 @@ impl Trainer {
     /// is class-conditional.
     pub fn next_labelled_batch(&mut self, set: &ImageSet) -> Result<Batch, LabelError> {
         let (images, indices) = self.draw(set);
-        let Some(classes) = self.model_config.num_classes() else {
-            return Ok(Batch { images, classes: None });
-        };
+        Ok(Batch { images, classes: self.labels_of(set, &indices)? })
+    }
+
+    /// The class labels of `set`'s images at `indices` when the model is class-conditional
+    /// (`None` for an unconditional model).
+    fn labels_of(&self, set: &ImageSet, indices: &[usize]) -> Result<Option<Vec<usize>>, LabelError> {
+        let Some(classes) = self.model_config.num_classes() else { return Ok(None) };
         if set.labels.is_empty() {
             return Err(LabelError::NoLabels);
         }
         let labels: Vec<usize> = indices.iter().map(|&i| usize::from(set.labels[i])).collect();
         match labels.iter().find(|&&label| label >= classes) {
             Some(&label) => Err(LabelError::OutOfRange { label, classes }),
-            None => Ok(Batch { images, classes: Some(labels) }),
+            None => Ok(Some(labels)),
         }
     }
 
@@ -217,18 +223,10 @@ impl<C: DenoiserConfig> Trainer<C> {
         loss.detach().to_device(&self.device)
     }
 
-    /// The random draws of one step on a batch of shape `dims`, in the stream's order: t and ε
-    /// (ε on `device`), then the label-dropout coins of a class-conditional model.
+    /// The random draws of one step on a batch of shape `dims`, from the run's stream.
     fn draw_step(&mut self, dims: [usize; 4], classes: Option<Vec<usize>>, device: &Device) -> (Vec<usize>, Tensor<4>, Option<Vec<usize>>) {
-        // t ~ U{0..T}, ε ~ N(0, I)   (Algorithm 1, lines 3–4)
-        let timesteps = self.rng.timesteps(dims[0], self.schedule.len());
-        let noise = self.rng.normal(dims, device);
-        // c, or ∅ with probability p_uncond   (Ho & Salimans 2022, Algorithm 1, line 3)
-        let classes = classes.map(|classes| {
-            let null = DenoiserConfig::null_class(&self.model_config).expect("class labels given to an unconditional model");
-            drop_labels(&classes, null, self.config.class_dropout, &mut self.rng)
-        });
-        (timesteps, noise, classes)
+        let null = DenoiserConfig::null_class(&self.model_config);
+        step_draws(&mut self.rng, self.schedule.len(), null, self.config.class_dropout, dims, classes, device)
     }
 
     /// The gradient step on the main device, then the EMA of the weights.
@@ -238,6 +236,29 @@ impl<C: DenoiserConfig> Trainer<C> {
         self.ema = update_ema(self.ema.clone(), &self.model, decay);
         self.step += 1;
     }
+}
+
+/// The random draws of one step on a batch of shape `dims` from `rng`, in the stream's order:
+/// t among `timesteps` and ε (on `device`), then for a class-conditional model (whose null
+/// class is `null`) a coin per label that drops it to `null` with probability `class_dropout`.
+fn step_draws(
+    rng: &mut RandomStream,
+    timesteps: usize,
+    null: Option<usize>,
+    class_dropout: f64,
+    dims: [usize; 4],
+    classes: Option<Vec<usize>>,
+    device: &Device,
+) -> (Vec<usize>, Tensor<4>, Option<Vec<usize>>) {
+    // t ~ U{0..T}, ε ~ N(0, I)   (Algorithm 1, lines 3–4)
+    let t = rng.timesteps(dims[0], timesteps);
+    let noise = rng.normal(dims, device);
+    // c, or ∅ with probability p_uncond   (Ho & Salimans 2022, Algorithm 1, line 3)
+    let classes = classes.map(|classes| {
+        let null = null.expect("class labels given to an unconditional model");
+        drop_labels(&classes, null, class_dropout, rng)
+    });
+    (t, noise, classes)
 }
 
 /// Algorithm 1, line 5 on a batch (or one device's share of it): x_t in closed form, predict ε
