@@ -30,18 +30,22 @@ const SEED = 3, STEPS = 10, COUNT = 16, SIZE = 28 * 28;
  * clipped to [−1, 1] has 21% below −0.8, and none of 1,000 such images passes.
  */
 function digitLike(values) {
-  let n = 0;
+  return shares(values).filter(([background, strokes]) => background >= 0.6 && strokes >= 0.03).length;
+}
+
+/** Each image's share of background (below −0.8) and of strokes (above 0.5). */
+function shares(values) {
+  const out = [];
   for (let i = 0; i < values.length / SIZE; i++) {
     const image = values.subarray(i * SIZE, (i + 1) * SIZE);
     const share = (test) => image.filter(test).length / SIZE;
-    if (share((v) => v < -0.8) >= 0.6 && share((v) => v > 0.5) >= 0.03) n += 1;
+    out.push([share((v) => v < -0.8), share((v) => v > 0.5)]);
   }
-  return n;
+  return out;
 }
 
 await run(async ({ browser, base }) => {
   const page = await browser.newPage();
-  page.on('pageerror', (e) => log(`page error: ${e.message}`));
   const text = (name) => page.locator(id(name)).innerText();
   // The worker takes commands in order, so the download holds the samples just asked for.
   const sample = async (file, what) => {
@@ -83,9 +87,14 @@ await run(async ({ browser, base }) => {
   // 3. They look like digits; the untrained run's samples, from the same noise, do not.
   const digits = digitLike(tab);
   await page.selectOption(id('sample-from'), 'run');
-  const fresh = digitLike(await sample('example-untrained.npy', 'Sampling'));
-  log(`digit-like: ${digits} of ${COUNT} samples of the example, ${fresh} of the untrained model's`);
+  const untrained = await sample('example-untrained.npy', 'Sampling');
+  const fresh = digitLike(untrained);
+  const backgrounds = shares(untrained).map(([b]) => b);
+  log(`digit-like: ${digits} of ${COUNT} samples of the example, ${fresh} of the untrained model's; the untrained samples' background shares ${Math.min(...backgrounds).toFixed(3)} to ${Math.max(...backgrounds).toFixed(3)}, strokes ${shares(untrained).map(([, s]) => s.toFixed(3)).join(' ')}`);
   assert.ok(digits >= 0.75 * COUNT, `${digits} of ${COUNT} of the example's samples look like digits`);
-  assert.ok(fresh <= 0.25 * COUNT, `${fresh} of ${COUNT} of an untrained model's samples look like digits`);
+  // None, as the README says: the untrained model (weights from seed 3, the same noise each run)
+  // gives mid-grey noise, 15% to 20% of each sample's pixels dark enough for background where a
+  // digit needs 60% (measured; the same numbers every run, since weights and noise are seeded).
+  assert.equal(fresh, 0, `${fresh} of ${COUNT} of an untrained model's samples look like digits`);
   log('trained example: all checks passed');
 }, { webgpu: false });

@@ -1,15 +1,15 @@
 // Opening the page, as a first-time visitor does, from a sub-path of a static host: the wasm
 // is within its size budget; a light page shell with a progress bar shows before any wasm runs,
 // and the download's progress in bytes; a failed download says what failed and offers a retry;
-// the page trains; then, with the network off, a reload still opens the app and trains (the
-// service worker's offline copy).
+// the page trains; then, with the network off, a reload still opens the app, resumes the saved
+// run at the step it was paused at, and trains (the service worker's offline copy).
 //
 //   node tests/browser/load.mjs   (after `trunk build --release`)
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { log, root, run } from './harness.mjs';
+import { expectErrors, log, root, run } from './harness.mjs';
 
 const out = path.join(root, 'tests/browser/out');
 fs.mkdirSync(out, { recursive: true });
@@ -31,6 +31,7 @@ await run(async ({ browser, base }) => {
   {
     const context = await browser.newContext();
     const page = await context.newPage();
+    expectErrors(page, [[/tabdiffusion_bg\.wasm.*ERR_INTERNET_DISCONNECTED|ERR_INTERNET_DISCONNECTED.*tabdiffusion_bg\.wasm/, 'the test cuts the wasm download off']]);
     await page.route('**/tabdiffusion_bg.wasm', (route) => route.abort('internetdisconnected'));
     await page.goto(`${base}/`);
     await page.locator('[data-testid=load-retry]').waitFor({ state: 'visible', timeout: 60_000 });
@@ -43,7 +44,6 @@ await run(async ({ browser, base }) => {
   // 3. The first visit: the shell paints before the wasm arrives, then shows bytes arriving.
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await context.newPage();
-  page.on('pageerror', (e) => log(`page error: ${e.message}`));
   await page.addInitScript(() => {
     window.loadTexts = [];
     document.addEventListener('DOMContentLoaded', () => {
@@ -85,6 +85,10 @@ await run(async ({ browser, base }) => {
   await context.setOffline(true);
   await page.reload();
   await ready(page);
+  // The saved run (saved on Pause) resumed, at the step it was paused at.
+  await page.waitForFunction((step) => document.querySelector('[data-testid=status]').innerText.startsWith(`Resumed your saved run at step ${step}.`), step, { timeout: 60_000, polling: 250 })
+    .catch(async () => assert.fail(`offline, the saved run must resume at step ${step}; the status says: ${await text(page, 'status')}`));
+  assert.equal(Number(await text(page, 'step')), step, 'the step counter shows the resumed step');
   log(`offline reload: ${await text(page, 'status')}; ${await text(page, 'images-loaded')} images`);
   assert.match(await text(page, 'model-card'), /batch 4,/);
   await page.click('[data-testid=train]');

@@ -30,7 +30,6 @@ const RED = 'r > 150 && g < 110 && b < 110';
 
 await run(async ({ browser, base }) => {
   const page = await browser.newPage();
-  page.on('pageerror', (e) => log(`page error: ${e.message}`));
   await page.goto(`${base}/?dataset=mnist&model=tiny`);
   const panel = page.locator('section.panel').filter({ has: page.locator(id('pg-train')) });
   await page.locator(id('pg-train')).waitFor({ timeout: 300_000 });
@@ -76,10 +75,12 @@ await run(async ({ browser, base }) => {
   const quality = await page.locator(id('pg-quality')).innerText();
   log(quality);
   const [distance, floor, noise] = [...quality.matchAll(/(\d+\.\d+)/g)].map((m) => Number(m[1]));
-  // x_T ~ N(0, I) lies ~0.38 from eight Gaussians of σ = 0.1, fresh points of them ~0.011; the
+  // x_T ~ N(0, I) lies ~0.37 from eight Gaussians of σ = 0.1, fresh points of them ~0.011; the
   // trained model's DDIM-50 samples (natively after 6,000 steps: ~0.025, tests/playground.rs)
-  // lie far closer to the data than their noise, after these 1,500 steps too.
-  assert.ok(noise > 0.3 && distance < noise / 4 && distance < 10 * floor, `samples ${distance} from the data (fresh points ${floor}, noise ${noise})`);
+  // lie far closer to the data than their noise, after these 1,500 steps too. Measured in five
+  // runs of this test: 0.029 to 0.030 against fresh points' 0.011 (2.6 to 2.7 times; the page
+  // shows three decimals, so at most 2.9), within the 4 times the README states.
+  assert.ok(noise > 0.3 && distance < noise / 4 && distance < 4 * floor, `samples ${distance} from the data (fresh points ${floor}, noise ${noise})`);
   const [blue, orange] = [await countPixels(page, 'pg-paths', BLUE), await countPixels(page, 'pg-paths', ORANGE)];
   log(`paths: ${blue} blue (DDIM) and ${orange} orange (DDPM) pixels`);
   assert.ok(blue > 300 && orange > 300, 'both samplers drew their paths');
