@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, log, root, serve } from './harness.mjs';
+import { expectErrors, launch, log, root, serve, unexpectedErrors } from './harness.mjs';
 
 const out = path.join(root, 'tests/browser/out');
 fs.mkdirSync(out, { recursive: true });
@@ -29,7 +29,6 @@ const url = (extra = '') => `${origin}/?model=tiny&tiles=1&batch=4&preview_every
 async function tab(context, name) {
   const page = await context.newPage();
   page.setDefaultTimeout(600_000);
-  page.on('pageerror', (e) => log(`${name}: page error: ${e.message}`));
   const text = (id) => page.locator(`[data-testid=${id}]`).innerText();
   const waitFor = (fn, arg, timeout = 300_000) => page.waitForFunction(fn, arg, { timeout, polling: 250 });
   const ready = () => waitFor(() => document.querySelector('[data-testid=sample]')?.disabled === false, null, 300_000);
@@ -46,8 +45,12 @@ const only = process.argv[2];
 async function scenario(name, run) {
   if (only && !name.includes(only)) return;
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const errorsBefore = unexpectedErrors.length;
   try {
     await run(context);
+    // Every page of the case was watched (harness.mjs): an error it did not expect fails it.
+    const errors = unexpectedErrors.slice(errorsBefore);
+    assert.deepEqual(errors, [], `${name}: errors on the pages that the case did not provoke`);
     log(`${name}: passed`);
   } catch (e) {
     failed = true;
@@ -119,6 +122,10 @@ try {
     // A panic in step 3 ends the worker; the page says what it was doing.
     await t.page.goto(url('autosave=1&test_panic_at=3'));
     await t.ready();
+    const panicked = expectErrors(t.page, [
+      [/\?test_panic_at=3: a panic injected in training step 3/, 'the case injects this panic, and console_error_panic_hook logs it'],
+      [/^page error: RuntimeError: unreachable/, 'the injected panic ends the worker\'s wasm with a trap'],
+    ]);
     await t.page.click('[data-testid=train]');
     await t.errorMatches(/crashed while training step 3/);
     assert.match(await t.page.locator('[data-testid=error-detail]').textContent(), /test_panic_at=3/);
@@ -128,6 +135,7 @@ try {
     await t.ready();
     // The reload keeps the URL (with its flag); the resumed run is at the last save, step 2.
     await t.waitFor(() => /Resumed your saved run at step 2/.test(document.querySelector('[data-testid=status]').innerText));
+    panicked();
   });
 
   await scenario('full storage', async (context) => {
