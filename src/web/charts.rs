@@ -36,6 +36,15 @@ pub fn polyline_points(points: &[(f64, f64)]) -> String {
     points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ")
 }
 
+/// The loss on the fixed batch in words: the last measurement, and the first beside it.
+pub fn fixed_loss_text(points: &[(usize, f32)]) -> String {
+    match (points.first(), points.last()) {
+        (Some(&(first, from)), Some(&(last, loss))) if last != first => format!("{loss:.4} at step {last}, from {from:.4} at step {first}"),
+        (_, Some(&(step, loss))) => format!("{loss:.4} at step {step}"),
+        _ => "–".into(),
+    }
+}
+
 /// SVG polyline points of ᾱ_t over t = 0..T in a 300×100 box (ᾱ from 1 at the top to 0).
 pub fn schedule_points(schedule: &Schedule) -> String {
     polyline(schedule.alphas_cumprod.iter().map(|&ab| ab))
@@ -77,6 +86,13 @@ mod tests {
         assert_eq!(points, "0.0,5.0 300.0,95.0", "log scale: the larger loss at the top");
         let many = vec![0.5f32; 1000];
         assert_eq!(chart_points(&many).split(' ').count(), 250, "1000 losses in buckets of 4");
+    }
+
+    #[test]
+    fn the_fixed_batch_loss_reads_last_from_first() {
+        assert_eq!(fixed_loss_text(&[]), "–");
+        assert_eq!(fixed_loss_text(&[(0, 0.98765)]), "0.9877 at step 0");
+        assert_eq!(fixed_loss_text(&[(0, 0.98765), (10, 0.5), (12, 0.41234)]), "0.4123 at step 12, from 0.9877 at step 0");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use web_sys::{HtmlInputElement, UrlSearchParams};
 
 use super::browser::{draw_rgba, fetch_bytes, query, query_param, read_file};
-use super::charts::{chart_points, schedule_points, snr_points};
+use super::charts::{chart_points, fixed_loss_text, schedule_points, snr_points};
 use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
 use super::quality::QualityView;
 use super::settings::Settings;
@@ -284,6 +284,12 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                     <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
                     <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>
                     <tr><th>"loss (mean of last 10 steps)"</th><td data-testid="loss">{mean_loss}</td></tr>
+                    <tr title="The same training loss on one fixed batch (the first images, fixed t and noise), on the weights being trained: measured when Train starts, with each preview and on Pause. It falls as the model learns, where the step's loss jitters.">
+                        <th>"loss on a fixed batch"</th>
+                        <td data-testid="fixed-loss" data-points=move || view.fixed_losses.with(|p| serde_json::to_string(p).unwrap_or_default())>
+                            {move || view.fixed_losses.with(|p| fixed_loss_text(p))}
+                        </td>
+                    </tr>
                     <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
                 </table>
                 <figure>

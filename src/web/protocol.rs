@@ -175,6 +175,9 @@ pub enum Update {
     Step { step: usize, images_per_s: f64 },
     /// Losses of new steps; `reset` first drops the page's history (a resumed or new model).
     Losses { reset: bool, values: Vec<f32> },
+    /// The loss on the fixed batch (`Trainer::fixed_batch_loss`) at these steps; `reset` first
+    /// drops the page's history (a resumed or new model, other images).
+    FixedLosses { reset: bool, points: Vec<(usize, f32)> },
     ImagesLoaded(usize),
     /// The dataset: name, image count, and T of the schedule (the forward slider's range).
     Dataset { name: String, images: usize, timesteps: usize },

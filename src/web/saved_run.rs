@@ -21,28 +21,32 @@ pub const RUN_LOCK: &str = "tabdiffusion-run";
 pub const HAND_OVER: &str = "hand over";
 
 /// What the tab keeps beside a training state: which data it trained on, what the model is
-/// called, and the loss history of the chart.
+/// called, the loss history of the chart and the loss on the fixed batch at the steps it was
+/// measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TabMetadata {
     /// The dataset, or [`YOUR_IMAGES`].
     pub dataset: String,
     pub model: String,
     pub losses: Vec<f32>,
+    /// (step, loss on the fixed batch) (`Trainer::fixed_batch_loss`), in step order.
+    pub fixed_losses: Vec<(usize, f32)>,
 }
 
 impl TabMetadata {
     /// The metadata of a run on `dataset`, or on the user's images.
-    pub fn new(dataset: Option<Dataset>, model: &str, losses: &[f32]) -> Self {
+    pub fn new(dataset: Option<Dataset>, model: &str, losses: &[f32], fixed_losses: &[(usize, f32)]) -> Self {
         let dataset = dataset.map_or(YOUR_IMAGES.to_string(), |d| d.to_string());
-        Self { dataset, model: model.to_string(), losses: losses.to_vec() }
+        Self { dataset, model: model.to_string(), losses: losses.to_vec(), fixed_losses: fixed_losses.to_vec() }
     }
 
     /// As the training-state file's extra metadata.
-    pub fn entries(&self) -> [(&'static str, String); 3] {
+    pub fn entries(&self) -> [(&'static str, String); 4] {
         [
             ("tab_dataset", self.dataset.clone()),
             ("tab_model", self.model.clone()),
             ("tab_losses", serde_json::to_string(&self.losses).expect("floats serialise")),
+            ("tab_fixed_losses", serde_json::to_string(&self.fixed_losses).expect("floats serialise")),
         ]
     }
 
@@ -52,6 +56,8 @@ impl TabMetadata {
             dataset: info.get("tab_dataset")?.clone(),
             model: info.get("tab_model").cloned().unwrap_or_else(|| "saved run".into()),
             losses: info.get("tab_losses").and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default(),
+            // Absent from runs saved before the tab measured it.
+            fixed_losses: info.get("tab_fixed_losses").and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default(),
         })
     }
 

@@ -34,6 +34,8 @@ pub struct View {
     pub images_per_s: RwSignal<f64>,
     /// Every step's loss, for the chart and the mean of the last 10.
     pub losses: RwSignal<Vec<f32>>,
+    /// (step, loss on the fixed batch) at each step it was measured.
+    pub fixed_losses: RwSignal<Vec<(usize, f32)>>,
     pub images_loaded: RwSignal<usize>,
     /// Dataset name, image count, and T.
     pub dataset: RwSignal<(String, usize, usize)>,
@@ -77,6 +79,7 @@ impl View {
             step: RwSignal::new(0),
             images_per_s: RwSignal::new(0.0),
             losses: RwSignal::new(Vec::new()),
+            fixed_losses: RwSignal::new(Vec::new()),
             images_loaded: RwSignal::new(0),
             dataset: RwSignal::new((String::new(), 0, 1000)),
             classes: RwSignal::new(Vec::new()),
@@ -121,6 +124,12 @@ impl View {
                     l.clear();
                 }
                 l.extend(values);
+            }),
+            Update::FixedLosses { reset, points } => self.fixed_losses.update(|l| {
+                if reset {
+                    l.clear();
+                }
+                l.extend(points);
             }),
             Update::ImagesLoaded(n) => self.images_loaded.set(n),
             Update::Dataset { name, images, timesteps } => self.dataset.set((name, images, timesteps)),

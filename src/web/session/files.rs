@@ -164,6 +164,7 @@ impl Session {
         self.manifest.train.count = count;
         self.data = set;
         self.tiles_loaded = usize::MAX; // nothing more to fetch
+        self.clear_fixed_losses(); // the fixed batch is of these images now
         self.check_trainable();
         self.out.send(Update::ImagesLoaded(count));
         self.show_dataset();

@@ -55,6 +55,8 @@ struct Session {
     untrainable: Option<String>,
     running: bool,
     losses: Vec<f32>,
+    /// (step, loss on the fixed batch) at each step it was measured.
+    fixed_losses: Vec<(usize, f32)>,
     /// Training time and images since the last Train press, for images/s.
     train_ms: f64,
     train_images: usize,
@@ -203,6 +205,7 @@ impl Session {
             untrainable: None,
             running: false,
             losses: Vec::new(),
+            fixed_losses: Vec::new(),
             train_ms: 0.0,
             train_images: 0,
             last_samples: None,
@@ -311,6 +314,7 @@ impl Session {
                     return Err(lost_gpu());
                 }
                 self.out.send(Update::Error(Notice::default()));
+                self.measure_fixed_batch().await?;
                 self.train_ms = 0.0;
                 self.train_images = 0;
                 self.set_running(true);
@@ -318,6 +322,7 @@ impl Session {
             }
             Command::Pause => {
                 self.set_running(false);
+                self.measure_fixed_batch().await?;
                 self.show_card();
                 self.save().await?;
                 self.out.send(Update::Status(format!("Paused at step {} (saved in this browser).", self.trainer.step)));
@@ -382,6 +387,7 @@ impl Session {
 
     fn reset_progress(&mut self) {
         self.losses.clear();
+        self.clear_fixed_losses();
         self.last_quality = None;
         self.out.send(Update::Quality(None));
         self.out.send(Update::Losses { reset: true, values: Vec::new() });
@@ -447,6 +453,7 @@ impl Session {
             gpu.destroy(); // a real device loss: the lost callback reports it
         }
         if self.trainer.step % self.settings.preview_every == 0 {
+            self.measure_fixed_batch().await?;
             let model = self.sample_model(false)?;
             let kind = SamplerKind::new(SamplerName::Ddim, self.settings.preview_steps, 0.0, None, &model.schedule.config);
             self.sample(kind, &model, "Preview", false, None).await?;
@@ -455,6 +462,37 @@ impl Session {
         }
         self.quality_every_n_steps().await;
         Ok(())
+    }
+
+    /// Measures the training objective on the fixed batch ([`Trainer::fixed_batch_loss`], the
+    /// online weights), once a step: when Train starts, with each preview and on Pause. Shown
+    /// beside the step's loss, and kept with the run's history.
+    async fn measure_fixed_batch(&mut self) -> Result<(), Notice> {
+        let step = self.trainer.step;
+        if self.untrainable.is_some() || self.fixed_losses.last().is_some_and(|&(last, _)| last == step) {
+            return Ok(());
+        }
+        if gpu_lost() {
+            return Err(lost_gpu());
+        }
+        doing(format!("measuring the loss on the fixed batch at step {step}"));
+        let loss = self.trainer.fixed_batch_loss(&self.data).map_err(|e| Notice::from(e.to_string()))?;
+        let loss = read_scalar(loss)
+            .await
+            .map_err(|e| if gpu_lost() { lost_gpu() } else { Notice::new("Measuring the loss on the fixed batch failed.", e) })?;
+        // A diverged model's loss is not a point of the history (and JSON has no NaN); the
+        // step's own loss stops the run and says so.
+        if loss.is_finite() {
+            self.fixed_losses.push((step, loss));
+            self.out.send(Update::FixedLosses { reset: false, points: vec![(step, loss)] });
+        }
+        Ok(())
+    }
+
+    /// Forgets the fixed-batch history (another model, or other images: another batch).
+    fn clear_fixed_losses(&mut self) {
+        self.fixed_losses.clear();
+        self.out.send(Update::FixedLosses { reset: true, points: Vec::new() });
     }
 
     /// One training step, its loss read back (the read waits for the GPU).

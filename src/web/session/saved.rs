@@ -24,7 +24,7 @@ impl Session {
         doing(format!("saving the run at step {}", self.trainer.step));
         let card = self.trainer.card(&self.manifest.name);
         let dataset = (self.manifest.name != YOUR_IMAGES).then_some(self.settings.data);
-        let extra = TabMetadata::new(dataset, &self.model_name, &self.losses).entries();
+        let extra = TabMetadata::new(dataset, &self.model_name, &self.losses, &self.fixed_losses).entries();
         let bytes = self.trainer.state_bytes_with(&card, &extra).await.map_err(|e| Notice::new("Saving the run failed.", e.to_string()))?;
         let previous = match self.saved_step {
             Some(step) => format!("The previous save, at step {step}, is kept whole"),
@@ -110,8 +110,11 @@ impl Session {
         self.saved_step = Some(trainer.step);
         self.out.send(Update::Saved(trainer.step));
         let losses = tab.losses;
-        if self.settings.batch_given {
+        // The fixed batch is the first B images: another batch size measures another batch.
+        let mut fixed_losses = tab.fixed_losses;
+        if self.settings.batch_given && self.settings.batch != trainer.config.batch_size {
             trainer.config.batch_size = self.settings.batch;
+            fixed_losses.clear();
         }
         self.trainer = trainer;
         self.model_name = tab.model;
@@ -121,6 +124,8 @@ impl Session {
         self.check_trainable();
         self.losses = losses.clone();
         self.out.send(Update::Losses { reset: true, values: losses });
+        self.fixed_losses = fixed_losses.clone();
+        self.out.send(Update::FixedLosses { reset: true, points: fixed_losses });
         self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
         self.out.send(Update::RunSettings(self.run_settings()));
         Ok(true)
