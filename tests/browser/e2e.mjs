@@ -1,7 +1,8 @@
 // The app in headless Chromium with real WebGPU (SwiftShader), one section per panel, each
-// keeping a screenshot in tests/browser/out: the forward slider changes x_t; a tiny model
-// trains on MNIST tiles in the worker while the page's longest task stays under 100 ms, and its
-// loss falls; each sampler draws its grid and trajectory; the exported weights sample natively
+// keeping a screenshot in tests/browser/out: without WebGPU the CPU fallback trains a step; the
+// forward slider changes x_t; a tiny model trains the default objective on MNIST tiles in the
+// worker while the page's longest task stays under 100 ms, and its loss on a fixed batch falls;
+// each sampler draws its grid and trajectory; the exported weights sample natively
 // to the same image; bad weights get a message and change nothing; a diffusers model folder
 // imports, samples with DPM-Solver++ as the CLI does, and refuses to train on data of another
 // shape. Fashion-MNIST, CIFAR-10 and the user's own images load.
@@ -21,19 +22,27 @@ fs.mkdirSync(out, { recursive: true });
 // The site is served from a sub-path, as a static host serves a project's pages
 // (https://user.github.io/tabdiffusion/): nothing may be requested from the host's root.
 await run(async ({ browser, base: origin }) => {
-  // 0. Without a WebGPU adapter the page says so and falls back to the CPU backend.
+  // 0. Without a WebGPU adapter the page says so, falls back to the CPU backend and trains there.
   {
     const cpu = await launch({ webgpu: false });
     try {
       const page = await cpu.newPage();
       page.setDefaultTimeout(180_000);
-      await page.goto(`${origin}/?model=tiny&tiles=1`);
+      await page.goto(`${origin}/?model=tiny&tiles=1&batch=2&preview_every=1000`);
       await page.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { polling: 250 });
       const banner = await page.locator('[data-testid=banner]').innerText();
       log(`no WebGPU: backend ${await page.locator('[data-testid=backend]').innerText()}; banner: ${banner}`);
       assert.equal(await page.locator('[data-testid=backend]').innerText(), 'CPU');
       assert.match(await page.locator('[data-testid=kernels]').innerText(), /^plain .*: no WebGPU adapter/);
       assert.match(banner, /CPU/);
+      // One training step on the CPU fallback, with a finite loss.
+      await page.click('[data-testid=train]');
+      await page.waitForFunction(() => Number(document.querySelector('[data-testid=step]').innerText) >= 1
+        || document.querySelector('[data-testid=error]').innerText !== '', null, { polling: 250 });
+      assert.equal(await page.locator('[data-testid=error]').innerText(), '', 'the CPU fallback trains without an error');
+      const loss = Number(await page.locator('[data-testid=loss]').innerText());
+      log(`no WebGPU: step ${await page.locator('[data-testid=step]').innerText()}, loss ${loss}`);
+      assert.ok(Number.isFinite(loss) && loss > 0, `the CPU fallback's first step has a finite loss: ${loss}`);
     } finally {
       await cpu.close();
     }
@@ -44,9 +53,7 @@ await run(async ({ browser, base: origin }) => {
   page.setDefaultTimeout(600_000);
   const foreign = [];
   page.on('request', (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
-  page.on('pageerror', (e) => log(`page error: ${e.message}`));
-  page.on('worker', (w) => w.on('console', (m) => { if (m.type() === 'error') log(`worker console: ${m.text()}`); }));
-  page.on('console', (m) => { if (m.type() === 'error' && !/favicon/.test(m.location().url)) log(`console: ${m.text()}`); });
+  // Uncaught exceptions and console errors of the page and its workers fail the test (harness.mjs).
   // Every main-thread task over 50 ms (the Long Tasks API); training runs in a worker.
   await page.addInitScript(() => {
     window.longTasks = [];
@@ -94,26 +101,17 @@ await run(async ({ browser, base: origin }) => {
     }
   }
 
-  // A tiny model, small batches, one data tile: software WebGPU is slow. DDPM's linear β (the
-  // default is cosine), whose ᾱ_t the forward panel's check below knows.
+  // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;
-  await page.goto(`${origin}/?model=tiny&schedule=linear&batch=4&lr=0.003&warmup=0&prediction=epsilon&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
+
+  // 0. The forward process, on a model of DDPM's linear β (the default is cosine), whose ᾱ_t
+  //    this check knows: x_t at t = 0 is the image itself; moving the slider changes it.
+  await page.goto(`${origin}/?model=tiny&schedule=linear&seed=${SEED}&tiles=1`);
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
-  log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
-  assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
-  // SwiftShader is a software adapter: the worker runs the plain build's kernels (src/kernels.rs),
-  // not the tuned build, whose autotuning would time every candidate kernel on the CPU.
-  log(`kernels: ${await text('kernels')}`);
-  assert.match(await text('kernels'), /^plain \(one kernel per operation\): a software adapter/, 'SwiftShader takes the software path');
-  // The worker trains with the address's settings (a service worker's copy of worker.js once
-  // dropped them, and the tab quietly trained with batch 32 and lr 0.001).
-  assert.match(await text('model-card'), /batch 4, lr 0\.003/, 'the worker uses the page address\'s settings');
   // The schedule chart: ᾱ_t of the linear and the cosine schedule (the `schedule` command's values).
   const curves = await page.locator('[data-testid=schedule-chart] polyline').evaluateAll((ls) => ls.map((l) => l.getAttribute('points').split(' ').length));
   assert.deepEqual(curves.length, 2);
   assert.deepEqual(curves, [1000, 1000], 'a point per timestep');
-
-  // 0. The forward process: x_t at t = 0 is the image itself; moving the slider changes it.
   const forwardAt = async (t) => {
     await page.locator('[data-testid=forward-t]').fill(`${t}`);
     await waitFor((t) => document.querySelector('[data-testid=forward-numbers]').innerText.startsWith(`t = ${t}:`), t, 120_000);
@@ -126,23 +124,53 @@ await run(async ({ browser, base: origin }) => {
   assert.match(await text('forward-numbers'), /ᾱ_t = 0\.0000/);
   assert.notEqual(clean, noisy, 'x_t changes with t');
   await panel(0).screenshot({ path: path.join(out, 'panel-forward.png') });
-  const beforeTraining = await page.evaluate(() => window.longTasks.length);
 
-  // 1. Train: the loss falls, images/s shows, a preview appears at step 20. (ε-prediction
-  //    without warm-up: over 13 steps of batch 4 its loss falls clearly, where the default's
-  //    v-loss, weighted by min-SNR, is too noisy to tell; the trained example and load.mjs run v.)
+  // 1. Train the default objective (v-prediction, min-SNR-5, the cosine schedule: no
+  //    `prediction=`, `min_snr=` or `schedule=`), without warm-up (the default warms up over 80
+  //    steps, and a step takes 10 to 20 s here): images/s shows, a preview appears at step 10,
+  //    and the loss on the fixed batch falls.
+  await page.goto(`${origin}/?model=tiny&batch=4&lr=0.003&warmup=0&preview_every=10&preview_steps=2&steps=${STEPS}&count=${COUNT}&seed=${SEED}&tiles=1&quality_count=${QUALITY}&quality_steps=${STEPS}`);
+  await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+  log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
+  assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
+  // SwiftShader is a software adapter: the worker runs the plain build's kernels (src/kernels.rs),
+  // not the tuned build, whose autotuning would time every candidate kernel on the CPU.
+  log(`kernels: ${await text('kernels')}`);
+  assert.match(await text('kernels'), /^plain \(one kernel per operation\): a software adapter/, 'SwiftShader takes the software path');
+  // The worker trains with the address's settings (a service worker's copy of worker.js once
+  // dropped them, and the tab quietly trained with batch 32 and lr 0.001).
+  assert.match(await text('model-card'), /batch 4, lr 0\.003/, 'the worker uses the page address\'s settings');
+  const beforeTraining = await page.evaluate(() => window.longTasks.length);
   await page.click('[data-testid=train]');
+  // The step counter and the loss (mean of the last 10 steps) together, from one look at the page.
+  const stepAndLoss = () => page.evaluate(() => ['step', 'loss'].map((id) => Number(document.querySelector(`[data-testid=${id}]`).innerText)));
   // The first steps compile every kernel on the software adapter (a minute or more a step on
   // 2 busy cores), so they get a generous budget; the assertions below are what counts.
   await untilStep(4, 600_000);
-  const early = Number(await text('loss'));
-  log(`step ${await text('step')}: loss (mean of last 10 steps) ${early}, ${await text('images-per-s')} images/s`);
-  await untilStep(12, 1_500_000);
+  const [earlyStep, early] = await stepAndLoss();
+  log(`step ${earlyStep}: loss (mean of steps 1-${earlyStep}) ${early}, ${await text('images-per-s')} images/s`);
+  // The late window, the last 10 steps, must not overlap the early one.
+  await untilStep(earlyStep + 10, 1_500_000);
   await page.click('[data-testid=pause]');
   await waitFor(() => /Paused/.test(document.querySelector('[data-testid=status]').innerText), null, 300_000);
-  const late = Number(await text('loss'));
-  log(`paused at step ${await text('step')}: loss ${late}, ${await text('images-per-s')} images/s`);
-  assert.ok(late < early, `loss must fall: ${early} over steps 1-4, ${late} over the last 10`);
+  const [pausedAt, late] = await stepAndLoss();
+  log(`paused at step ${pausedAt}: loss (mean of steps ${pausedAt - 9}-${pausedAt}) ${late}, ${await text('images-per-s')} images/s`);
+  assert.ok(pausedAt - 9 > earlyStep, 'the two windows do not overlap');
+  // The step's loss is logged, not asserted: each step has new images and new t, and with the
+  // default objective it jitters more than it falls in 14 steps. Measured natively with this
+  // trainer (tests/fixed_batch.rs's, seeds 0 to 9), the mean of steps 5-14 lay above that of
+  // steps 1-4 for seeds 4 and 7; in this test's first run 0.172 over steps 1-4, 0.177 over
+  // 6-15. What training does shows on the fixed batch, below.
+  assert.ok(Number.isFinite(early) && Number.isFinite(late), 'the losses are numbers');
+  // The loss on the fixed batch (the same x_0, t and ε each time; the online weights),
+  // measured when Train started (step 0), at the preview of step 10 and on Pause.
+  const fixed = JSON.parse(await page.locator('[data-testid=fixed-loss]').getAttribute('data-points'));
+  log(`loss on the fixed batch: ${await text('fixed-loss')} (${JSON.stringify(fixed)})`);
+  assert.deepEqual(fixed.map(([step]) => step), [0, 10, pausedAt], 'measured at step 0, at the preview and on Pause');
+  // Natively (tests/fixed_batch.rs, this trainer, seeds 0 to 9) the loss at step 10 is 0.48 to
+  // 0.71 of its value at step 0, at step 14 0.47 to 0.63: here both must be below 0.8 of it.
+  const [[, before], [, atPreview], [, after]] = fixed;
+  assert.ok(atPreview < 0.8 * before && after < 0.8 * before, `the loss on the fixed batch must fall: ${before} at step 0, ${atPreview} at step 10, ${after} at step ${pausedAt}`);
   assert.ok(Number(await text('images-per-s')) > 0);
   assert.ok(await page.locator('[data-testid=samples]').evaluate((c) => c.width > 0), 'a preview grid was drawn');
   const longest = Math.max(0, ...(await page.evaluate((n) => window.longTasks.slice(n), beforeTraining)));
@@ -154,16 +182,18 @@ await run(async ({ browser, base: origin }) => {
   // weights' exactness shows below: the tab's samples must equal the CLI's from the export.)
   // The URL asks for another learning rate: the resumed run keeps its own, and the Settings
   // panel shows the run's.
-  const [pausedStep, pausedLoss, pausedChart] = [await text('step'), await text('loss'), await page.locator('[data-testid=loss-chart] polyline').getAttribute('points')];
+  const [pausedStep, pausedLoss, pausedChart, pausedFixed] = [await text('step'), await text('loss'),
+    await page.locator('[data-testid=loss-chart] polyline').getAttribute('points'), await text('fixed-loss')];
   await page.goto(page.url().replace('lr=0.003', 'lr=0.5'));
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
+  await waitFor(() => /Resumed your saved run at step/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
   log(`after reload: ${await text('status')}`);
-  assert.match(await text('status'), /Resumed your saved run at step/);
   assert.equal(await page.locator('[data-testid=lr]').inputValue(), '0.003', 'the Settings panel shows the run\'s learning rate');
   assert.match(await text('model-card'), /lr 0\.003/);
   assert.equal(await text('step'), pausedStep, 'reload resumes at the same step');
   assert.equal(await text('loss'), pausedLoss, 'and with the same loss history');
   assert.equal(await page.locator('[data-testid=loss-chart] polyline').getAttribute('points'), pausedChart);
+  assert.equal(await text('fixed-loss'), pausedFixed, 'and the fixed batch\'s');
 
   // 2. Sample from the fixed seed.
   await page.click('[data-testid=sample]');
