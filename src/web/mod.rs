@@ -1,11 +1,14 @@
 //! The browser shell (wasm32 only): a Leptos page, and a Web Worker that runs the training
 //! session so that the page never waits on the GPU. Both are this same wasm module. The pure
-//! parts, [`settings`] (the URL) and [`charts`], also build natively for their tests.
+//! parts, [`settings`] (the URL), [`charts`], [`objective`] (the training equation) and
+//! [`mathml`] (equations that wrap), also build natively for their tests.
 //!
 //! Who imports whom (no circles): `app` → `panels` → `quality`, `view` → `protocol`; `app` → `playground`; `worker` →
 //! `session` → `channel`, `gpu`, `outbox`, `saved_run`, `settings`; `worker` → `outbox`.
 
 pub mod charts;
+pub mod mathml;
+pub mod objective;
 pub mod settings;
 
 #[cfg(target_arch = "wasm32")]

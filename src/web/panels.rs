@@ -9,21 +9,20 @@ use web_sys::{HtmlInputElement, UrlSearchParams};
 
 use super::browser::{draw_rgba, fetch_bytes, query, query_param, read_file};
 use super::charts::{chart_points, fixed_loss_text, schedule_points, snr_points};
+use super::mathml::breakable;
+use super::objective::{training_equation, training_note};
 use super::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
 use super::quality::QualityView;
 use super::settings::Settings;
 use super::view::{View, forget_then_load, send};
 use crate::data::{Dataset, Manifest};
-use crate::diffusion::{BetaSchedule, SamplerName, Schedule, ScheduleConfig, Spacing};
+use crate::diffusion::{BetaSchedule, Objective, SamplerName, Schedule, ScheduleConfig, Spacing};
 use crate::model::Preset;
 use crate::train::Recipe;
 
 /// q(x_t | x_0) = N(x_t; √ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = ∏ (1 − β_s), SNR = ᾱ_t / (1 − ᾱ_t)
 /// (Ho et al. 2020, eq. 4; Kingma et al. 2021 for the SNR).
 const FORWARD_EQUATION: &str = r#"<math display="block"><mi>q</mi><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>|</mo><msub><mi>x</mi><mn>0</mn></msub><mo>)</mo><mo>=</mo><mi class="cal">N</mi><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>;</mo><msqrt><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><msub><mi>x</mi><mn>0</mn></msub><mo>,</mo><mo>(</mo><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub><mo>)</mo><mi mathvariant="bold">I</mi><mo>)</mo><mo>,</mo><mspace width="1em"/><msub><mi>ᾱ</mi><mi>t</mi></msub><mo>=</mo><munderover><mo>∏</mo><mrow><mi>s</mi><mo>=</mo><mn>1</mn></mrow><mi>t</mi></munderover><mo>(</mo><mn>1</mn><mo>−</mo><msub><mi>β</mi><mi>s</mi></msub><mo>)</mo><mo>,</mo><mspace width="1em"/><mtext>SNR</mtext><mo>(</mo><mi>t</mi><mo>)</mo><mo>=</mo><mfrac><msub><mi>ᾱ</mi><mi>t</mi></msub><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></mrow></mfrac></math>"#;
-
-/// Algorithm 1 (Ho et al. 2020): ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖².
-const TRAINING_EQUATION: &str = r#"<math display="block"><msub><mo>∇</mo><mi>θ</mi></msub><msup><mrow><mo>‖</mo><mi>ε</mi><mo>−</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msqrt><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><msub><mi>x</mi><mn>0</mn></msub><mo>+</mo><msqrt><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><mi>ε</mi><mo>,</mo><mi>t</mi><mo>)</mo><mo>‖</mo></mrow><mn>2</mn></msup><mo>,</mo><mspace width="1em"/><msub><mi>x</mi><mn>0</mn></msub><mo>∼</mo><mi>q</mi><mo>(</mo><msub><mi>x</mi><mn>0</mn></msub><mo>)</mo><mo>,</mo><mspace width="0.5em"/><mi>t</mi><mo>∼</mo><mtext>Uniform</mtext><mo>(</mo><mo>{</mo><mn>1</mn><mo>,</mo><mo>…</mo><mo>,</mo><mi>T</mi><mo>}</mo><mo>)</mo><mo>,</mo><mspace width="0.5em"/><mi>ε</mi><mo>∼</mo><mi class="cal">N</mi><mo>(</mo><mn>0</mn><mo>,</mo><mi mathvariant="bold">I</mi><mo>)</mo></math>"#;
 
 /// Classifier-free guidance (Ho & Salimans 2022, eq. 6, with w there = w − 1 here, as diffusers
 /// writes it): ε̃ = ε_θ(x_t, ∅) + w (ε_θ(x_t, c) − ε_θ(x_t, ∅)).
@@ -209,7 +208,7 @@ pub fn ForwardPanel(view: View) -> impl IntoView {
     view! {
         <section class="panel">
             <h2>"1. The forward process: adding noise"</h2>
-            <div inner_html=FORWARD_EQUATION></div>
+            <div inner_html=breakable(FORWARD_EQUATION)></div>
             <div class="controls">
                 <label>"t = "{move || t.get()}" "
                     <input type="range" min="0" max=move || view.dataset.get().2.saturating_sub(1) data-testid="forward-t"
@@ -251,7 +250,8 @@ pub fn ForwardPanel(view: View) -> impl IntoView {
     }
 }
 
-/// 2. Training (Algorithm 1): the controls, the numbers, the loss and the previews.
+/// 2. Training (Algorithm 1 with this run's target, weight and schedule): the controls, the
+/// numbers, the loss and the previews.
 #[component]
 pub fn TrainingPanel(view: View) -> impl IntoView {
     // `with` reads the history in place: it grows by one loss a step, and copying it twice a
@@ -264,8 +264,10 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
     };
     view! {
         <section class="panel">
-            <h2>"2. Training: learning to predict the noise"</h2>
-            <div inner_html=TRAINING_EQUATION></div>
+            <h2>"2. Training: learning to denoise"</h2>
+            <div data-testid="training-equation" data-objective=move || view.objective.with(Objective::key)
+                inner_html=move || view.objective.with(training_equation)></div>
+            <p class="note" data-testid="training-note">{move || view.objective.with(training_note)}</p>
             <div class="controls">
                 <button data-testid="train" on:click=move |_| send(Command::Train, Vec::new())
                     disabled=move || !view.ready.get() || view.running.get() || view.holder.get() != Holder::ThisTab>"Train"</button>
@@ -293,8 +295,12 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                     <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
                 </table>
                 <figure>
-                    <svg data-testid="loss-chart" viewBox="0 0 300 100" width="300" height="100">
+                    <svg data-testid="loss-chart" viewBox="0 0 300 114" width="300" height="114">
                         <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || view.losses.with(|l| chart_points(l)) />
+                        <line x1="0" x2="300" y1="100" y2="100" stroke="#ddd" />
+                        <text data-testid="loss-axis" x="150" y="110" text-anchor="middle" font-size="10" fill="#555">
+                            {move || view.objective.with(|o| format!("{} (log scale) over steps", o.loss_name()))}
+                        </text>
                     </svg>
                     <figcaption>"loss per step, averaged, log scale"</figcaption>
                 </figure>
@@ -319,7 +325,7 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
     let class = RwSignal::new("all".to_string());
     let guidance = RwSignal::new(recipe.guidance);
     let samplers = SamplerName::ALL.iter().map(|s| view! { <option value=s.name()>{s.label()}</option> }).collect::<Vec<_>>();
-    let equations = SamplerName::equations().join("\n");
+    let equations: String = SamplerName::equations().into_iter().map(breakable).collect();
     // "" is the model's own setting (its scheduler config), else a name.
     let spacing = RwSignal::new(String::new());
     let clip = RwSignal::new(String::new());
@@ -349,7 +355,7 @@ pub fn SamplingPanel(view: View) -> impl IntoView {
         <section class="panel">
             <h2>"3. Sampling: from noise back to an image"</h2>
             <div inner_html=equations></div>
-            <div hidden=move || !conditional() inner_html=GUIDANCE_EQUATION></div>
+            <div hidden=move || !conditional() inner_html=breakable(GUIDANCE_EQUATION)></div>
             <div class="controls">
                 <select data-testid="sample-from" hidden=move || view.example.with(Option::is_none)
                     prop:value=move || if example.get() { "example" } else { "run" }

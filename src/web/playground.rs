@@ -14,6 +14,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use super::browser::yield_now;
+use super::mathml::breakable;
 use crate::data::{PointSet, PointShape, tensor_points};
 use crate::diffusion::{SamplerKind, SamplerName, Schedule};
 use crate::model::PointDenoiserConfig;
@@ -321,8 +322,8 @@ pub fn PlaygroundPanel() -> impl IntoView {
         <section class="panel">
             <h2>"5. Playground: diffusion in two dimensions"</h2>
             <p class="note">"A 16k-parameter network learns a cloud of points in seconds, by the same Algorithm 1 and samplers as the U-Net. Its output, rescaled, is the score: arrows that point to where the data is more likely at time t. DDIM with η = 0 follows them along the probability-flow ODE; DDPM adds fresh noise at every step."</p>
-            <div inner_html=SCORE_EQUATION></div>
-            <div inner_html=ODE_EQUATION></div>
+            <div inner_html=breakable(SCORE_EQUATION)></div>
+            <div inner_html=breakable(ODE_EQUATION)></div>
             <div class="controls">
                 <label>"data "
                     <select data-testid="pg-shape" on:change=move |ev| { shape.set(event_target_value(&ev)); t.set(0); reset(); }>

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::diffusion::{BetaSchedule, SamplerName, Spacing};
+use crate::diffusion::{BetaSchedule, Objective, SamplerName, Spacing};
 use crate::kernels::KernelPath;
 use crate::model::Preset;
 
@@ -183,7 +183,9 @@ pub enum Update {
     Dataset { name: String, images: usize, timesteps: usize },
     /// The class names a class-conditional model can be guided to (empty: unconditional).
     Classes(Vec<String>),
-    ModelCard(String),
+    /// The model card in words, and the loss the model trains with (the training panel's
+    /// equation): a resumed run or an imported model keeps its own, whatever the URL says.
+    ModelCard { text: String, objective: Objective },
     /// The settings of a resumed run (which trains with them, whatever the URL says), for the
     /// Settings panel to show.
     RunSettings(RunSettings),

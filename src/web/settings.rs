@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use crate::data::Dataset;
-use crate::diffusion::{BetaSchedule, Prediction};
+use crate::diffusion::{BetaSchedule, Objective, Prediction, ScheduleConfig};
 use crate::model::Preset;
 use crate::train::{Recipe, inverse_sqrt_decay_setting, min_snr_setting};
 
@@ -154,6 +154,18 @@ impl Settings {
         })
     }
 
+    /// The scheduler config of a new model with these settings: the recipe's, with the
+    /// address's schedule, prediction and zero terminal SNR.
+    pub fn schedule_config(&self) -> ScheduleConfig {
+        let config = ScheduleConfig { beta_schedule: self.schedule, prediction_type: self.prediction, ..Recipe::SMALL_DATA.schedule_config() };
+        if self.zero_terminal_snr { config.with_zero_terminal_snr() } else { config }
+    }
+
+    /// The loss a new model with these settings trains with.
+    pub fn objective(&self) -> Objective {
+        Objective::new(&self.schedule_config(), self.min_snr_gamma)
+    }
+
     /// `?classes=1` (class-conditional) or `0`.
     pub fn parse_classes(value: &str) -> Result<bool, String> {
         flag("classes", value)
@@ -202,6 +214,10 @@ mod tests {
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
         assert_eq!((recipe.warmup_steps, recipe.ema_power, recipe.inverse_sqrt_decay_from, recipe.adam_beta_2), (100, Some(6.94), Some(400), 0.99));
         assert_eq!(query(&[("min_snr", "0")]).unwrap().min_snr_gamma, None, "0 turns the weighting off");
+        let objective = query(&[("prediction", "epsilon"), ("min_snr", "0"), ("schedule", "linear")]).unwrap().objective();
+        assert!(objective.is_algorithm_1(), "the address's Algorithm 1: {}", objective.key());
+        assert_eq!(query(&[]).unwrap().objective().key(), "prediction=v min_snr=5 schedule=cosine zero_snr=0");
+        assert_eq!(query(&[("prediction", "epsilon"), ("zero_snr", "1")]).unwrap().objective().prediction, Prediction::V, "zero SNR cannot train ε");
         assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {
             assert_eq!(query(&[("data", name.name())]).unwrap().data, name);

@@ -8,10 +8,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
+use crate::diffusion::Objective;
 use crate::kernels::KernelPath;
 
 use super::browser::{adapter_facts, describe, download, query, query_param};
 use super::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};
+use super::settings::Settings;
 
 /// Everything the page shows, as signals the worker's updates write.
 #[derive(Clone, Copy)]
@@ -42,6 +44,9 @@ pub struct View {
     /// Class names of a class-conditional model (empty: unconditional).
     pub classes: RwSignal<Vec<String>>,
     pub model_card: RwSignal<String>,
+    /// The loss the model in the worker trains with; until the worker says, a new model's
+    /// with the URL's settings.
+    pub objective: RwSignal<Objective>,
     /// The settings of a resumed run, for the Settings panel.
     pub run_settings: RwSignal<Option<RunSettings>>,
     pub samples: RwSignal<Option<(Picture, Vec<u8>)>>,
@@ -84,6 +89,7 @@ impl View {
             dataset: RwSignal::new((String::new(), 0, 1000)),
             classes: RwSignal::new(Vec::new()),
             model_card: RwSignal::new(String::new()),
+            objective: RwSignal::new(Settings::from_query(query_param).unwrap_or_default().objective()),
             run_settings: RwSignal::new(None),
             samples: RwSignal::new(None),
             sampled: RwSignal::new(None),
@@ -134,7 +140,10 @@ impl View {
             Update::ImagesLoaded(n) => self.images_loaded.set(n),
             Update::Dataset { name, images, timesteps } => self.dataset.set((name, images, timesteps)),
             Update::Classes(names) => self.classes.set(names),
-            Update::ModelCard(s) => self.model_card.set(s),
+            Update::ModelCard { text, objective } => {
+                self.model_card.set(text);
+                self.objective.set(objective);
+            }
             Update::RunSettings(settings) => self.run_settings.set(Some(settings)),
             Update::Picture(canvas, picture) => {
                 let target = match canvas {

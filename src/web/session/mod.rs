@@ -20,7 +20,7 @@ use super::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN};
 use super::settings::Settings;
 use crate::checkpoint::DiffusersFolder;
 use crate::data::{ImageSet, Manifest, encode_npy};
-use crate::diffusion::{SamplerKind, SamplerName};
+use crate::diffusion::{Objective, SamplerKind, SamplerName};
 use crate::pipeline::Bench;
 use crate::diffusion::ScheduleConfig;
 use crate::kernels::KernelPath;
@@ -258,8 +258,9 @@ impl Session {
         let schedule = &self.trainer.schedule.config;
         let params = self.trainer.model.num_params();
         let (weights, training) = self.trainer.memory_bytes();
-        self.out.send(Update::ModelCard(format!(
-            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · {:?} schedule, T = {}, predicts {:?} · {} · trained {} steps{}{}",
+        let objective = Objective::new(schedule, self.trainer.config.min_snr_gamma);
+        let text = format!(
+            "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · trains the {} · {} · trained {} steps{}{}",
             self.model_name,
             weights as f64 / 1e6,
             training as f64 / 1e6,
@@ -267,9 +268,7 @@ impl Session {
             c.sample_size,
             c.in_channels,
             c.block_out_channels,
-            schedule.beta_schedule,
-            schedule.num_train_timesteps,
-            schedule.prediction_type,
+            objective.describe(),
             self.trainer.config.describe(),
             self.trainer.step,
             match &self.untrainable {
@@ -277,7 +276,8 @@ impl Session {
                 Some(why) => format!(" · {why}"),
             },
             self.quality_line()
-        )));
+        );
+        self.out.send(Update::ModelCard { text, objective });
     }
 
     fn set_running(&mut self, running: bool) {
