@@ -1,5 +1,11 @@
-//! The ε-prediction U-Net and its parts, and the networks whose features `eval` measures in
-//! (our classifiers, and pytorch-fid's Inception-v3).
+//! The denoising U-Net and its parts, and the networks whose features `eval` measures in (our
+//! classifiers, and pytorch-fid's Inception-v3).
+//!
+//! The U-Net outputs whatever its scheduler config's `prediction_type` says: by default v =
+//! √ᾱ_t ε − √(1 − ᾱ_t) x_0, trained on the min-SNR-5-weighted v-loss on the cosine ᾱ schedule
+//! (`Recipe::SMALL_DATA`); the noise ε with weight 1 on linear β is DDPM's Algorithm 1 (the
+//! paper's recipe, `--prediction epsilon --min-snr-gamma 0 --schedule linear`). The page's
+//! training panel and the model card name the run's loss as `diffusion::Objective` words it.
 
 mod blocks;
 mod classifier;

@@ -70,7 +70,7 @@ pub fn App() -> impl IntoView {
         <main>
             <h1>"Diffusion in a tab"</h1>
             <p class="lede">
-                "A U-Net learns to predict the noise added to images (DDPM, Algorithm 1), on this page's GPU, in a worker so the page never freezes. "
+                "A U-Net learns to remove the noise added to images (DDPM's Algorithm 1, with the target, weight and schedule that 2. Training writes out), on this page's GPU, in a worker so the page never freezes. "
                 "Watch the forward process, train, sample with DDIM, DPM-Solver++ or DDPM, and take the weights away: they load in diffusers, and diffusers models load here."
             </p>
             <p class="example">
