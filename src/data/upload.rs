@@ -219,7 +219,7 @@ mod tests {
         let files = vec![("a/x.png".to_string(), png(7)), ("b/y.png".to_string(), png(9))];
         let (set, classes) = images_from_upload(files, 4, 3).unwrap();
         let (back, back_classes) = upload_from_bytes(&upload_to_bytes(&set, &classes)).unwrap();
-        assert_eq!((back, back_classes), (set, classes));
+        assert_eq!((back, back_classes), (set.clone(), classes.clone()));
         let err = upload_from_bytes(b"not stored images").unwrap_err();
         assert!(err.to_string().starts_with("the stored images:"), "{err}");
         // A label that names no class (found by the fuzz target's check of valid results).
