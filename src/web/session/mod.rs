@@ -4,6 +4,7 @@
 //! sampling, files (import, export, your images) and the saved run, each in a file of its own.
 
 mod files;
+mod progress;
 mod quality;
 mod sampling;
 mod saved;
@@ -385,17 +386,6 @@ impl Session {
         Ok(())
     }
 
-    fn reset_progress(&mut self) {
-        self.losses.clear();
-        self.clear_fixed_losses();
-        self.last_quality = None;
-        self.out.send(Update::Quality(None));
-        self.out.send(Update::Losses { reset: true, values: Vec::new() });
-        self.set_running(false);
-        self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
-        self.out.send(Update::Error(Notice::default()));
-    }
-
     async fn train_step(&mut self) -> Result<(), Notice> {
         if gpu_lost() {
             return Err(lost_gpu());
@@ -462,37 +452,6 @@ impl Session {
         }
         self.quality_every_n_steps().await;
         Ok(())
-    }
-
-    /// Measures the training objective on the fixed batch ([`Trainer::fixed_batch_loss`], the
-    /// online weights), once a step: when Train starts, with each preview and on Pause. Shown
-    /// beside the step's loss, and kept with the run's history.
-    async fn measure_fixed_batch(&mut self) -> Result<(), Notice> {
-        let step = self.trainer.step;
-        if self.untrainable.is_some() || self.fixed_losses.last().is_some_and(|&(last, _)| last == step) {
-            return Ok(());
-        }
-        if gpu_lost() {
-            return Err(lost_gpu());
-        }
-        doing(format!("measuring the loss on the fixed batch at step {step}"));
-        let loss = self.trainer.fixed_batch_loss(&self.data).map_err(|e| Notice::from(e.to_string()))?;
-        let loss = read_scalar(loss)
-            .await
-            .map_err(|e| if gpu_lost() { lost_gpu() } else { Notice::new("Measuring the loss on the fixed batch failed.", e) })?;
-        // A diverged model's loss is not a point of the history (and JSON has no NaN); the
-        // step's own loss stops the run and says so.
-        if loss.is_finite() {
-            self.fixed_losses.push((step, loss));
-            self.out.send(Update::FixedLosses { reset: false, points: vec![(step, loss)] });
-        }
-        Ok(())
-    }
-
-    /// Forgets the fixed-batch history (another model, or other images: another batch).
-    fn clear_fixed_losses(&mut self) {
-        self.fixed_losses.clear();
-        self.out.send(Update::FixedLosses { reset: true, points: Vec::new() });
     }
 
     /// One training step, its loss read back (the read waits for the GPU).
