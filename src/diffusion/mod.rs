@@ -18,7 +18,7 @@ pub use forward::{min_snr_weights, prediction_loss, q_sample, training_target, w
 pub use objective::Objective;
 pub use random::RandomStream;
 pub use sampler::{Sampler, SamplerKind, SamplerName};
-pub use schedule::{BetaSchedule, Prediction, Schedule, ScheduleConfig};
+pub use schedule::{BetaSchedule, COSINE_OFFSET, Prediction, Schedule, ScheduleConfig};
 pub use scheduler_config::SchedulerConfigError;
 #[cfg(not(target_arch = "wasm32"))]
 pub use threshold::dynamic_threshold;

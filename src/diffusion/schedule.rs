@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use super::{Spacing, Variance};
 use crate::data::limits;
 
+/// The offset s of Nichol & Dhariwal's cosine schedule (2021, eq. 17): small, so that β_t near
+/// t = 0 is not too small.
+pub const COSINE_OFFSET: f64 = 0.008;
+
 /// How β_t runs from t = 0 to T − 1. Serialised with diffusers' `beta_schedule` names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BetaSchedule {
@@ -227,7 +231,7 @@ fn linspace(start: f64, end: f64, n: usize) -> Vec<f32> {
 /// diffusers' `betas_for_alpha_bar(T, max_beta=0.999)` with the cosine ᾱ: computed in f64,
 /// then stored as f32.
 fn cosine_betas(n: usize) -> Vec<f32> {
-    let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::PI / 2.0).cos().powi(2);
+    let alpha_bar = |t: f64| ((t + COSINE_OFFSET) / (1.0 + COSINE_OFFSET) * std::f64::consts::PI / 2.0).cos().powi(2);
     (0..n)
         .map(|i| {
             let (t1, t2) = (i as f64 / n as f64, (i + 1) as f64 / n as f64);

@@ -7,7 +7,7 @@
 //! written with the paper's t = 1, …, T (the core indexes them 0, …, T − 1).
 
 use super::mathml::line;
-use crate::diffusion::{BetaSchedule, Objective, Prediction, ScheduleConfig};
+use crate::diffusion::{BetaSchedule, COSINE_OFFSET, Objective, Prediction, ScheduleConfig};
 
 fn mi(s: &str) -> String {
     format!("<mi>{s}</mi>")
@@ -176,7 +176,7 @@ fn schedule_line(objective: &Objective) -> String {
             line(&[
                 format!("{}{equals}{}{comma}", alpha_bar(&t), frac(&f(&t), &f(&mn(0)))),
                 format!("{}{equals}{cos2}{argument}{comma}", f(&t)),
-                format!("{}{equals}{}{comma}{}{steps}{comma}{}{}", mi("s"), mn(0.008), space(), space(), mtext("β capped at 0.999")),
+                format!("{}{equals}{}{comma}{}{steps}{comma}{}{}", mi("s"), mn(COSINE_OFFSET), space(), space(), mtext("β capped at 0.999")),
             ])
         }
     }
