@@ -74,7 +74,9 @@ impl Judge {
 
     /// The verdict on `count` test digits against the next `count` ones: what real digits reach.
     pub fn real_digits(&self, count: usize) -> Verdict {
-        let next = ImageSet::new(28, 28, 1, self.test.pixels[count * 784..2 * count * 784].to_vec(), Vec::new()).unwrap();
+        let size = self.test.image_size();
+        let (h, w, c) = (self.test.height, self.test.width, self.test.channels);
+        let next = ImageSet::new(h, w, c, self.test.pixels[count * size..2 * count * size].to_vec(), Vec::new()).unwrap();
         self.judge(&next, count)
     }
 }
