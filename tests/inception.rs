@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 use tabdiffusion::checkpoint::Tensors;
-use tabdiffusion::model::FidInception;
-use tabdiffusion::model::inception::FEATURES;
+use tabdiffusion::features::FidInception;
+use tabdiffusion::features::inception::FEATURES;
 
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inception").join(name);

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{CheckpointError, load_tensors, named_tensors, parse_safetensors, serialize, tensors};
-use crate::model::{Classifier, ClassifierConfig};
+use crate::features::{Classifier, ClassifierConfig};
 
 /// What a feature classifier was trained on, kept beside its weights.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use burn::tensor::Device;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::data::limits;
+use crate::limits;
 use crate::diffusion::ScheduleConfig;
 use crate::model::{UNet, UNetConfig};
 pub use crate::model::state_dict::{StateDictError, Tensors, load_tensors, named_tensors};

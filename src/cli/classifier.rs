@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use super::{Backend, CliResult, Split, load_split, write_atomic};
 use crate::checkpoint::{ClassifierCard, classifier_to_bytes};
-use crate::model::{ClassifierConfig, ClassifierKind};
+use crate::features::{ClassifierConfig, ClassifierKind};
 use crate::train::{ClassifierTrainer, accuracy};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

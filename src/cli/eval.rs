@@ -14,9 +14,10 @@ use super::{Backend, CliResult, Split, load_split, model_source, read_file};
 use crate::checkpoint::{ClassifierCard, load_classifier};
 use crate::data::{ImageSet, to_pixels};
 use crate::eval::{DEFAULT_K, Features, Scores};
-use crate::model::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
+use crate::features::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
 use crate::pipeline::sample_in_batches;
-use crate::train::{FEATURE_BATCH, Recipe, accuracy, features};
+use crate::features::{FEATURE_BATCH, features};
+use crate::train::{Recipe, accuracy};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {

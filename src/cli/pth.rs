@@ -9,7 +9,7 @@ use safetensors::Dtype;
 
 use super::{CliResult, read_file};
 use crate::checkpoint::{self, Tensors, float_values};
-use crate::data::limits;
+use crate::limits;
 
 /// Every floating-point tensor of the file, as `f32` (PyTorch layout). Integer tensors (a
 /// BatchNorm's `num_batches_tracked`) are left out. The file's size, its number of tensors and

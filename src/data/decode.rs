@@ -6,7 +6,8 @@ use std::io::Cursor;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
-use super::{DataError, Format, ImageSet, limits};
+use super::{DataError, Format, ImageSet};
+use crate::limits;
 
 /// CIFAR-10's classes, in label order (the dataset's `batches.meta.txt`).
 pub const CIFAR10_CLASSES: [&str; 10] =

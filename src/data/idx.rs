@@ -1,6 +1,7 @@
 //! The IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/).
 
-use super::{DataError, Format, limits};
+use super::{DataError, Format};
+use crate::limits;
 
 /// An IDX array of unsigned bytes: its dimensions and values.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{DataError, limits};
+use super::{DataError};
+use crate::limits;
 
 /// Images stored `[N, H, W, C]` as bytes, with optional class labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +22,7 @@ impl ImageSet {
         for (what, side) in [("image height", height), ("image width", width)] {
             limits::at_most(what, side, limits::MAX_DATASET_SIDE)?;
         }
-        limits::at_most("image channels", channels, limits::MAX_CHANNELS)?;
+        limits::at_most("image channels", channels, limits::MAX_DATASET_CHANNELS)?;
         let size = height * width * channels; // at most 256 · 256 · 4: no overflow
         if size == 0 || !pixels.len().is_multiple_of(size) {
             return Err(DataError::Mismatch(format!(

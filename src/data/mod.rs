@@ -4,14 +4,14 @@ mod datasets;
 mod decode;
 mod idx;
 mod images;
-pub mod limits;
 mod npy;
 mod points;
 mod tiles;
 mod upload;
 
 pub use datasets::Dataset;
-pub use limits::OverLimit;
+pub use crate::limits::OverLimit;
+use crate::limits;
 pub use decode::{CIFAR10_CLASSES, FASHION_MNIST_CLASSES, images_from_cifar_binary, images_from_files};
 pub use idx::{Idx, parse_idx};
 pub use images::{ImageSet, to_pixels};
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub enum DataError {
     /// A size the data declares (or has) is over one of the [`limits`].
     #[error(transparent)]
-    TooLarge(#[from] limits::OverLimit),
+    TooLarge(#[from] OverLimit),
     /// The bytes are not in the format they are read as.
     #[error("{format}: {why}")]
     Malformed { format: Format, why: String },

@@ -2,7 +2,8 @@
 //! across implementations. Written here because the npy crates pull a Python-literal parser
 //! for the general case; this is the one dtype and layout we write and read.
 
-use super::{DataError, Format, limits};
+use super::{DataError, Format};
+use crate::limits;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 

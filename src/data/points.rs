@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use super::DataError;
-use super::limits::{self, OverLimit};
+use crate::limits::{self, OverLimit};
 
 /// The generated shapes of the playground.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

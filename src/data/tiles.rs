@@ -7,7 +7,8 @@ use std::io::Cursor;
 
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 
-use super::{DataError, Format, ImageSet, limits};
+use super::{DataError, Format, ImageSet};
+use crate::limits;
 
 /// Images per tile row (and rows per tile).
 pub const COLUMNS: usize = 100;

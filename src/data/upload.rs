@@ -4,7 +4,8 @@
 
 use std::io::{Cursor, Read};
 
-use super::{DataError, Format, ImageSet, images_from_files, limits};
+use super::{DataError, Format, ImageSet, images_from_files};
+use crate::limits;
 
 fn is_image(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();

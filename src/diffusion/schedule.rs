@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Spacing, Variance};
-use crate::data::limits;
+use crate::limits;
 
 /// The offset s of Nichol & Dhariwal's cosine schedule (2021, eq. 17): small, so that β_t near
 /// t = 0 is not too small.

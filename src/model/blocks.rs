@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use super::{conv2d, group_norm, group_norm_silu, silu};
+use crate::ops::{conv2d, group_norm, group_norm_silu, silu};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 

@@ -3,30 +3,7 @@
 
 use burn::config::Config;
 
-/// What [`UNetConfig::validate`] accepts: far above any U-Net this crate is meant for (the
-/// DDPM paper's CIFAR-10 model has 35.7M parameters and 256 channels; diffusers' 256×256
-/// `UNet2DModel`s about 114M and 512), and low enough that a config asking for more is refused
-/// in words before anything is allocated for it.
-pub mod limits {
-    /// Parameters in all: 2^30, 4.3 GB of float32 weights (training holds about five copies).
-    pub const MAX_PARAMS: u64 = 1 << 30;
-    /// Image height and width.
-    pub const MAX_SAMPLE_SIZE: usize = 1024;
-    /// Image channels in and out.
-    pub const MAX_IMAGE_CHANNELS: usize = 64;
-    /// Channels of one level, of a time embedding, of an attention head, GroupNorm groups.
-    pub const MAX_CHANNELS: usize = 8192;
-    /// Resolution levels (each halves the image).
-    pub const MAX_LEVELS: usize = 8;
-    /// ResNet blocks per level.
-    pub const MAX_LAYERS_PER_BLOCK: usize = 16;
-    /// Class labels of a class-conditional model (with its null class).
-    pub const MAX_CLASS_EMBEDS: usize = 1 << 16;
-    /// Elements of the largest activation of one forward pass (a level's feature map, or an
-    /// attention's score matrix) for a whole batch: 2^31, 8.6 GB of float32. The DDPM paper's
-    /// model at its batch of 128 needs 16.8M.
-    pub const MAX_ACTIVATION: u64 = 1 << 31;
-}
+use crate::limits;
 
 /// Why [`UNetConfig::validate`] refuses a config; its words name the field and the rule.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -142,8 +119,8 @@ impl UNetConfig {
             }
         };
         positive("sample_size", self.sample_size, limits::MAX_SAMPLE_SIZE)?;
-        positive("in_channels", self.in_channels, limits::MAX_IMAGE_CHANNELS)?;
-        positive("out_channels", self.out_channels, limits::MAX_IMAGE_CHANNELS)?;
+        positive("in_channels", self.in_channels, limits::MAX_MODEL_IMAGE_CHANNELS)?;
+        positive("out_channels", self.out_channels, limits::MAX_MODEL_IMAGE_CHANNELS)?;
         positive("layers_per_block", self.layers_per_block, limits::MAX_LAYERS_PER_BLOCK)?;
         let levels = self.block_out_channels.len();
         if levels == 0 {
@@ -155,21 +132,21 @@ impl UNetConfig {
         if self.attention.len() != levels {
             return Err(ConfigError::AttentionPerLevel { entries: self.attention.len(), levels });
         }
-        positive("norm_num_groups", self.norm_num_groups, limits::MAX_CHANNELS)?;
+        positive("norm_num_groups", self.norm_num_groups, limits::MAX_LAYER_CHANNELS)?;
         for (level, &channels) in self.block_out_channels.iter().enumerate() {
-            positive(&format!("block_out_channels[{level}]"), channels, limits::MAX_CHANNELS)?;
+            positive(&format!("block_out_channels[{level}]"), channels, limits::MAX_LAYER_CHANNELS)?;
             if channels % self.norm_num_groups != 0 {
                 return Err(ConfigError::NotDivisible { level, channels, by: "norm_num_groups", divisor: self.norm_num_groups });
             }
             if let Some(d) = self.attention_head_dim {
-                positive("attention_head_dim", d, limits::MAX_CHANNELS)?;
+                positive("attention_head_dim", d, limits::MAX_LAYER_CHANNELS)?;
                 if channels % d != 0 {
                     return Err(ConfigError::NotDivisible { level, channels, by: "attention_head_dim", divisor: d });
                 }
             }
         }
         if let Some(dim) = self.time_embedding_dim {
-            positive("time_embedding_dim", dim, limits::MAX_CHANNELS)?;
+            positive("time_embedding_dim", dim, limits::MAX_LAYER_CHANNELS)?;
         }
         if let Some(n) = self.num_class_embeds {
             positive("num_class_embeds", n, limits::MAX_CLASS_EMBEDS)?;

@@ -6,7 +6,7 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use super::silu;
+use crate::ops::silu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// The sinusoidal embedding of integer timesteps, as diffusers' `get_timestep_embedding`.

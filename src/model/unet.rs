@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, PaddingConfig2d};
-use super::{conv2d, group_norm_silu};
+use crate::ops::{conv2d, group_norm_silu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::blocks::{

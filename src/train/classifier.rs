@@ -8,8 +8,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::ImageSet;
 use crate::diffusion::RandomStream;
-use crate::model::state_dict::read_values;
-use crate::model::{Classifier, ClassifierConfig, init_seeded};
+use crate::features::{Classifier, ClassifierConfig};
+use crate::model::init_seeded;
 
 /// A classifier being trained on a labelled image set.
 pub struct ClassifierTrainer {
@@ -77,21 +77,3 @@ pub async fn accuracy(model: &Classifier, set: &ImageSet, batch: usize, device: 
     Ok(correct as f64 / set.len().max(1) as f64)
 }
 
-/// Images per batch of a classifier's features (`eval`, the tab's quality chart).
-pub const FEATURE_BATCH: usize = 500;
-
-/// Feature vectors of images `[N, C, H, W]` in [−1, 1] from a feature network `net` (a
-/// classifier's penultimate activations, Inception's pool features), computed in batches of
-/// `batch`: `N × F` values, row-major.
-pub async fn features(images: Tensor<4>, batch: usize, net: impl Fn(Tensor<4>) -> Tensor<2>) -> Result<Vec<f32>, String> {
-    let n = images.dims()[0];
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let end = (start + batch.max(1)).min(n);
-        let f = net(images.clone().slice(start..end));
-        out.extend(read_values(f).await.map_err(|e| e.to_string())?);
-        start = end;
-    }
-    Ok(out)
-}

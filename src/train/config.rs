@@ -2,7 +2,7 @@
 
 use burn::config::Config;
 
-use crate::data::limits;
+use crate::limits;
 
 /// Optimisation settings (DDPM §4 unless noted).
 #[derive(Config, Debug, PartialEq)]

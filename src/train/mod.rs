@@ -11,7 +11,7 @@ mod recipe;
 mod state;
 
 pub use config::{TrainConfig, inverse_sqrt_decay_setting, min_snr_setting};
-pub use classifier::{ClassifierTrainer, FEATURE_BATCH, accuracy, features};
+pub use classifier::{ClassifierTrainer, accuracy};
 pub use ema::update_ema;
 pub use example::TrainedExample;
 pub use fixed_batch::{FIXED_BATCH_SEED, FixedBatchError};

@@ -12,7 +12,7 @@ use super::{RandomStream, Trainer, TrainConfig};
 use crate::checkpoint::{
     CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, parse_safetensors, schedule_config, serialize, tensors, unet_config,
 };
-use crate::data::limits;
+use crate::limits;
 use crate::diffusion::ScheduleConfig;
 use crate::model::UNetConfig;
 use crate::model::state_dict::read_values;

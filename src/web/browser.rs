@@ -10,7 +10,7 @@ use web_sys::{
     WorkerGlobalScope,
 };
 
-use crate::kernels::AdapterFacts;
+use crate::web::kernels::AdapterFacts;
 
 /// The page's window or the worker's global scope.
 enum Scope {

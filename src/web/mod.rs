@@ -7,6 +7,7 @@
 //! `session` → `channel`, `gpu`, `outbox`, `saved_run`, `settings`; `worker` → `outbox`.
 
 pub mod charts;
+pub mod kernels;
 pub mod mathml;
 pub mod objective;
 pub mod settings;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::diffusion::{BetaSchedule, Objective, SamplerName, Spacing};
-use crate::kernels::KernelPath;
+use crate::web::kernels::KernelPath;
 use crate::model::Preset;
 
 /// A sampler and its settings, as the Sampling panel sets them.
@@ -167,7 +167,7 @@ pub enum Update {
     /// Who holds the saved run.
     Holder(Holder),
     Backend(String),
-    /// The kernels of the build the worker runs (crate::kernels).
+    /// The kernels of the build the worker runs (web::kernels).
     Kernels(KernelPath),
     /// The session can take commands.
     Ready,

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use crate::diffusion::Objective;
-use crate::kernels::KernelPath;
+use crate::web::kernels::KernelPath;
 
 use super::browser::{adapter_facts, describe, download, query, query_param};
 use super::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};

@@ -14,7 +14,8 @@ use tabdiffusion::checkpoint::load_classifier;
 use tabdiffusion::data::{ImageSet, Manifest, decode_tile, tile_count, to_pixels};
 use tabdiffusion::diffusion::{SamplerKind, SamplerName, Schedule};
 use tabdiffusion::eval::{Features, Scores};
-use tabdiffusion::model::{Classifier, UNet, UNetConfig};
+use tabdiffusion::features::Classifier;
+use tabdiffusion::model::{UNet, UNetConfig};
 use tabdiffusion::pipeline::SampleRun;
 
 /// The softmax probability at which the classifier "names" an image. At 0.9 LeNet named 39%

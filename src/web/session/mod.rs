@@ -24,7 +24,7 @@ use crate::data::{ImageSet, Manifest, encode_npy};
 use crate::diffusion::{Objective, SamplerKind, SamplerName};
 use crate::pipeline::Bench;
 use crate::diffusion::ScheduleConfig;
-use crate::kernels::KernelPath;
+use crate::web::kernels::KernelPath;
 use crate::train::{Recipe, Trainer, conditional_classes};
 
 /// What the visitor reads when WebGPU is missing or unusable.

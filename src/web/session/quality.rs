@@ -9,9 +9,10 @@ use crate::checkpoint::load_classifier;
 use crate::data::{ImageSet, decode_tile, tile_count, to_pixels};
 use crate::diffusion::{SamplerKind, SamplerName};
 use crate::eval::{Features, Scores};
-use crate::model::Classifier;
+use crate::features::Classifier;
 use crate::pipeline::{SampleRun, sample_batches};
-use crate::train::{FEATURE_BATCH, Recipe, features};
+use crate::features::{FEATURE_BATCH, features};
+use crate::train::Recipe;
 use crate::web::browser::{fetch_bytes, yield_now};
 use crate::web::protocol::{QualityPoint, Update};
 

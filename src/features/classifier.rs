@@ -4,7 +4,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use super::{conv2d, group_norm};
+use crate::ops::{conv2d, group_norm};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -12,7 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::data::limits;
+use crate::limits;
 
 /// Which network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,7 @@ impl ClassifierConfig {
             return Err("a classifier needs at least 2 classes, 1 channel and images of at least 1×1".into());
         }
         limits::at_most("classifier num_classes", self.num_classes, limits::MAX_CLASSES)?;
-        limits::at_most("classifier in_channels", self.in_channels, limits::MAX_CHANNELS)?;
+        limits::at_most("classifier in_channels", self.in_channels, limits::MAX_LAYER_CHANNELS)?;
         limits::at_most("classifier sample_size", self.sample_size, limits::MAX_DATASET_SIDE)?;
         if self.kind == ClassifierKind::LeNet && self.sample_size < 12 {
             return Err(format!("LeNet needs images of at least 12×12, not {0}×{0}", self.sample_size));

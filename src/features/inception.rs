@@ -19,8 +19,8 @@ use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::conv2d;
-use super::state_dict::{StateDictError, Tensors, load_tensors};
+use crate::ops::conv2d;
+use crate::model::state_dict::{StateDictError, Tensors, load_tensors};
 
 /// Length of a feature vector (the pool features, pytorch-fid's block 3).
 pub const FEATURES: usize = 2048;

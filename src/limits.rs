@@ -1,4 +1,5 @@
-//! Every limit on what the loaders accept from outside bytes, in one place.
+//! Every limit on a size that comes from outside (a file, a config, an upload, a URL), in one
+//! place, named for what it bounds.
 //!
 //! A loader compares each size a file declares with the bytes present and with these limits
 //! before it allocates anything, and says which field broke which limit ("zip: 70000 members;
@@ -82,7 +83,31 @@ pub const MAX_TRAINING_STEPS: u64 = 1_000_000_000_000;
 pub const MAX_BATCH_SIZE: usize = 65_536;
 
 /// Channels of a dataset's images: 1 (gray) to 4.
-pub const MAX_CHANNELS: usize = 4;
+pub const MAX_DATASET_CHANNELS: usize = 4;
+
+// The sizes of a U-Net: what `UNetConfig::validate` accepts, far above any U-Net this crate
+// is meant for (the DDPM paper's CIFAR-10 model has 35.7M parameters and 256 channels;
+// diffusers' 256×256 `UNet2DModel`s about 114M and 512), and low enough that a config asking
+// for more is refused in words before anything is allocated for it.
+
+/// Parameters of a U-Net in all: 2^30, 4.3 GB of float32 weights (training holds about five copies).
+pub const MAX_PARAMS: u64 = 1 << 30;
+/// A U-Net's image height and width.
+pub const MAX_SAMPLE_SIZE: usize = 1024;
+/// A U-Net's image channels in and out.
+pub const MAX_MODEL_IMAGE_CHANNELS: usize = 64;
+/// Channels of one level, of a time embedding, of an attention head, GroupNorm groups.
+pub const MAX_LAYER_CHANNELS: usize = 8192;
+/// A U-Net's resolution levels (each halves the image).
+pub const MAX_LEVELS: usize = 8;
+/// A U-Net's ResNet blocks per level.
+pub const MAX_LAYERS_PER_BLOCK: usize = 16;
+/// Class labels of a class-conditional U-Net (with its null class).
+pub const MAX_CLASS_EMBEDS: usize = 1 << 16;
+/// Elements of the largest activation of one forward pass (a level's feature map, or an
+/// attention's score matrix) for a whole batch: 2^31, 8.6 GB of float32. The DDPM paper's
+/// model at its batch of 128 needs 16.8M.
+pub const MAX_ACTIVATION: u64 = 1 << 31;
 
 /// A value from outside over its limit: "`{what}`: {value}; the limit is {limit}".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

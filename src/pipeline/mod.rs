@@ -1,0 +1,8 @@
+//! The steppers the shells drive: a sampling run, a benchmark. The core runs the loop; the CLI
+//! and the worker only render what each step reports.
+
+mod bench;
+mod sample;
+
+pub use bench::{Bench, BenchReport};
+pub use sample::{Guidance, GuidanceError, SampleRun, sample_batches, sample_in_batches};
