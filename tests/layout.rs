@@ -88,8 +88,8 @@ fn no_source_file_imports_a_file_that_imports_it_back() {
     let files = common::rust_files(&src_dir);
     let graph: Vec<(std::path::PathBuf, Vec<std::path::PathBuf>)> = files.iter().map(|f| (f.clone(), imports(&src_dir, f))).collect();
     // The test sees real imports: the tab's page takes its panels, and the panels the core.
-    let page = graph.iter().find(|(f, _)| f.ends_with("web/app.rs")).unwrap();
-    assert!(page.1.iter().any(|t| t.ends_with("web/panels.rs")), "{:?}", page.1);
+    let page = graph.iter().find(|(f, _)| f.ends_with("web/page/app.rs")).unwrap();
+    assert!(page.1.iter().any(|t| t.ends_with("web/page/panels.rs")), "{:?}", page.1);
     let mut circles = Vec::new();
     for (file, targets) in &graph {
         for target in targets {
@@ -149,4 +149,23 @@ fn each_layer_uses_only_the_layers_below_it() {
         }
     }
     assert!(upward.is_empty(), "a module uses its own layer or one above it: {upward:?}");
+}
+
+/// The thread boundary is a folder boundary: what runs on the page (`web/page/`) and what runs
+/// in the worker (`web/worker/`) talk only through messages (`web/protocol.rs`), so neither
+/// names the other.
+#[test]
+fn the_page_and_the_worker_do_not_use_each_other() {
+    let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut crossings = Vec::new();
+    for (side, other) in [("page", "worker"), ("worker", "page")] {
+        for file in common::rust_files(&src_dir.join("web").join(side)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if text.contains(&format!("web::{other}")) {
+                crossings.push(file.strip_prefix(&src_dir).unwrap().display().to_string());
+            }
+        }
+    }
+    assert!(common::rust_files(&src_dir.join("web").join("worker")).len() > 5, "the worker's files are where this test looks");
+    assert!(crossings.is_empty(), "these cross the page/worker boundary: {crossings:?}");
 }

@@ -14,14 +14,14 @@ const ANYWHERE: &[&str] = &["0", "1", "2", "3", "4", "0.0", "1.0", "100.0", "100
 
 /// Numbers one file may hold, and why.
 const PER_FILE: &[(&str, &[&str], &str)] = &[
-    ("web/charts.rs", &["300", "300.0", "95.0", "90.0", "1e-6", "1e-3", "6.0", "4.0", "10.0"], "the charts' 300×100 box and log scales"),
-    ("web/panels.rs", &["250", "300.0", "10", "1000"], "the forward slider's first t, the chart box, the loss mean of the last 10, the steps input's range"),
-    ("web/view.rs", &["1000"], "T before the dataset says"),
-    ("web/playground.rs", &["320", "10.0", "400.0", "1e-3", "1e-9", "2.0", "1.5", "2.5", "0.9", "0.5", "4.0"], "the canvases' side (px), the 10 ms slices and the views' refresh (ms), guards against dividing by zero, dot radii and the arrows' shape (px)"),
+    ("web/page/charts.rs", &["300", "300.0", "95.0", "90.0", "1e-6", "1e-3", "6.0", "4.0", "10.0"], "the charts' 300×100 box and log scales"),
+    ("web/page/panels.rs", &["250", "300.0", "10", "1000"], "the forward slider's first t, the chart box, the loss mean of the last 10, the steps input's range"),
+    ("web/page/view.rs", &["1000"], "T before the dataset says"),
+    ("web/page/playground.rs", &["320", "10.0", "400.0", "1e-3", "1e-9", "2.0", "1.5", "2.5", "0.9", "0.5", "4.0"], "the canvases' side (px), the 10 ms slices and the views' refresh (ms), guards against dividing by zero, dot radii and the arrows' shape (px)"),
     ("web/settings.rs", &["64", "8", "2000"], "MAX_COUNT, the largest grid; the quality count's bounds (a few for k = 3 neighbours; more would keep the worker from training for minutes)"),
-    ("web/session/mod.rs", &["20", "50", "250", "500", "1e-9"], "waits (ms) between tries, idle polls and a lost GPU's report"),
-    ("web/session/sampling.rs", &["10", "8"], "the strip's columns, the comparison's images"),
-    ("web/session/files.rs", &["100", "20"], "a download's progress in percent, or in MiB (2^20 bytes) where its size is unknown"),
+    ("web/worker/session/mod.rs", &["20", "50", "250", "500", "1e-9"], "waits (ms) between tries, idle polls and a lost GPU's report"),
+    ("web/worker/session/sampling.rs", &["10", "8"], "the strip's columns, the comparison's images"),
+    ("web/worker/session/files.rs", &["100", "20"], "a download's progress in percent, or in MiB (2^20 bytes) where its size is unknown"),
     ("cli/data.rs", &["32", "5", "9", "10", "0x1f", "0x8b"], "the folder command's image size, CIFAR-10's 5 batch files, digit names, gzip's magic bytes"),
     ("cli/train.rs", &["0.98", "0.02"], "the progress bar's smoothed loss"),
     ("cli/eval.rs", &["1000", "50"], "eval's image count, Inception's feature batches"),

@@ -2,7 +2,7 @@
 // worker scope and runs the training session instead of mounting the page.
 //
 // The page names the kernels it wants in the worker's name (`kernels=tuned` on a hardware GPU,
-// src/kernels.rs): then the worker runs the build with burn's autotuning and fusion, `tuned/`, which
+// src/web/kernels.rs): then the worker runs the build with burn's autotuning and fusion, `tuned/`, which
 // `trunk build --release` makes beside the plain one. Where that build is missing (a debug
 // build) or fails to load, it runs the plain one, and the page says so.
 const kernels = new URLSearchParams(self.name).get('kernels');

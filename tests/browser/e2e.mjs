@@ -84,7 +84,7 @@ await run(async ({ browser, base: origin }) => {
     }
   };
 
-  // The tuned build (dist/tuned/, made by scripts/finish-site) runs where the address asks for
+  // The tuned build (dist/tuned/, made by scripts/dev/finish-site) runs where the address asks for
   // it: the worker reports burn's autotuned kernels. It does not train here: autotuning on a
   // software adapter would time every candidate kernel on the CPU.
   {
@@ -133,7 +133,7 @@ await run(async ({ browser, base: origin }) => {
   await waitFor(() => document.querySelector('[data-testid=train]')?.disabled === false, null, 180_000);
   log(`ready: backend ${await text('backend')}, ${await text('images-loaded')} images`);
   assert.equal(await text('backend'), 'WebGPU', 'the page must train on WebGPU here');
-  // SwiftShader is a software adapter: the worker runs the plain build's kernels (src/kernels.rs),
+  // SwiftShader is a software adapter: the worker runs the plain build's kernels (src/web/kernels.rs),
   // not the tuned build, whose autotuning would time every candidate kernel on the CPU.
   log(`kernels: ${await text('kernels')}`);
   assert.match(await text('kernels'), /^plain \(one kernel per operation\): a software adapter/, 'SwiftShader takes the software path');

@@ -4,9 +4,9 @@
 
 use leptos::prelude::*;
 
-use super::charts::{polyline_points, quality_points};
-use super::protocol::Command;
-use super::view::{View, send};
+use crate::web::page::charts::{polyline_points, quality_points};
+use crate::web::protocol::Command;
+use crate::web::page::view::{View, send};
 
 #[component]
 pub fn QualityView(view: View) -> impl IntoView {

@@ -10,7 +10,7 @@ use crate::limits;
 use crate::train::{TrainedExample, Trainer};
 use crate::web::browser::{fetch_bytes_with_progress, store};
 use crate::web::protocol::{Notice, Update};
-use crate::web::saved_run::{SAVED_IMAGES, YOUR_IMAGES};
+use crate::web::worker::saved_run::{SAVED_IMAGES, YOUR_IMAGES};
 
 impl Session {
     /// Loads the dataset's next tile of training images.

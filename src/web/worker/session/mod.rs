@@ -12,13 +12,13 @@ mod saved;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::browser::{HeldLock, channel, fetch_bytes, has_webgpu, lock, now_ms, unstore, yield_now};
+use crate::web::browser::{HeldLock, channel, fetch_bytes, has_webgpu, lock, now_ms, unstore, yield_now};
 use super::channel::{next_command, send};
 use super::gpu::{gpu_lost, lost_gpu, mark_gpu_lost, read_scalar, read_values};
 use super::outbox::{Outbox, doing};
-use super::protocol::{Command, Holder, Notice, Update};
+use crate::web::protocol::{Command, Holder, Notice, Update};
 use super::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN};
-use super::settings::Settings;
+use crate::web::settings::Settings;
 use crate::checkpoint::DiffusersFolder;
 use crate::data::{ImageSet, Manifest, encode_npy};
 use crate::diffusion::{Objective, SamplerKind, SamplerName};
@@ -67,7 +67,7 @@ struct Session {
     /// The quality chart's feature network and reference images, once loaded.
     quality: Option<quality::Reference>,
     /// The last quality measurement, for the model card.
-    last_quality: Option<super::protocol::QualityPoint>,
+    last_quality: Option<crate::web::protocol::QualityPoint>,
     /// The trained example, once loaded (the Sampling panel samples it beside the run's model).
     example: Option<sampling::SampleModel>,
 }

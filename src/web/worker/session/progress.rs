@@ -2,8 +2,8 @@
 //! and the loss on the fixed batch ([`crate::train::Trainer::fixed_batch_loss`]).
 
 use super::Session;
-use crate::web::gpu::{gpu_lost, lost_gpu, read_scalar};
-use crate::web::outbox::doing;
+use crate::web::worker::gpu::{gpu_lost, lost_gpu, read_scalar};
+use crate::web::worker::outbox::doing;
 use crate::web::protocol::{Notice, Update};
 
 impl Session {

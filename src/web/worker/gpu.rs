@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::protocol::Notice;
+use crate::web::protocol::Notice;
 
 /// Set by the GPU's device-lost callback: nothing is read from or saved off a lost GPU.
 static GPU_LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

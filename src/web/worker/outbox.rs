@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use wasm_bindgen::JsCast;
 use web_sys::DedicatedWorkerGlobalScope;
 
-use super::protocol::{Update, encode};
+use crate::web::protocol::{Update, encode};
 
 /// Posts [`Update`]s to the page.
 #[derive(Clone, Copy, Debug)]

@@ -6,7 +6,7 @@
 //! the weight [`crate::diffusion::min_snr_weights`]' and ᾱ_t [`crate::diffusion::Schedule::new`]'s,
 //! written with the paper's t = 1, …, T (the core indexes them 0, …, T − 1).
 
-use super::mathml::line;
+use crate::web::page::mathml::line;
 use crate::diffusion::{BetaSchedule, COSINE_OFFSET, Objective, Prediction, ScheduleConfig};
 
 fn mi(s: &str) -> String {

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use super::protocol::Command;
+use crate::web::protocol::Command;
 
 thread_local! {
     static QUEUE: RefCell<VecDeque<(Command, Vec<Vec<u8>>)>> = const { RefCell::new(VecDeque::new()) };

@@ -13,8 +13,8 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-use super::browser::yield_now;
-use super::mathml::breakable;
+use crate::web::browser::yield_now;
+use crate::web::page::mathml::breakable;
 use crate::data::{PointSet, PointShape, tensor_points};
 use crate::diffusion::{SamplerKind, SamplerName, Schedule};
 use crate::model::PointDenoiserConfig;

@@ -9,7 +9,7 @@ use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
 use crate::train::Recipe;
 use crate::web::browser::{now_ms, yield_now};
-use crate::web::gpu::read_values;
+use crate::web::worker::gpu::read_values;
 use crate::web::protocol::{Canvas, Picture, Update};
 
 /// `[B, C, S, S]` values in [−1, 1] as a picture message with its RGBA bytes.

@@ -11,9 +11,9 @@ use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 use crate::diffusion::Objective;
 use crate::web::kernels::KernelPath;
 
-use super::browser::{adapter_facts, describe, download, query, query_param};
-use super::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};
-use super::settings::Settings;
+use crate::web::browser::{adapter_facts, describe, download, query, query_param};
+use crate::web::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};
+use crate::web::settings::Settings;
 
 /// Everything the page shows, as signals the worker's updates write.
 #[derive(Clone, Copy)]

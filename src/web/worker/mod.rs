@@ -1,16 +1,20 @@
-//! The training worker's side of the page ↔ worker channel.
+//! What runs in the page's Web Worker: the training session, which owns the device, the data
+//! and the trainer, and its side of the page ↔ worker channel. Nothing here touches the page.
+
+mod channel;
+mod gpu;
+mod outbox;
+mod saved_run;
+mod session;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use super::browser::query_param;
-use super::channel;
-use super::gpu;
-use super::outbox::{Outbox, doing_now};
-use super::protocol::{Command, Notice, Update, decode};
-use super::session;
-use super::settings::Settings;
+use crate::web::browser::query_param;
+use self::outbox::{Outbox, doing_now};
+use crate::web::protocol::{Command, Notice, Update, decode};
+use crate::web::settings::Settings;
 
 /// A panic ends the worker (wasm cannot unwind): before it does, the page gets what was being
 /// done and the panic's message, and offers the reload that resumes the saved run.

@@ -5,10 +5,10 @@ use crate::data::upload_from_bytes;
 use crate::model::Preset;
 use crate::train::{Trainer, state_metadata};
 use crate::web::browser::{StoreError, lock, store, stored};
-use crate::web::gpu::{gpu_lost, lost_gpu};
-use crate::web::outbox::doing;
+use crate::web::worker::gpu::{gpu_lost, lost_gpu};
+use crate::web::worker::outbox::doing;
 use crate::web::protocol::{Holder, Notice, RunSettings, Update};
-use crate::web::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN, TabMetadata, YOUR_IMAGES};
+use crate::web::worker::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN, TabMetadata, YOUR_IMAGES};
 
 impl Session {
     /// Saves the run (weights, EMA, Adam, step, random stream, settings, loss history) to the

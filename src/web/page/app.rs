@@ -2,11 +2,11 @@
 
 use leptos::prelude::*;
 
-use super::browser::offline_copy_ready;
-use super::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
-use super::playground::PlaygroundPanel;
-use super::protocol::{Command, Holder, Notice};
-use super::view::{View, kernel_choice, send, start_worker};
+use crate::web::browser::offline_copy_ready;
+use crate::web::page::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
+use crate::web::page::playground::PlaygroundPanel;
+use crate::web::protocol::{Command, Holder, Notice};
+use crate::web::page::view::{View, kernel_choice, send, start_worker};
 use crate::train::TrainedExample;
 
 /// A notice in words; its technical detail behind a "Details" toggle; a Reload button when
