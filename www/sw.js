@@ -2,7 +2,7 @@
 // the dataset files a visitor used, so that a second visit starts without the network and
 // trains offline. Weights and runs live in the browser's private storage (OPFS) anyway.
 //
-// Each build has its own cache: `scripts/finish-site` (a trunk hook) writes a hash of
+// Each build has its own cache: `scripts/dev/finish-site` (a trunk hook) writes a hash of
 // the built files into BUILD. A new deploy installs beside the old one and takes over only when
 // no tab runs the old one (no skipWaiting), then deletes the old cache: never a page of one
 // build with the wasm or the worker of another.

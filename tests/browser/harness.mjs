@@ -42,7 +42,7 @@ export function serve(prefix = '') {
 
 /**
  * Headless Chromium with WebGPU on SwiftShader (or, with `webgpu: false`, with no adapter).
- * `CHROMIUM_ARGS` adds flags, e.g. those that give it a hardware adapter (scripts/gpu-bench).
+ * `CHROMIUM_ARGS` adds flags, e.g. those that give it a hardware adapter (scripts/bench/gpu).
  * Every page of it, in every context, is watched for errors ([`expectErrors`]).
  */
 export async function launch({ webgpu = true } = {}) {

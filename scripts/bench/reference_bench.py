@@ -3,11 +3,11 @@
 same way as `tabdiffusion bench` (training images/s with Adam, DDIM-50 images/s).
 
     python3 -m venv .venv-ref && .venv-ref/bin/pip install torch diffusers safetensors numpy
-    .venv-ref/bin/python scripts/reference_bench.py --model mnist-small --batch 64
+    .venv-ref/bin/python scripts/bench/reference_bench.py --model mnist-small --batch 64
 
 Prints one JSON line with the same keys as `tabdiffusion bench --json`. With `--profile`, also
 prints to stderr where the timed training steps spent their time: torch.profiler's self CPU
-time per operator (scripts/profile-cpu puts it beside ours).
+time per operator (scripts/bench/profile-cpu puts it beside ours).
 """
 import argparse
 import json

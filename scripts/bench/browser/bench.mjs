@@ -1,10 +1,11 @@
 // The same model in headless Chromium (WebGPU on SwiftShader), measured as `tabdiffusion bench`:
-//   node tests/browser/bench.mjs --model tiny --batch 8 --steps 3 [--data mnist] [--cpu]
+//   node scripts/bench/browser/bench.mjs --model tiny --batch 8 --steps 3 [--data mnist] [--cpu]
 // (`--cpu`: Chromium without WebGPU, so the tab runs its CPU fallback, burn-flex in wasm;
-// `--kernels plain|tuned`: that wasm build, src/kernels.rs, instead of the adapter's choice)
+// `--kernels plain|tuned`: that wasm build, src/web/kernels.rs, instead of the adapter's choice)
 // prints one JSON line with train_images_per_s and ddim50_images_per_s, and the kernels it ran.
 import { parseArgs } from 'node:util';
-import { launch, log, serve } from './harness.mjs';
+// The browser tests' harness (it brings playwright-core from tests/browser/node_modules).
+import { launch, log, serve } from '../../../tests/browser/harness.mjs';
 
 const { values: args } = parseArgs({
   options: { model: { type: 'string', default: 'tiny' }, data: { type: 'string', default: 'mnist' }, batch: { type: 'string', default: '8' }, steps: { type: 'string', default: '3' }, cpu: { type: 'boolean', default: false }, kernels: { type: 'string', default: '' } },

@@ -5,9 +5,9 @@ model folder that `tabdiffusion eval` reads as it reads its own files (same samp
 feature network, same test images).
 
     python3 -m venv .venv-ref && .venv-ref/bin/pip install torch diffusers safetensors numpy pillow
-    .venv-ref/bin/python scripts/reference_train.py --model mnist-small --data www/data/mnist \\
+    .venv-ref/bin/python scripts/study/reference_train.py --model mnist-small --data www/data/mnist \\
         --steps 800 --batch 32 --lr 1e-3 --out reference-mnist-small
-    scripts/eval-table reference-mnist-small 200
+    scripts/study/eval-table reference-mnist-small 200
 
 The recipe is `tabdiffusion train`'s (src/train): Ho et al.'s Algorithm 1 (t uniform in
 {0..T-1}, ε ~ N(0, I), MSE on ε) with T = 1000 and linear β from 1e-4 to 0.02; Adam
@@ -17,6 +17,7 @@ are torch's, not ours, so the two runs see different minibatches of the same dis
 """
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 from PIL import Image
 
-from reference_bench import PRESETS
+# The same presets as the benchmark, from scripts/bench/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from reference_bench import PRESETS  # noqa: E402
 
 
 def load_train_split(folder: Path) -> np.ndarray:
@@ -52,7 +55,7 @@ def load_train_split(folder: Path) -> np.ndarray:
 
 def training_step(model, scheduler, optimizer, ema, x0, noise, t):
     """One step of the recipe (Algorithm 1, the clip, Adam, the EMA); the loss. tests/lockstep.rs
-    checks this very step against ours (scripts/lockstep.py)."""
+    checks this very step against ours (scripts/fixtures/lockstep.py)."""
     loss = torch.nn.functional.mse_loss(model(scheduler.add_noise(x0, noise, t), t).sample, noise)
     optimizer.zero_grad()
     loss.backward()

@@ -1,8 +1,9 @@
 // What a turn of the event loop costs the worker, the two ways it can yield (src/web/browser.rs
 // `yield_now`): a zero timeout, which HTML clamps to 4 ms once five are nested (a sampling loop
 // that yields after each step), and a message to itself, which the worker now uses.
-//   node tests/browser/yield-cost.mjs      prints one JSON line: milliseconds per yield
-import { launch } from './harness.mjs';
+//   node scripts/bench/browser/yield-cost.mjs      prints one JSON line: milliseconds per yield
+// The browser tests' harness (it brings playwright-core from tests/browser/node_modules).
+import { launch } from '../../../tests/browser/harness.mjs';
 
 const browser = await launch({ webgpu: false });
 try {

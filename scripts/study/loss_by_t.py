@@ -4,7 +4,7 @@ turns our files into one), the mean squared error of its ε prediction on the fi
 test images at a few t, from the same noise, with diffusers' own forward pass and schedule.
 Where two trainings differ in sample quality, this shows at which noise levels they differ.
 
-    .venv-ref/bin/python scripts/loss_by_t.py ours=/tmp/ours reference=reference-mnist-small
+    .venv-ref/bin/python scripts/study/loss_by_t.py ours=/tmp/ours reference=reference-mnist-small
 """
 import json
 import sys
