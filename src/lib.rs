@@ -18,6 +18,7 @@ pub mod limits;
 pub mod ops;
 pub mod model;
 pub mod pipeline;
+pub mod spec;
 pub mod playground;
 pub mod train;
 

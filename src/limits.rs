@@ -82,6 +82,17 @@ pub const MAX_TRAINING_STEPS: u64 = 1_000_000_000_000;
 /// Images per training step in a training state: 65,536.
 pub const MAX_BATCH_SIZE: usize = 65_536;
 
+/// Images of one grid of samples (the tab's `?count=`, a run's `count`).
+pub const MAX_GRID_IMAGES: usize = 64;
+
+/// Samples of one quality measurement in the tab, at most (the test split's first tile holds
+/// 10,000 images; more would keep the worker from training for minutes).
+pub const MAX_QUALITY_SAMPLES: usize = 2000;
+
+/// Samples of one quality measurement, at least: a few for precision and recall's k = 3
+/// nearest neighbours.
+pub const MIN_QUALITY_SAMPLES: usize = 8;
+
 /// Channels of a dataset's images: 1 (gray) to 4.
 pub const MAX_DATASET_CHANNELS: usize = 4;
 

@@ -20,10 +20,10 @@ fn main() {
 /// The CPU backend allocates and frees tensors of megabytes for every operation. glibc serves
 /// blocks above its mmap threshold with fresh pages from the kernel and returns them on free, so
 /// each one is page-faulted and zeroed anew (12% of a training step of `mnist-small` in
-/// `scripts/profile-cpu`'s profile), and it hands the top of its heap back above 128 KiB free.
+/// `scripts/bench/profile-cpu`'s profile), and it hands the top of its heap back above 128 KiB free.
 /// Serving blocks up to 32 MiB (mallopt's maximum) from the heap, never trimming it, and growing
 /// it 64 MiB at a time keeps the freed memory for the next tensor: training runs about 1.1×
-/// faster (`scripts/profile-cpu`). The process keeps its peak memory until it exits.
+/// faster (`scripts/bench/profile-cpu`). The process keeps its peak memory until it exits.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     const MIB: libc::c_int = 1 << 20;

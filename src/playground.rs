@@ -17,7 +17,8 @@ use crate::data::{PointSet, points_tensor};
 use crate::diffusion::{RandomStream, Schedule, ScheduleConfig, q_sample, split_prediction};
 use crate::model::{Denoiser, PointDenoiserConfig};
 use crate::pipeline::SampleRun;
-use crate::train::{TrainConfig, Trainer};
+use crate::spec::RunSpec;
+use crate::train::Trainer;
 use crate::diffusion::SamplerKind;
 
 /// The playground's settings, in one place for the tab and the tests.
@@ -51,8 +52,8 @@ impl Playground {
 
     /// Batch 256, Adam at 1e-2 (3e-3 needs twice the steps to separate the modes), a short EMA
     /// (runs are a few thousand steps).
-    pub fn train_config(seed: u64) -> TrainConfig {
-        TrainConfig::new().with_batch_size(256).with_learning_rate(1e-2).with_ema_decay(0.995).with_seed(seed)
+    pub fn train_config(seed: u64) -> RunSpec {
+        RunSpec::PAPER.with_random_flip(false).with_batch_size(256).with_learning_rate(1e-2).with_ema_decay(0.995).with_seed(seed)
     }
 
     /// DDPM's linear schedule, T = 1000, ε-prediction, without clipping x̂_0 to [−1, 1] (points

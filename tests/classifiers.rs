@@ -1,5 +1,5 @@
 //! The feature classifiers that ship with the site (`www/classifiers/`, written by
-//! `scripts/classifiers`): the tab's quality chart measures in their features, so they must
+//! `scripts/fixtures/classifiers`): the tab's quality chart measures in their features, so they must
 //! know their dataset. LeNet-5 on MNIST reaches 99% in LeCun et al. 1998 (0.95% error); we ask
 //! 98% of ours after 2,000 steps, and 88% on Fashion-MNIST (Xiao et al. 2017 list 89–91% for
 //! small CNNs).

@@ -114,7 +114,7 @@ fn data_train_sample_on_real_mnist() {
     let checkpoint = tabdiffusion::checkpoint::decode(&std::fs::read(&v_model).unwrap()).unwrap();
     assert_eq!(checkpoint.schedule.beta_schedule, tabdiffusion::diffusion::BetaSchedule::Cosine);
     assert_eq!(checkpoint.schedule.prediction_type, tabdiffusion::diffusion::Prediction::V);
-    // The small-data recipe's spacing (Recipe::SMALL_DATA) travels too: its samplers start at t = 999.
+    // The small-data recipe's spacing (RunSpec::SMALL_DATA) travels too: its samplers start at t = 999.
     assert_eq!(checkpoint.schedule.timestep_spacing, Some(tabdiffusion::diffusion::Spacing::Trailing));
     let msg = fails(&["train", "--model", s(&v_model), "--prediction", "epsilon", "--data", s(&data), "--steps", "1"]);
     assert!(msg.contains("it keeps them"), "{msg}");
@@ -678,7 +678,7 @@ fn impossible_arguments_are_refused_in_words() {
     let x_png = dir.path().join("x.png");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (["sample", "--model", "tiny", "--count", "1000000000000", "--out", s(&x_png)].map(String::from).to_vec(), "--count: a batch of 1000000000000 images"),
-        (train(&["--batch", "1000000000000"]), "--batch: a batch of 1000000000000 images"),
+        (train(&["--batch", "1000000000000"]), "the training settings: batch_size: 1000000000000; the limit is 65536"),
         (train(&["--batch", "4", "--devices", "1000000000"]), "--devices 1000000000: the limit is 256"),
         (train(&["--batch", "4", "--lr", "1e400"]), "learning_rate is inf"),
         (train(&["--batch", "4", "--ema-decay", "7"]), "ema_decay is 7"),

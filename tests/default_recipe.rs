@@ -1,7 +1,7 @@
 //! The default recipe learns. `tabdiffusion train` runs as a user runs it, naming only the
 //! model, the steps and where the files go: v-prediction, min-SNR-5 weighting, the cosine ᾱ
 //! schedule, Adam at 2e-3 warmed up over 80 steps and then decayed ∝ 1/√step, EMA 0.999, batch
-//! 32 (`Recipe::SMALL_DATA`). Its EMA weights must sample digits that LeNet-5 names with
+//! 32 (`RunSpec::SMALL_DATA`). Its EMA weights must sample digits that LeNet-5 names with
 //! confidence and that lie near MNIST's test digits in LeNet's features, far beyond what an
 //! untrained model reaches (`tests/common/digits.rs`). A trainer that does not learn (a wrong
 //! target, a broken weighting, a schedule off by a step) fails: see the thresholds below.
@@ -15,7 +15,7 @@ use common::digits::{CONFIDENT, Judge, samples};
 use tabdiffusion::checkpoint::ModelSource;
 use tabdiffusion::diffusion::{Prediction, Schedule};
 use tabdiffusion::model::init_seeded;
-use tabdiffusion::train::Recipe;
+use tabdiffusion::spec::RunSpec;
 
 /// The model and the run's length: the default model, long enough that its samples are
 /// digits, short enough for about 4 minutes on 2 cores (19,200 images at ~90 images/s).
@@ -44,10 +44,12 @@ fn the_default_recipe_trains_a_model_whose_samples_are_digits() {
 
     // The run is the default recipe's, as its files record it.
     let source = ModelSource::weights(&std::fs::read(&weights).unwrap()).unwrap();
-    let recipe = Recipe::SMALL_DATA;
+    let recipe = RunSpec::SMALL_DATA;
     assert_eq!(source.schedule, recipe.schedule_config(), "the default recipe's schedule, prediction and spacing");
     assert_eq!(source.schedule.prediction_type, Prediction::V);
-    assert_eq!(source.checkpoint.as_ref().unwrap().card.images_seen, (STEPS * recipe.batch) as u64);
+    let card = &source.checkpoint.as_ref().unwrap().card;
+    assert_eq!(card.images_seen, (STEPS * recipe.batch_size) as u64);
+    assert_eq!(card.run, Some(RunSpec { steps: STEPS, save_every: 0, ..recipe }), "the weights file records the run spec it trained with");
 
     let device = Device::flex();
     let judge = Judge::new(&device);

@@ -1,5 +1,5 @@
 //! The diffusion core against diffusers: every expected value here was computed by PyTorch +
-//! diffusers (the version is recorded in the fixture) with `scripts/diffusers_fixtures.py`, and
+//! diffusers (the version is recorded in the fixture) with `scripts/fixtures/diffusers_fixtures.py`, and
 //! is kept in tests/fixtures/diffusers/.
 
 use std::path::PathBuf;
@@ -227,7 +227,7 @@ fn ten_step_runs_from_fixed_noise_match_the_schedulers() {
 
 #[test]
 fn our_export_loads_in_diffusers_and_gives_the_same_output() {
-    // export_check.json: `scripts/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours`
+    // export_check.json: `scripts/fixtures/diffusers_fixtures.py check-export tests/fixtures/diffusers/ours`
     // loaded the folder `tabdiffusion export --model tiny` wrote with
     // UNet2DModel.from_pretrained and DDPMScheduler.from_pretrained, and ran the U-Net.
     use tabdiffusion::checkpoint::{DiffusersFolder, decode, to_bytes};
@@ -306,7 +306,7 @@ impl burn::module::ModuleVisitor for NamedGrads<'_> {
 #[test]
 fn one_training_step_has_pytorchs_loss_and_gradients() {
     // DDPM Algorithm 1 on unet_a with given x_0, t and ε: diffusers' add_noise, UNet2DModel,
-    // MSE, backward (scripts/diffusers_fixtures.py training-step). The trainer runs this
+    // MSE, backward (scripts/fixtures/diffusers_fixtures.py training-step). The trainer runs this
     // same loss (q_sample, forward, prediction_loss) on an autodiff device.
     use burn::module::Module;
     use tabdiffusion::checkpoint::DiffusersFolder;
@@ -355,7 +355,7 @@ fn formula(shape: [usize; 4], phase: f64) -> Tensor<4> {
 fn every_scheduler_field_is_honoured_as_diffusers_honours_it() {
     // DDIMScheduler / DDPMScheduler / DPMSolverMultistepScheduler.from_config(case config) on a
     // 50-step schedule, driven by m(x, t) = 0.9 x + 0.05 t/50 from x_T = sin(1.3 k + 0.3); DDPM's
-    // step i adds the noise sin(1.3 k + 0.7 (i + 1)) (scripts/diffusers_fixtures.py schedulers).
+    // step i adds the noise sin(1.3 k + 0.7 (i + 1)) (scripts/fixtures/diffusers_fixtures.py schedulers).
     use tabdiffusion::diffusion::{Sampler, SamplerKind, SamplerName};
     let text = std::fs::read_to_string(fixtures().join("schedulers.json")).expect("fixture present");
     let fixture: Value = serde_json::from_str(&text).unwrap();

@@ -1,5 +1,5 @@
 //! The trained example that ships with the site (`www/examples/`, written by
-//! `scripts/trained-example`): it is the model `TrainedExample::MNIST` describes, and its
+//! `scripts/fixtures/trained-example`): it is the model `TrainedExample::MNIST` describes, and its
 //! samples are digits, judged by the LeNet-5 that ships beside it (`tests/common/digits.rs`).
 //! Measured on the committed file (the default recipe, 3,200 steps; 100 DDIM-20 samples, seed
 //! 0) and on an untrained network of the same shape: the thresholds below are argued from the

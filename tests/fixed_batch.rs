@@ -8,7 +8,8 @@ use burn::tensor::{Device, Tensor};
 
 use tabdiffusion::data::{ImageSet, Manifest, decode_tile, tile_count};
 use tabdiffusion::model::{Preset, UNetConfig};
-use tabdiffusion::train::{FIXED_BATCH_SEED, Recipe, Trainer};
+use tabdiffusion::train::{FIXED_BATCH_SEED, Trainer};
+use tabdiffusion::web::settings::Settings;
 
 /// The first tile (10,000 images) of the MNIST training split prepared by `scripts/setup`, with
 /// their labels: the images the tab trains on with `?tiles=1`, in the same order.
@@ -29,9 +30,10 @@ fn scalar(loss: Tensor<1>) -> f32 {
 /// `prediction=`, `schedule=` or `min_snr=`: the default recipe's v-prediction, min-SNR-5 and
 /// cosine schedule), as the browser test trains it.
 fn tab_trainer(model: UNetConfig, seed: u64) -> Trainer {
-    let recipe = Recipe::SMALL_DATA;
-    let config = recipe.train_config(seed).with_batch_size(4).with_learning_rate(3e-3).with_warmup_steps(0);
-    Trainer::new(model, config, &Device::flex()).with_schedule(recipe.schedule_config())
+    let query = [("model", "tiny".to_string()), ("batch", "4".into()), ("lr", "0.003".into()), ("warmup", "0".into()), ("seed", seed.to_string())];
+    let settings = Settings::from_query(|key| query.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())).unwrap();
+    let spec = settings.spec;
+    Trainer::new(model, spec.clone(), &Device::flex()).with_schedule(spec.schedule_config())
 }
 
 /// Computed two ways: measured, and reported by a step on that batch with the same draws (a

@@ -7,7 +7,7 @@
 //!
 //! `TABDIFFUSION_FUZZ_SECONDS` (default 120) is the budget of all targets together (split
 //! evenly; on two cores the tests run two at a time); `TABDIFFUSION_FUZZ_SEED` replays a run.
-//! The coverage-guided version of the same targets is `scripts/fuzz` (cargo-fuzz, nightly).
+//! The coverage-guided version of the same targets is `scripts/dev/fuzz` (cargo-fuzz, nightly).
 
 #[path = "fuzz/seeds.rs"]
 mod seeds;

@@ -1,4 +1,4 @@
-//! Our FID Inception-v3 against pytorch-fid's: `scripts/inception_fixtures.py` ran
+//! Our FID Inception-v3 against pytorch-fid's: `scripts/fixtures/inception_fixtures.py` ran
 //! `pytorch_fid.inception.InceptionV3([3])` (pytorch-fid 0.3.0, its own constructor, with the
 //! weight download replaced by a formula) on two images and kept the state dict's names and
 //! shapes and the 2048-d features in tests/fixtures/inception/. The formula is repeated here, so
@@ -17,7 +17,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture present")).expect("fixture is JSON")
 }
 
-/// scripts/inception_fixtures.py's `formula`: element i of tensor `name` is
+/// scripts/fixtures/inception_fixtures.py's `formula`: element i of tensor `name` is
 /// u = ((i · 2654435761 + seed) mod 2³²) / 2³² − ½ with seed = 40503 · Σ bytes(name) mod 2³²,
 /// scaled by kind.
 fn formula(name: &str, shape: &[usize]) -> Vec<f32> {

@@ -109,7 +109,7 @@ const LAYERS: [&[&str]; 9] = [
     &["names", "fields", "limits"],
     &["data", "ops"],
     &["diffusion", "model", "eval"],
-    &["features"],
+    &["features", "spec"],
     &["checkpoint"],
     &["train"],
     &["pipeline"],

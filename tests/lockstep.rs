@@ -1,7 +1,7 @@
 //! Many training steps of ours *are* PyTorch's: the same initial weights, minibatches,
 //! timesteps and noise, trained by our trainer and by PyTorch + diffusers (`torch.optim.Adam`,
 //! `clip_grad_norm_`, `UNet2DModel`, `EMAModel`), must give the same loss at every step and the
-//! same weights and EMA weights at the end. The reference values come from `scripts/lockstep.py` (its versions are
+//! same weights and EMA weights at the end. The reference values come from `scripts/fixtures/lockstep.py` (its versions are
 //! recorded in the fixture); the inputs it read are the ones this file draws.
 //!
 //! The model has mnist-small's layout at a quarter of its width: three resolutions (28, 14, 7),
@@ -14,7 +14,7 @@
 //!
 //! ```sh
 //! cargo test --release --test lockstep -- --ignored   # writes the initial weights and inputs
-//! .venv-ref/bin/python scripts/lockstep.py            # trains them in PyTorch
+//! .venv-ref/bin/python scripts/fixtures/lockstep.py            # trains them in PyTorch
 //! ```
 
 use std::path::PathBuf;
@@ -27,7 +27,8 @@ use tabdiffusion::data::{ImageSet, encode_npy};
 use tabdiffusion::diffusion::{RandomStream, SamplerKind, Schedule, ScheduleConfig};
 use tabdiffusion::pipeline::SampleRun;
 use tabdiffusion::model::UNetConfig;
-use tabdiffusion::train::{TrainConfig, Trainer};
+use tabdiffusion::train::Trainer;
+use tabdiffusion::spec::RunSpec;
 
 const STEPS: usize = 24;
 const BATCH: usize = 4;
@@ -42,8 +43,8 @@ fn model_config() -> UNetConfig {
     UNetConfig::new(28, 1, 1, vec![8, 16, 16], vec![false, false, true], 1).with_norm_num_groups(4)
 }
 
-fn train_config() -> TrainConfig {
-    TrainConfig::new().with_batch_size(BATCH).with_seed(SEED).with_learning_rate(LEARNING_RATE).with_ema_decay(0.999)
+fn train_config() -> RunSpec {
+    RunSpec::PAPER.with_random_flip(false).with_batch_size(BATCH).with_seed(SEED).with_learning_rate(LEARNING_RATE).with_ema_decay(0.999)
 }
 
 /// 32 grey 28×28 images with some structure: strokes of varying slope and brightness.
@@ -70,7 +71,7 @@ fn load_initial() -> ModelSource {
 /// `$LOCKSTEP_INPUTS` (default `/tmp/lockstep-inputs`), each step's x_0, t and ε as the trainer
 /// draws them: its random stream gives, per step, the minibatch indices, then t, then ε.
 #[test]
-#[ignore = "writes the fixture's inputs for scripts/lockstep.py"]
+#[ignore = "writes the fixture's inputs for scripts/fixtures/lockstep.py"]
 fn write_lockstep_inputs() {
     let device = Device::flex();
     let trainer = Trainer::new(model_config(), train_config(), &device);

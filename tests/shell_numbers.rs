@@ -1,5 +1,5 @@
 //! The shells (`src/web/`, `src/cli/`) hold no training or sampling numbers of their own:
-//! defaults live in the core's recipes (`train::Recipe`), limits in the core. This lists every
+//! defaults live in the core's run spec (`spec::RunSpec`), limits in the core. This lists every
 //! numeric literal in the shells' code (comments, strings and test modules left out) and
 //! compares it with a small allow-list: counts, unit conversions and layout. A new number in a
 //! shell fails here: move it to the core, or add it below with the reason.
@@ -18,12 +18,10 @@ const PER_FILE: &[(&str, &[&str], &str)] = &[
     ("web/page/panels.rs", &["250", "300.0", "10", "1000"], "the forward slider's first t, the chart box, the loss mean of the last 10, the steps input's range"),
     ("web/page/view.rs", &["1000"], "T before the dataset says"),
     ("web/page/playground.rs", &["320", "10.0", "400.0", "1e-3", "1e-9", "2.0", "1.5", "2.5", "0.9", "0.5", "4.0"], "the canvases' side (px), the 10 ms slices and the views' refresh (ms), guards against dividing by zero, dot radii and the arrows' shape (px)"),
-    ("web/settings.rs", &["64", "8", "2000"], "MAX_COUNT, the largest grid; the quality count's bounds (a few for k = 3 neighbours; more would keep the worker from training for minutes)"),
     ("web/worker/session/mod.rs", &["20", "50", "250", "500", "1e-9"], "waits (ms) between tries, idle polls and a lost GPU's report"),
     ("web/worker/session/sampling.rs", &["10", "8"], "the strip's columns, the comparison's images"),
     ("web/worker/session/files.rs", &["100", "20"], "a download's progress in percent, or in MiB (2^20 bytes) where its size is unknown"),
     ("cli/data.rs", &["32", "5", "9", "10", "0x1f", "0x8b"], "the folder command's image size, CIFAR-10's 5 batch files, digit names, gzip's magic bytes"),
-    ("cli/train.rs", &["0.98", "0.02"], "the progress bar's smoothed loss"),
     ("cli/eval.rs", &["1000", "50"], "eval's image count, Inception's feature batches"),
     ("cli/classifier.rs", &["2000", "128", "1e-3", "100", "500"], "train-classifier's own recipe and report cadence"),
     ("cli/pth.rs", &["8"], "bytes of a float64"),
@@ -103,11 +101,43 @@ fn the_shells_hold_no_numbers_of_their_own() {
             }
         }
     }
-    assert!(unexpected.is_empty(), "numbers in the shells that belong in the core (train::Recipe), or in this test's allow-list with a reason:\n{}", unexpected.join("\n"));
+    assert!(unexpected.is_empty(), "numbers in the shells that belong in the core (spec::RunSpec), or in this test's allow-list with a reason:\n{}", unexpected.join("\n"));
 }
 
 #[test]
 fn the_literal_finder_sees_numbers_and_skips_comments_and_strings() {
     let found = numbers(&code("let a = 32; // 64\nlet b = \"128\"; let c = 1e-3f64 + 1_000usize as f64 + x2 + v.0;\n#[cfg(test)]\nmod t { 7 }"));
     assert_eq!(found, ["1000", "1e-3", "32"].iter().map(|s| s.to_string()).collect());
+}
+
+/// The default a help text writes down, if any: a digit in the clause after "default"
+/// ("(default 0.1, Ho & Salimans 2022)" is one; "(default: all)" is not).
+fn written_default(help: &str) -> Option<&str> {
+    let lower = help.to_lowercase();
+    let at = lower.find("default")?;
+    let clause = help[at..].split([')', ';']).next().unwrap_or_default();
+    clause.chars().any(|c| c.is_ascii_digit()).then_some(clause)
+}
+
+/// A flag's help that writes its default down goes stale when the recipe changes (`--lr`'s
+/// said "default 1e-3" while the recipe trained at 2e-3): help texts print the value from its
+/// one home (`train`'s `recipe_default`, clap's `default_value_t = RunSpec::…`).
+#[test]
+fn no_help_text_writes_a_default_of_its_own() {
+    assert_eq!(written_default("/// Adam learning rate (default 1e-3)."), Some("default 1e-3"));
+    assert_eq!(written_default("/// Use only the first N training images (default: all)."), None);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut helps = 0;
+    let mut written = Vec::new();
+    for path in common::rust_files(&src.join("cli")) {
+        for (i, line) in std::fs::read_to_string(&path).unwrap().lines().enumerate() {
+            let Some(help) = line.trim().strip_prefix("///") else { continue };
+            helps += 1;
+            if let Some(clause) = written_default(help) {
+                written.push(format!("{}:{}: {clause}", path.strip_prefix(&src).unwrap().display(), i + 1));
+            }
+        }
+    }
+    assert!(helps > 100, "found only {helps} help lines");
+    assert!(written.is_empty(), "help texts that write a default down:\n{}", written.join("\n"));
 }

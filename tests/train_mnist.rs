@@ -5,12 +5,13 @@ mod common;
 
 use burn::tensor::Device;
 
-use tabdiffusion::checkpoint::{ModelCard, decode, to_bytes};
+use tabdiffusion::checkpoint::{decode, to_bytes};
 use tabdiffusion::data::{ImageSet, Manifest, decode_tile, tile_count};
 use tabdiffusion::diffusion::{SamplerKind, Schedule};
 use tabdiffusion::model::{Preset, UNet, UNetConfig};
 use tabdiffusion::pipeline::SampleRun;
-use tabdiffusion::train::{TrainConfig, Trainer};
+use tabdiffusion::train::Trainer;
+use tabdiffusion::spec::RunSpec;
 
 /// The first tile (10,000 images) of the MNIST training split prepared by `scripts/setup`.
 pub fn mnist_first_tile() -> ImageSet {
@@ -32,7 +33,7 @@ fn tiny_unet_on_mnist_has_a_falling_loss_and_round_trips() {
     let device = Device::flex();
     let data = mnist_first_tile();
     assert_eq!(data.len(), 10_000);
-    let config = TrainConfig::new().with_batch_size(16).with_learning_rate(3e-3).with_ema_decay(0.9).with_seed(1);
+    let config = RunSpec::PAPER.with_random_flip(false).with_batch_size(16).with_learning_rate(3e-3).with_ema_decay(0.9).with_seed(1);
     let mut trainer = Trainer::new(Preset::Tiny.config(), config, &device);
 
     let losses: Vec<f32> = (0..60)
@@ -47,7 +48,7 @@ fn tiny_unet_on_mnist_has_a_falling_loss_and_round_trips() {
     println!("loss: first 10 steps {first:.4}, last 10 steps {last:.4}");
     assert!(last < 0.8 * first, "loss did not fall: {first} -> {last}");
 
-    let card = ModelCard { dataset: "mnist".into(), steps: 60, images_seen: 960 };
+    let card = trainer.card("mnist");
     let bytes = pollster::block_on(to_bytes(&trainer.ema, &trainer.model_config, &trainer.schedule.config, &card)).unwrap();
     let loaded = decode(&bytes).unwrap().load(&device).unwrap();
     let before = samples(&trainer.ema, &trainer.model_config, &device);

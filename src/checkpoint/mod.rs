@@ -23,6 +23,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::limits;
+use crate::spec::RunSpec;
 use crate::diffusion::ScheduleConfig;
 use crate::model::{UNet, UNetConfig};
 pub use crate::model::state_dict::{StateDictError, Tensors, load_tensors, named_tensors};
@@ -42,6 +43,10 @@ pub struct ModelCard {
     /// Training images seen (steps × batch size).
     #[serde(default)]
     pub images_seen: u64,
+    /// The settings the run trained with (absent in files written before the run spec, and
+    /// for a model that was not trained here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSpec>,
 }
 
 /// Why a weights file could not be used.
@@ -242,7 +247,7 @@ mod tests {
         let device = Device::flex();
         let config = Preset::Tiny.config();
         let model = config.init(&device);
-        let card = ModelCard { dataset: "mnist".into(), steps: 12, images_seen: 96 };
+        let card = ModelCard { dataset: "mnist".into(), steps: 12, images_seen: 96, run: Some(RunSpec::SMALL_DATA) };
         let bytes = pollster::block_on(to_bytes(&model, &config, &ScheduleConfig::default(), &card)).unwrap();
         (model, bytes)
     }

@@ -9,16 +9,17 @@ use super::{Backend, CliResult, model_source};
 use crate::data::ImageSet;
 use crate::diffusion::{RandomStream, Schedule};
 use crate::pipeline::Bench;
-use crate::train::{Recipe, TrainConfig, Trainer};
+use crate::spec::RunSpec;
+use crate::train::Trainer;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// A preset, a weights file or a diffusers folder.
-    #[arg(long, default_value_t = Recipe::SMALL_DATA.preset.to_string())]
+    #[arg(long, default_value_t = RunSpec::SMALL_DATA.preset.to_string())]
     pub model: String,
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
-    #[arg(long, default_value_t = Recipe::SMALL_DATA.batch)]
+    #[arg(long, default_value_t = RunSpec::SMALL_DATA.batch_size)]
     pub batch: usize,
     /// Timed training steps (after one untimed warm-up step).
     #[arg(long, default_value_t = Bench::TRAIN_STEPS)]
@@ -35,7 +36,7 @@ pub fn run(args: BenchArgs) -> CliResult {
     let device = args.backend.device();
     let source = model_source(&args.model)?;
     source.config.check_batch(args.batch).map_err(|e| format!("--batch: {e}"))?;
-    let (model, config) = (source.build(&device, TrainConfig::new().seed).map_err(|e| e.to_string())?, source.config.clone());
+    let (model, config) = (source.build(&device, RunSpec::SMALL_DATA.seed).map_err(|e| e.to_string())?, source.config.clone());
     let schedule = Schedule::new(source.schedule.clone());
     let params = model.num_params();
 
@@ -43,7 +44,8 @@ pub fn run(args: BenchArgs) -> CliResult {
     let (c, s) = (config.in_channels, config.sample_size);
     let pixels = RandomStream::new(1).indices(args.batch * c * s * s, 256).into_iter().map(|p| p as u8).collect();
     let set = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
-    let train_config = Recipe::SMALL_DATA.train_config(0).with_batch_size(args.batch);
+    // The recipe the model trains with (a preset's own), at the measured batch.
+    let train_config = args.model.parse().map_or(RunSpec::SMALL_DATA, RunSpec::for_preset).with_batch_size(args.batch);
     let mut trainer = Trainer::from_model(model.clone(), config.clone(), train_config, &device);
     let all: Vec<usize> = (0..args.batch).collect();
     let read_loss = |loss: burn::tensor::Tensor<1>| loss.into_data().try_to_vec::<f32>().expect("f32")[0];

@@ -17,7 +17,8 @@ use crate::eval::{DEFAULT_K, Features, Scores};
 use crate::features::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
 use crate::pipeline::sample_in_batches;
 use crate::features::{FEATURE_BATCH, features};
-use crate::train::{Recipe, accuracy};
+use crate::spec::RunSpec;
+use crate::train::accuracy;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -46,7 +47,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub sampling: SamplerArgs,
     /// Images per sampling batch; batch k starts from seed + k.
-    #[arg(long, default_value_t = Recipe::SMALL_DATA.sample_batch)]
+    #[arg(long, default_value_t = RunSpec::SMALL_DATA.sample_batch)]
     pub batch: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

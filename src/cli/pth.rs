@@ -64,7 +64,7 @@ pub fn read_state_dict(path: &Path) -> CliResult<Tensors> {
 mod tests {
     use super::*;
 
-    /// Written by scripts/inception_fixtures.py with torch.save, in both container formats:
+    /// Written by scripts/fixtures/inception_fixtures.py with torch.save, in both container formats:
     /// a [4, 3, 3, 3] and a [4] float32 tensor from the fixture formula, and an int64 scalar.
     #[test]
     fn reads_zip_and_legacy_pth_files_alike() {
@@ -76,7 +76,7 @@ mod tests {
         let (shape, weight) = &zip["Conv2d_1a_3x3.conv.weight"];
         assert_eq!(shape, &[4, 3, 3, 3]);
         // The formula's element 0: u = seed / 2^32 − ½, seed = 40503 · Σ bytes mod 2^32,
-        // times √(24 / 27) (scripts/inception_fixtures.py).
+        // times √(24 / 27) (scripts/fixtures/inception_fixtures.py).
         let seed = (40503u64 * "Conv2d_1a_3x3.conv.weight".bytes().map(u64::from).sum::<u64>()) % (1 << 32);
         let u = seed as f64 / 2f64.powi(32) - 0.5;
         assert_eq!(weight[0], (u * (24.0f64 / 27.0).sqrt()) as f32);

@@ -10,7 +10,7 @@ use crate::data::{decode_npy, encode_npy, samples_png};
 use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, ScheduleConfig, Spacing, Variance};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
-use crate::train::Recipe;
+use crate::spec::RunSpec;
 
 /// Which sampler and how (shared by `sample` and `eval`).
 #[derive(Args, Debug)]
@@ -18,7 +18,7 @@ pub struct SamplerArgs {
     #[arg(long, value_enum, default_value_t = SamplerName::Ddim)]
     pub sampler: SamplerName,
     /// Steps of DDIM or DPM-Solver++ (DDPM takes all T).
-    #[arg(long, default_value_t = Recipe::SMALL_DATA.sample_steps)]
+    #[arg(long, default_value_t = RunSpec::SMALL_DATA.sample_steps)]
     pub steps: usize,
     /// DDIM η (0 = deterministic).
     #[arg(long, default_value_t = 0.0)]
@@ -43,7 +43,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Number of images.
-    #[arg(long, default_value_t = Recipe::SMALL_DATA.count)]
+    #[arg(long, default_value_t = RunSpec::SMALL_DATA.count)]
     pub count: usize,
     /// Start from this x_T (float32 .npy, `[N, C, H, W]`) instead of seeded noise; N images.
     #[arg(long)]
@@ -62,7 +62,7 @@ pub struct SampleArgs {
     pub classes: Vec<usize>,
     /// Classifier-free guidance scale w with `--class`: 1 samples plainly conditionally, 0
     /// unconditionally, larger values follow the class more closely.
-    #[arg(long, value_name = "W", requires = "classes", default_value_t = Recipe::SMALL_DATA.guidance)]
+    #[arg(long, value_name = "W", requires = "classes", default_value_t = RunSpec::SMALL_DATA.guidance)]
     pub guidance: f64,
 }
 
@@ -236,7 +236,7 @@ mod tests {
         let schedule = flags.sampling.schedule(&model).unwrap();
         let expected = ScheduleConfig { thresholding: true, steps_offset: 1, set_alpha_to_one: false, ..model.clone() };
         assert_eq!(schedule.config, expected);
-        assert_eq!(flags.sampling.kind(&schedule), SamplerKind::Ddim { steps: Recipe::SMALL_DATA.sample_steps, eta: 0.0, spacing: Spacing::Trailing });
+        assert_eq!(flags.sampling.kind(&schedule), SamplerKind::Ddim { steps: RunSpec::SMALL_DATA.sample_steps, eta: 0.0, spacing: Spacing::Trailing });
         let flags = Flags::try_parse_from(["sample", "--clip-sample-range=-1"]).unwrap();
         assert!(flags.sampling.schedule(&model).unwrap_err().contains("clip_sample_range"));
     }

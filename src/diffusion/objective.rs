@@ -101,15 +101,15 @@ impl Objective {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Recipe;
+    use crate::spec::RunSpec;
 
     #[test]
     fn the_papers_recipe_is_algorithm_1_and_the_default_is_not() {
-        let paper = Recipe::PAPER;
+        let paper = RunSpec::PAPER;
         let paper = Objective::new(&paper.schedule_config(), paper.min_snr_gamma);
         assert!(paper.is_algorithm_1());
         assert_eq!(paper.describe(), "ε-loss on the linear β (0.0001 to 0.02, T = 1000) schedule");
-        let small = Recipe::SMALL_DATA;
+        let small = RunSpec::SMALL_DATA;
         let small = Objective::new(&small.schedule_config(), small.min_snr_gamma);
         assert!(!small.is_algorithm_1());
         assert_eq!(small.loss_name(), "min-SNR-5-weighted v-loss");

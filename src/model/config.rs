@@ -194,6 +194,13 @@ impl UNetConfig {
         Ok(())
     }
 
+    /// The most images per batch whose largest activation, in float32, fits a buffer of
+    /// `buffer_bytes` (a WebGPU adapter's largest storage buffer), at least 1.
+    pub fn largest_batch_in(&self, buffer_bytes: u64) -> usize {
+        let per_image = self.largest_activation(1).saturating_mul(4).max(1);
+        usize::try_from(buffer_bytes / per_image).unwrap_or(usize::MAX).max(1)
+    }
+
     /// Elements of the largest feature map or attention score matrix of a forward pass.
     fn largest_activation(&self, batch: u64) -> u64 {
         let mul = u64::saturating_mul;

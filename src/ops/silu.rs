@@ -4,7 +4,7 @@
 //! burn composes `silu` from `sigmoid` and `mul`. On burn-flex that is a scalar `expf` call per
 //! element, and in training each SiLU becomes about six element-wise passes, each with a fresh
 //! buffer (autodiff recomputes the sigmoid in the backward pass, then `sigmoid_backward`, the two
-//! gradients of the product and their sum). `scripts/profile-cpu` put SiLU's sigmoid alone at 10%
+//! gradients of the product and their sum). `scripts/bench/profile-cpu` put SiLU's sigmoid alone at 10%
 //! of a training step of `mnist-small`. Here burn-flex gets a fused kernel, forward
 //! x·σ(x) and backward g·σ(x)·(1 + x·(1 − σ(x))), with a branch-free exp the compiler
 //! vectorises; the GPU backend keeps burn's composition (and its autodiff), so what the tab runs

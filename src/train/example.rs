@@ -1,6 +1,6 @@
 //! The trained example that ships with the site: a model the tab loads with one click, so that a
 //! visitor can sample real digits before (or while) their own model trains. The file is
-//! committed under `www/` and reproduced by `scripts/trained-example` (`tests/example.rs`
+//! committed under `www/` and reproduced by `scripts/fixtures/trained-example` (`tests/example.rs`
 //! checks that the file is what this says, and that its samples are digits).
 
 use crate::data::Dataset;
@@ -24,7 +24,7 @@ pub struct TrainedExample {
 }
 
 impl TrainedExample {
-    /// `mnist-small` trained on MNIST on a 2-core CPU (`scripts/trained-example`).
+    /// `mnist-small` trained on MNIST on a 2-core CPU (`scripts/fixtures/trained-example`).
     pub const MNIST: Self = Self {
         path: "examples/mnist-small.safetensors",
         label: "Load a trained model of MNIST digits",

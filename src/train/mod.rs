@@ -2,22 +2,18 @@
 
 mod adam;
 mod classifier;
-mod config;
 mod ema;
 mod example;
 mod fixed_batch;
 mod parallel;
-mod recipe;
 mod state;
 
-pub use config::{TrainConfig, inverse_sqrt_decay_setting, min_snr_setting};
 pub use classifier::{ClassifierTrainer, accuracy};
 pub use ema::update_ema;
 pub use example::TrainedExample;
 pub use fixed_batch::{FIXED_BATCH_SEED, FixedBatchError};
 pub use adam::Adam;
 pub use parallel::{DevicesError, MAX_DEVICES, shares};
-pub use recipe::Recipe;
 pub use state::{STATE_FORMAT, SavedState, state_metadata};
 
 use burn::module::Module;
@@ -29,9 +25,10 @@ use crate::diffusion::{
     RandomStream, Schedule, ScheduleConfig, min_snr_weights, prediction_loss, q_sample, training_target, weighted_prediction_loss,
 };
 use crate::model::{Denoiser, DenoiserConfig, UNetConfig, init_seeded};
+use crate::spec::RunSpec;
 
 /// Why a dataset cannot train a class-conditional model.
-#[derive(Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum LabelError {
     #[error("the model is class-conditional, but the dataset has no class labels")]
     NoLabels,
@@ -69,7 +66,7 @@ pub fn drop_labels(classes: &[usize], null: usize, p: f64, rng: &mut RandomStrea
     classes.iter().zip(coins).map(|(&c, dropped)| if dropped { null } else { c }).collect()
 }
 
-fn adam(config: &TrainConfig) -> Adam {
+fn adam(config: &RunSpec) -> Adam {
     Adam::new().with_beta_2(config.adam_beta_2).with_max_grad_norm(Some(f64::from(config.grad_clip)))
 }
 
@@ -81,7 +78,7 @@ pub struct Trainer<C: DenoiserConfig = UNetConfig> {
     /// The averaged weights used for sampling, on the plain device.
     pub ema: C::Model,
     pub model_config: C,
-    pub config: TrainConfig,
+    pub config: RunSpec,
     pub schedule: Schedule,
     /// Training steps taken so far.
     pub step: usize,
@@ -104,13 +101,13 @@ impl<C: DenoiserConfig> Trainer<C> {
     }
 
     /// Starts from fresh weights (seeded by `config.seed`) on `device`.
-    pub fn new(model_config: C, config: TrainConfig, device: &Device) -> Self {
+    pub fn new(model_config: C, config: RunSpec, device: &Device) -> Self {
         let model = init_seeded(device, config.seed, || model_config.init_denoiser(device));
         Self::from_model(model, model_config, config, device)
     }
 
     /// Continues from given weights (a loaded checkpoint). The EMA starts as a copy.
-    pub fn from_model(model: C::Model, model_config: C, config: TrainConfig, device: &Device) -> Self {
+    pub fn from_model(model: C::Model, model_config: C, config: RunSpec, device: &Device) -> Self {
         // `train` turns weights loaded on a plain device into trainable autodiff leaves.
         let model = model.to_device(device).train();
         let ema = model.valid();
@@ -293,7 +290,7 @@ mod tests {
     }
 
     fn trainer(model: UNetConfig, class_dropout: f64) -> Trainer {
-        let config = TrainConfig::new().with_batch_size(2).with_seed(9).with_class_dropout(class_dropout);
+        let config = RunSpec::PAPER.with_random_flip(false).with_batch_size(2).with_seed(9).with_class_dropout(class_dropout);
         Trainer::new(model, config, &Device::flex())
     }
 
@@ -357,7 +354,7 @@ mod tests {
         // One set of initial weights for both (tests share the device's seeded generator).
         let device = Device::flex();
         let weights = conditional.init(&device);
-        let config = |p: f64| TrainConfig::new().with_batch_size(2).with_seed(9).with_class_dropout(p);
+        let config = |p: f64| RunSpec::PAPER.with_random_flip(false).with_batch_size(2).with_seed(9).with_class_dropout(p);
         let mut all_dropped = Trainer::from_model(weights.clone(), conditional.clone(), config(1.0), &device);
         let mut all_null = Trainer::from_model(weights, conditional, config(0.0), &device);
         let a = all_dropped.next_labelled_batch(&set).unwrap();
@@ -396,7 +393,7 @@ mod tests {
         let device = Device::flex();
         let weights = init_seeded(&device, 9, || Preset::Tiny.config().init_denoiser(&device));
         let loss_with = |gamma: Option<f64>| {
-            let config = TrainConfig::new().with_batch_size(4).with_seed(9).with_min_snr_gamma(gamma);
+            let config = RunSpec::PAPER.with_random_flip(false).with_batch_size(4).with_seed(9).with_min_snr_gamma(gamma);
             let mut t = Trainer::from_model(weights.clone(), Preset::Tiny.config(), config, &device);
             let x0 = t.next_batch(&images);
             scalar(t.step(x0))
@@ -409,7 +406,7 @@ mod tests {
         assert!(rel < 1e-6, "no weight is clipped at γ = 1e12, yet the loss moved by {rel} of itself");
         let small = loss_with(Some(0.01));
         assert!(small < 0.9 * plain, "a small γ weighs the steps down: {small} against {plain}");
-        assert!(TrainConfig::new().with_min_snr_gamma(Some(0.0)).validate().is_err());
+        assert!(RunSpec::PAPER.with_random_flip(false).with_min_snr_gamma(Some(0.0)).validate().is_err());
     }
 
     /// With a warm-up the trainer's first update takes a rate of 0: the weights do not move;
@@ -417,7 +414,7 @@ mod tests {
     #[test]
     fn the_trainer_steps_with_the_scheduled_rate() {
         let images = four_images();
-        let config = TrainConfig::new().with_batch_size(2).with_seed(9).with_learning_rate(1e-2).with_warmup_steps(2);
+        let config = RunSpec::PAPER.with_random_flip(false).with_batch_size(2).with_seed(9).with_learning_rate(1e-2).with_warmup_steps(2);
         let mut t = Trainer::new(Preset::Tiny.config(), config, &Device::flex());
         let x = Tensor::<4>::ones([1, 1, 28, 28], &Device::flex());
         let output = |t: &Trainer| t.model.valid().denoise(x.clone(), &[500], None).into_data().try_to_vec::<f32>().unwrap();

@@ -124,7 +124,7 @@ mod tests {
     use crate::data::ImageSet;
     use burn::tensor::DeviceKind;
     use crate::model::{Preset, UNet, UNetConfig};
-    use crate::train::TrainConfig;
+    use crate::spec::RunSpec;
 
     /// Eight 28×28 grey images labelled 0..4 twice.
     fn eight_images() -> ImageSet {
@@ -148,7 +148,7 @@ mod tests {
     }
 
     /// `steps` steps from `initial` on `devices` replicas: the losses and the final weights.
-    fn run(initial: &UNet, model: &UNetConfig, config: TrainConfig, devices: usize, steps: usize) -> (Vec<f32>, Vec<f32>) {
+    fn run(initial: &UNet, model: &UNetConfig, config: RunSpec, devices: usize, steps: usize) -> (Vec<f32>, Vec<f32>) {
         // On the CPU burn has one device (burn-flex's `FlexDevice` always has id 0), so both
         // replicas are on it: this tests the split, the weighting and the accumulation of the
         // gradients, not a transfer between devices.
@@ -194,7 +194,7 @@ mod tests {
     fn two_devices_give_the_losses_and_weights_of_one_at_the_same_global_batch() {
         // The reference is the single-device run; the sums differ only in order (two halves of
         // the batch's mean loss and of its gradients, added on the main device).
-        let config = TrainConfig::new().with_batch_size(4).with_seed(11).with_learning_rate(1e-3);
+        let config = RunSpec::PAPER.with_random_flip(false).with_batch_size(4).with_seed(11).with_learning_rate(1e-3);
         let model = Preset::Tiny.config();
         // One set of initial weights for both runs (tests share the device's seeded generator).
         let initial = model.init(&Device::flex());
@@ -208,7 +208,7 @@ mod tests {
     fn an_uneven_split_still_trains_on_the_batch_mean() {
         // 3 images over 2 devices: shares of 2 and 1, weighted 2/3 and 1/3. A class-conditional
         // model, so the dropped labels are split with their images.
-        let config = TrainConfig::new().with_batch_size(3).with_seed(5).with_class_dropout(0.5);
+        let config = RunSpec::PAPER.with_random_flip(false).with_batch_size(3).with_seed(5).with_class_dropout(0.5);
         let lr = config.learning_rate;
         let model = Preset::Tiny.config().with_num_class_embeds(Some(5));
         let initial = model.init(&Device::flex());
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn devices_that_cannot_be_used_are_refused() {
         let device = Device::flex();
-        let trainer = |batch: usize| Trainer::new(Preset::Tiny.config(), TrainConfig::new().with_batch_size(batch), &device);
+        let trainer = |batch: usize| Trainer::new(Preset::Tiny.config(), RunSpec::PAPER.with_random_flip(false).with_batch_size(batch), &device);
         assert_eq!(trainer(2).with_devices(vec![]).err(), Some(DevicesError::NoDevices));
         let too_many = trainer(2).with_devices(vec![device.clone(); 3]).err();
         assert_eq!(too_many, Some(DevicesError::BatchTooSmall { batch: 2, devices: 3 }));

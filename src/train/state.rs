@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::{RandomStream, Trainer, TrainConfig};
+use super::{RandomStream, Trainer};
 use crate::checkpoint::{
     CheckpointError, ModelCard, Tensors, load_tensors, named_tensors, parse_safetensors, schedule_config, serialize, tensors, unet_config,
 };
@@ -16,6 +16,7 @@ use crate::limits;
 use crate::diffusion::ScheduleConfig;
 use crate::model::UNetConfig;
 use crate::model::state_dict::read_values;
+use crate::spec::RunSpec;
 
 /// The `format` of a training-state file. Version 1 held burn's own optimizer record.
 pub const STATE_FORMAT: &str = "tabdiffusion-train-state/2";
@@ -27,24 +28,12 @@ fn bad(what: &str) -> CheckpointError {
     CheckpointError::BadConfig(format!("training state: {what} is missing or unreadable"))
 }
 
-/// The settings of a state file. Options added since the format began are absent from older
-/// files; they take their defaults (the run they continue did not use them).
-fn train_config(json: &str) -> Option<TrainConfig> {
-    let mut value: serde_json::Value = serde_json::from_str(json).ok()?;
-    let defaults = TrainConfig::new();
-    let object = value.as_object_mut()?;
-    object.entry("class_dropout").or_insert(defaults.class_dropout.into());
-    object.entry("warmup_steps").or_insert(defaults.warmup_steps.into());
-    object.entry("adam_beta_2").or_insert(defaults.adam_beta_2.into());
-    serde_json::from_value(value).ok()
-}
-
 /// Everything a training-state file holds, read and checked, before any model is built.
 #[derive(Clone, Debug)]
 pub struct SavedState {
     pub model_config: UNetConfig,
     pub schedule: ScheduleConfig,
-    pub config: TrainConfig,
+    pub config: RunSpec,
     pub card: ModelCard,
     pub step: usize,
     pub adam_time: usize,
@@ -84,7 +73,7 @@ impl Trainer {
         let parse = |key: &str| info.get(key).ok_or_else(|| bad(key));
         let model_config = unet_config(parse("config")?)?;
         let schedule = schedule_config(parse("scheduler")?, "training state: scheduler")?;
-        let config = train_config(parse("train")?).ok_or_else(|| bad("train"))?;
+        let config = RunSpec::from_state_json(parse("train")?).ok_or_else(|| bad("train"))?;
         config.validate().map_err(|e| CheckpointError::BadConfig(format!("training state: train: {e}")))?;
         let card: ModelCard = serde_json::from_str(parse("model_card")?).map_err(|_| bad("model_card"))?;
         let step = steps(&info, "step")?;
@@ -99,9 +88,15 @@ impl Trainer {
 }
 
 impl Trainer {
-    /// The model card of this run on `dataset`: its steps and the images it has seen.
+    /// The model card of this run on `dataset`: its steps, the images it has seen and its
+    /// settings.
     pub fn card(&self, dataset: &str) -> ModelCard {
-        ModelCard { dataset: dataset.to_string(), steps: self.step as u64, images_seen: (self.step * self.config.batch_size) as u64 }
+        ModelCard {
+            dataset: dataset.to_string(),
+            steps: self.step as u64,
+            images_seen: (self.step * self.config.batch_size) as u64,
+            run: Some(self.config.clone()),
+        }
     }
 
     /// Everything needed to continue this run exactly.
@@ -173,30 +168,4 @@ impl Trainer {
 /// The metadata of a training-state file (the shell's own keys among them).
 pub fn state_metadata(bytes: &[u8]) -> Result<HashMap<String, String>, CheckpointError> {
     Ok(parse_safetensors(bytes)?.1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn train_settings_round_trip_and_older_files_take_the_defaults() {
-        let config = TrainConfig::new().with_class_dropout(0.25).with_seed(3).with_random_flip(true).with_adam_beta_2(0.99);
-        assert_eq!(train_config(&serde_json::to_string(&config).unwrap()), Some(config));
-        // The settings as state files held them before class_dropout (and adam_beta_2: 0.999 then).
-        let old = r#"{"batch_size":4,"learning_rate":0.003,"ema_decay":0.999,"grad_clip":1.0,"seed":5,"random_flip":false}"#;
-        let expected = TrainConfig::new().with_batch_size(4).with_learning_rate(0.003).with_ema_decay(0.999).with_seed(5);
-        assert_eq!(train_config(old), Some(expected));
-        assert_eq!(train_config(r#"{"batch_size":4}"#), None);
-    }
-
-    #[test]
-    fn settings_that_would_break_training_are_refused_in_words() {
-        let huge = TrainConfig::new().with_batch_size(1 << 40);
-        assert_eq!(huge.validate().unwrap_err(), "batch_size: 1099511627776; the limit is 65536");
-        assert!(TrainConfig::new().with_batch_size(0).validate().is_err());
-        assert!(TrainConfig::new().with_learning_rate(f64::NAN).validate().is_err());
-        assert!(TrainConfig::new().with_ema_decay(2.0).validate().is_err());
-        assert!(TrainConfig::new().validate().is_ok());
-    }
 }

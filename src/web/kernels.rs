@@ -4,7 +4,7 @@
 //! kernels of each operation and shape on the GPU once and keeps the fastest; without it, one
 //! fixed kernel per operation. Tuning pays on a real GPU, and stalls a software one (SwiftShader,
 //! lavapipe: the candidates are timed on the CPU, minutes for the `tiny` model's first steps).
-//! So the site ships the wasm twice (`scripts/finish-site`): the plain build, which draws the
+//! So the site ships the wasm twice (`scripts/dev/finish-site`): the plain build, which draws the
 //! page, and the tuned one (`--features web-autotune`, `dist/tuned/`), which the page starts its
 //! training worker on when the adapter is hardware. The tuned build also has burn's kernel
 //! fusion (element-wise operations joined into the kernels around them), as the native build

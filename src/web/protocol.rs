@@ -10,9 +10,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::diffusion::{BetaSchedule, Objective, SamplerName, Spacing};
+use crate::diffusion::{Objective, SamplerName, Spacing};
 use crate::web::kernels::KernelPath;
 use crate::model::Preset;
+use crate::spec::RunSpec;
 
 /// A sampler and its settings, as the Sampling panel sets them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,18 +143,6 @@ pub enum Canvas {
     Compare,
 }
 
-/// A run's settings as the Settings panel's fields hold them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSettings {
-    /// The preset, if the model is one (an imported model is not).
-    pub model: Option<Preset>,
-    pub schedule: BetaSchedule,
-    pub batch: usize,
-    pub lr: f64,
-    pub ema: f64,
-    pub classes: bool,
-}
-
 /// What the session tells the page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Update {
@@ -186,9 +175,10 @@ pub enum Update {
     /// The model card in words, and the loss the model trains with (the training panel's
     /// equation): a resumed run or an imported model keeps its own, whatever the URL says.
     ModelCard { text: String, objective: Objective },
-    /// The settings of a resumed run (which trains with them, whatever the URL says), for the
-    /// Settings panel to show.
-    RunSettings(RunSettings),
+    /// The settings the run trains with (a resumed run's own, whatever the URL says), for the
+    /// Settings panel to show: its model's preset, if it is one (an imported model is not), and
+    /// its run spec, whose schedule and class conditioning are the model's.
+    RunSpec { preset: Option<Preset>, spec: RunSpec },
     Picture(Canvas, Picture),
     /// The signal-to-noise numbers of the forward panel: t, ᾱ_t, SNR = ᾱ_t / (1 − ᾱ_t).
     ForwardNumbers { t: usize, alpha_bar: f64, snr: f64 },

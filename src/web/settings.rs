@@ -1,69 +1,26 @@
 //! The tab's settings from its URL (`?data=cifar10&model=tiny&batch=8`): a pure function of
-//! the query, so that it builds and is tested natively. Defaults are the core's small-data
-//! [`Recipe`]; names parse with the core's enums, and an unknown one is an error listing the
-//! valid ones.
+//! the query, so that it builds and is tested natively. The address only names a preset and
+//! what it changes of the preset's recipe ([`Overrides`]); the run's settings are the core's
+//! [`RunSpec`] of those, validated once. Names parse with the core's enums, and an unknown one
+//! is an error listing the valid ones.
 
 use std::str::FromStr;
 
-use crate::data::Dataset;
-use crate::diffusion::{BetaSchedule, Objective, Prediction, ScheduleConfig};
+use crate::diffusion::{Objective, ScheduleConfig};
 use crate::model::Preset;
-use crate::train::{Recipe, inverse_sqrt_decay_setting, min_snr_setting};
+use crate::spec::{Overrides, RunSpec};
 
-/// The most images a grid of the tab holds (`?count=`).
-pub const MAX_COUNT: usize = 64;
-
-/// Samples of one quality measurement in the tab, at most (the test split's first tile holds
-/// 10,000 images; more would keep the worker from training for minutes).
-pub const MAX_QUALITY_COUNT: usize = 2000;
-
-/// Settings of a session, from the URL or defaults.
+/// Settings of a session, from the URL.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    pub data: Dataset,
+    /// The preset of `?model=` (absent: the small-data recipe's), whose recipe the run takes.
     pub preset: Preset,
-    pub schedule: BetaSchedule,
-    pub batch: usize,
-    pub learning_rate: f64,
-    /// Adam's β₂ (`?adam_beta2=0.99`; absent: the recipe's).
-    pub adam_beta_2: f64,
-    pub ema_decay: f64,
-    /// The power-function EMA's γ (`?ema_power=6.94`; absent: the recipe's).
-    pub ema_power: Option<f64>,
-    /// What a new model predicts (`?prediction=epsilon|sample|v`).
-    pub prediction: Prediction,
-    /// Zero terminal SNR for a new model (`?zero_snr=1`, Lin et al. 2024).
-    pub zero_terminal_snr: bool,
-    /// Min-SNR-γ loss weighting (`?min_snr=5`, `?min_snr=0` for none; absent: the recipe's).
-    pub min_snr_gamma: Option<f64>,
-    /// Steps of learning-rate warm-up (`?warmup=500`; absent: the recipe's).
-    pub warmup_steps: usize,
-    /// The step the inverse square root decay of the rate starts from (`?inverse_sqrt_decay=`,
-    /// 0 for none; absent: the recipe's).
-    pub inverse_sqrt_decay_from: Option<usize>,
-    /// Refresh the preview grid every this many steps.
-    pub preview_every: usize,
-    /// DDIM steps of the preview grid.
-    pub preview_steps: usize,
-    /// Measure sample quality every this many steps (`?quality_every=`; 0: only on the button).
-    pub quality_every: usize,
-    /// Samples per quality measurement (`?quality_count=`, at least 8).
-    pub quality_count: usize,
-    /// DDIM steps of the quality measurement's samples (`?quality_steps=`; `eval --steps`).
-    pub quality_steps: usize,
-    /// Seed of the sampling noise (the CLI's `--seed`).
-    pub seed: u64,
-    /// Images per grid.
-    pub count: usize,
-    /// Load at most this many data tiles (10,000 images each).
-    pub max_tiles: usize,
-    /// Save the run to browser storage every this many steps (and on Pause).
-    pub autosave_every: usize,
-    /// Train a class-conditional model (`?classes=1`) for classifier-free guidance.
-    pub conditional: bool,
-    /// Whether the URL named the batch size (a resumed run then takes it: the way to continue
-    /// with a smaller batch after the GPU ran out of memory).
-    pub batch_given: bool,
+    /// What the address changes of that recipe.
+    pub overrides: Overrides,
+    /// The run's settings: the preset's recipe with the address's overrides, validated.
+    pub spec: RunSpec,
+    /// Load at most this many data tiles (10,000 images each; `?tiles=`; absent: all).
+    pub max_tiles: Option<usize>,
     /// Measure instead of waiting for Train: this many timed training steps, then DDIM-50
     /// (`?bench=5`; the numbers appear as JSON in the `bench` element).
     pub bench: Option<usize>,
@@ -75,38 +32,9 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The small-data recipe, as `train` uses it.
+    /// An empty address: the small-data recipe, as `train` uses it.
     fn default() -> Self {
-        let recipe = Recipe::SMALL_DATA;
-        Self {
-            data: recipe.dataset,
-            preset: recipe.preset,
-            schedule: recipe.schedule,
-            batch: recipe.batch,
-            learning_rate: recipe.learning_rate,
-            adam_beta_2: recipe.adam_beta_2,
-            ema_decay: recipe.ema_decay,
-            ema_power: recipe.ema_power,
-            min_snr_gamma: recipe.min_snr_gamma,
-            warmup_steps: recipe.warmup_steps,
-            inverse_sqrt_decay_from: recipe.inverse_sqrt_decay_from,
-            prediction: recipe.prediction,
-            zero_terminal_snr: false,
-            preview_every: recipe.preview_every,
-            quality_every: recipe.quality_every,
-            quality_count: recipe.quality_count,
-            quality_steps: recipe.sample_steps,
-            preview_steps: recipe.preview_steps,
-            seed: 0,
-            count: recipe.count,
-            max_tiles: usize::MAX,
-            autosave_every: recipe.save_every,
-            conditional: false,
-            batch_given: false,
-            bench: None,
-            lose_gpu_at: None,
-            panic_at: None,
-        }
+        Self::from_query(|_| None).expect("the small-data recipe is valid")
     }
 }
 
@@ -121,49 +49,59 @@ where
 impl Settings {
     /// The settings of a query, `get` giving each parameter's value.
     pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let d = Self::default();
-        let count = parse(&get, "count")?.unwrap_or(d.count);
+        let preset: Option<Preset> = parse(&get, "model")?;
+        let switch = |key: &str| get(key).map(|v| flag(key, &v)).transpose();
+        let overrides = Overrides {
+            dataset: parse(&get, "data")?,
+            batch_size: parse(&get, "batch")?,
+            learning_rate: parse(&get, "lr")?,
+            adam_beta_2: parse(&get, "adam_beta2")?,
+            ema_decay: parse(&get, "ema")?,
+            ema_power: parse(&get, "ema_power")?,
+            schedule: parse(&get, "schedule")?,
+            prediction: parse(&get, "prediction")?,
+            zero_terminal_snr: switch("zero_snr")?,
+            class_conditional: switch("classes")?,
+            min_snr_gamma: parse(&get, "min_snr")?,
+            warmup_steps: parse(&get, "warmup")?,
+            inverse_sqrt_decay: parse(&get, "inverse_sqrt_decay")?,
+            seed: parse(&get, "seed")?,
+            save_every: parse(&get, "autosave")?,
+            preview_every: parse(&get, "preview_every")?,
+            preview_steps: parse(&get, "preview_steps")?,
+            count: parse(&get, "count")?,
+            quality_every: parse(&get, "quality_every")?,
+            quality_count: parse(&get, "quality_count")?,
+            quality_steps: parse(&get, "quality_steps")?,
+            ..Overrides::default()
+        };
+        let spec = RunSpec::with_overrides(preset, &overrides).map_err(|e| format!("The settings in the address cannot train: {e}."))?;
+        if spec.save_every == 0 {
+            return Err("?autosave=0: the tab saves the run every N steps, N at least 1".into());
+        }
+        let max_tiles: Option<usize> = parse(&get, "tiles")?;
+        if max_tiles == Some(0) {
+            return Err("?tiles=0: load at least 1 part of the dataset".into());
+        }
         Ok(Self {
-            data: parse(&get, "data")?.unwrap_or(d.data),
-            preset: parse(&get, "model")?.unwrap_or(d.preset),
-            schedule: parse(&get, "schedule")?.unwrap_or(d.schedule),
-            batch: parse(&get, "batch")?.unwrap_or(d.batch).max(1),
-            learning_rate: parse(&get, "lr")?.unwrap_or(d.learning_rate),
-            adam_beta_2: parse(&get, "adam_beta2")?.unwrap_or(d.adam_beta_2),
-            ema_decay: parse(&get, "ema")?.unwrap_or(d.ema_decay),
-            ema_power: parse(&get, "ema_power")?.or(d.ema_power),
-            min_snr_gamma: parse(&get, "min_snr")?.map_or(d.min_snr_gamma, min_snr_setting),
-            warmup_steps: parse(&get, "warmup")?.unwrap_or(d.warmup_steps),
-            inverse_sqrt_decay_from: parse(&get, "inverse_sqrt_decay")?.map_or(d.inverse_sqrt_decay_from, inverse_sqrt_decay_setting),
-            prediction: parse(&get, "prediction")?.unwrap_or(d.prediction),
-            zero_terminal_snr: get("zero_snr").map(|v| flag("zero_snr", &v)).transpose()?.unwrap_or(d.zero_terminal_snr),
-            preview_every: parse(&get, "preview_every")?.unwrap_or(d.preview_every).max(1),
-            quality_every: parse(&get, "quality_every")?.unwrap_or(d.quality_every),
-            quality_count: parse(&get, "quality_count")?.unwrap_or(d.quality_count).clamp(8, MAX_QUALITY_COUNT),
-            quality_steps: parse(&get, "quality_steps")?.unwrap_or(d.quality_steps).max(1),
-            preview_steps: parse(&get, "preview_steps")?.unwrap_or(d.preview_steps).max(1),
-            seed: parse(&get, "seed")?.unwrap_or(d.seed),
-            count: usize::clamp(count, 1, MAX_COUNT),
-            max_tiles: parse(&get, "tiles")?.unwrap_or(d.max_tiles).max(1),
-            autosave_every: parse(&get, "autosave")?.unwrap_or(d.autosave_every).max(1),
-            batch_given: get("batch").is_some(),
-            conditional: get("classes").map(|v| Self::parse_classes(&v)).transpose()?.unwrap_or(d.conditional),
+            preset: spec.preset,
+            overrides,
+            spec,
+            max_tiles,
             bench: parse(&get, "bench")?,
             lose_gpu_at: parse(&get, "test_lose_gpu_at")?,
             panic_at: parse(&get, "test_panic_at")?,
         })
     }
 
-    /// The scheduler config of a new model with these settings: the recipe's, with the
-    /// address's schedule, prediction and zero terminal SNR.
+    /// The scheduler config of a new model with these settings.
     pub fn schedule_config(&self) -> ScheduleConfig {
-        let config = ScheduleConfig { beta_schedule: self.schedule, prediction_type: self.prediction, ..Recipe::SMALL_DATA.schedule_config() };
-        if self.zero_terminal_snr { config.with_zero_terminal_snr() } else { config }
+        self.spec.schedule_config()
     }
 
     /// The loss a new model with these settings trains with.
     pub fn objective(&self) -> Objective {
-        Objective::new(&self.schedule_config(), self.min_snr_gamma)
+        Objective::new(&self.schedule_config(), self.spec.min_snr_gamma)
     }
 
     /// `?classes=1` (class-conditional) or `0`.
@@ -189,6 +127,9 @@ fn flag(key: &str, value: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Dataset;
+    use crate::diffusion::{BetaSchedule, Prediction};
+    use crate::limits;
 
     fn query(pairs: &[(&str, &str)]) -> Result<Settings, String> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -199,28 +140,36 @@ mod tests {
     fn an_empty_query_gives_the_small_data_recipe() {
         let settings = query(&[]).unwrap();
         assert_eq!(settings, Settings::default());
-        let recipe = Recipe::SMALL_DATA;
-        assert_eq!((settings.batch, settings.learning_rate, settings.ema_decay), (recipe.batch, recipe.learning_rate, recipe.ema_decay));
-        assert_eq!((settings.data, settings.preset), (Dataset::Mnist, Preset::MnistSmall));
+        assert_eq!(settings.spec, RunSpec::SMALL_DATA);
+        assert_eq!((settings.spec.dataset, settings.preset), (Dataset::Mnist, Preset::MnistSmall));
+    }
+
+    #[test]
+    fn a_preset_brings_its_own_recipe_in_the_tab_too() {
+        let paper = query(&[("model", "ddpm-cifar10")]).unwrap();
+        assert_eq!(paper.spec, RunSpec::PAPER, "as `train --model ddpm-cifar10`");
+        let on_mnist = query(&[("model", "ddpm-cifar10"), ("data", "mnist"), ("batch", "8")]).unwrap();
+        assert_eq!((on_mnist.spec.dataset, on_mnist.spec.batch_size, on_mnist.spec.learning_rate), (Dataset::Mnist, 8, RunSpec::PAPER.learning_rate));
+        assert_eq!(on_mnist.overrides.batch_size, Some(8), "the address named the batch");
     }
 
     #[test]
     fn names_and_numbers_are_read_from_the_query() {
-        let settings = query(&[("data", "cifar10"), ("model", "tiny"), ("schedule", "cosine"), ("batch", "8"), ("classes", "1"), ("count", "1000"), ("bench", "3")]).unwrap();
-        assert_eq!((settings.data, settings.preset, settings.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
-        assert_eq!((settings.batch, settings.batch_given, settings.conditional), (8, true, true));
-        assert_eq!((settings.count, settings.bench), (MAX_COUNT, Some(3)));
-        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94"), ("inverse_sqrt_decay", "400"), ("adam_beta2", "0.99")]).unwrap();
+        let settings = query(&[("data", "cifar10"), ("model", "tiny"), ("schedule", "cosine"), ("batch", "8"), ("classes", "1"), ("count", "64"), ("bench", "3")]).unwrap();
+        let spec = &settings.spec;
+        assert_eq!((spec.dataset, settings.preset, spec.schedule), (Dataset::Cifar10, Preset::Tiny, BetaSchedule::Cosine));
+        assert_eq!((spec.batch_size, spec.class_conditional), (8, true));
+        assert_eq!((spec.count, settings.bench), (limits::MAX_GRID_IMAGES, Some(3)));
+        let recipe = query(&[("prediction", "v"), ("zero_snr", "1"), ("min_snr", "5"), ("warmup", "100"), ("ema_power", "6.94"), ("inverse_sqrt_decay", "400"), ("adam_beta2", "0.99")]).unwrap().spec;
         assert_eq!((recipe.prediction, recipe.zero_terminal_snr, recipe.min_snr_gamma), (Prediction::V, true, Some(5.0)));
         assert_eq!((recipe.warmup_steps, recipe.ema_power, recipe.inverse_sqrt_decay_from, recipe.adam_beta_2), (100, Some(6.94), Some(400), 0.99));
-        assert_eq!(query(&[("min_snr", "0")]).unwrap().min_snr_gamma, None, "0 turns the weighting off");
+        assert_eq!(query(&[("min_snr", "0")]).unwrap().spec.min_snr_gamma, None, "0 turns the weighting off");
         let objective = query(&[("prediction", "epsilon"), ("min_snr", "0"), ("schedule", "linear")]).unwrap().objective();
         assert!(objective.is_algorithm_1(), "the address's Algorithm 1: {}", objective.key());
         assert_eq!(query(&[]).unwrap().objective().key(), "prediction=v min_snr=5 schedule=cosine zero_snr=0");
         assert_eq!(query(&[("prediction", "epsilon"), ("zero_snr", "1")]).unwrap().objective().prediction, Prediction::V, "zero SNR cannot train ε");
-        assert!(query(&[("zero_snr", "2")]).is_err());
         for &name in Dataset::ALL {
-            assert_eq!(query(&[("data", name.name())]).unwrap().data, name);
+            assert_eq!(query(&[("data", name.name())]).unwrap().spec.dataset, name);
         }
     }
 
@@ -232,5 +181,12 @@ mod tests {
         assert!(query(&[("batch", "many")]).unwrap_err().starts_with("?batch=many: "));
         assert!(query(&[("bench", "x")]).is_err());
         assert!(query(&[("classes", "yes")]).is_err());
+        assert!(query(&[("zero_snr", "2")]).is_err());
+        // Values that cannot train are refused in words, not quietly changed.
+        assert_eq!(query(&[("batch", "0")]).unwrap_err(), "The settings in the address cannot train: batch_size is 0; it must be at least 1.");
+        assert_eq!(query(&[("count", "1000")]).unwrap_err(), "The settings in the address cannot train: count: 1000; the limit is 64.");
+        assert!(query(&[("quality_count", "2")]).is_err());
+        assert!(query(&[("tiles", "0")]).is_err());
+        assert!(query(&[("autosave", "0")]).is_err());
     }
 }

@@ -11,7 +11,8 @@ use tabdiffusion::checkpoint::{self, DiffusersFolder, ModelCard};
 use tabdiffusion::data::{self, ImageSet, Manifest};
 use tabdiffusion::diffusion::ScheduleConfig;
 use tabdiffusion::model::Preset;
-use tabdiffusion::train::{TrainConfig, Trainer};
+use tabdiffusion::train::Trainer;
+use tabdiffusion::spec::RunSpec;
 
 /// `n` images of `h × w × c` with varied pixels, labelled 0, 1, 2, 0, …
 pub fn image_set(n: usize, h: usize, w: usize, c: usize) -> ImageSet {
@@ -84,13 +85,13 @@ pub fn stored_upload() -> Vec<u8> {
 pub fn tiny_checkpoint() -> Vec<u8> {
     let config = Preset::Tiny.config();
     let model = config.init(&Device::flex());
-    let card = ModelCard { dataset: "mnist".into(), steps: 12, images_seen: 96 };
+    let card = ModelCard { dataset: "mnist".into(), steps: 12, images_seen: 96, run: None };
     pollster::block_on(checkpoint::to_bytes(&model, &config, &ScheduleConfig::default(), &card)).unwrap()
 }
 
 /// A training state of the `tiny` preset (about 0.7 MB).
 pub fn tiny_state() -> Vec<u8> {
-    let trainer = Trainer::new(Preset::Tiny.config(), TrainConfig::new().with_batch_size(2), &Device::flex());
+    let trainer = Trainer::new(Preset::Tiny.config(), RunSpec::PAPER.with_random_flip(false).with_batch_size(2), &Device::flex());
     pollster::block_on(trainer.state_bytes(&ModelCard::default())).unwrap()
 }
 

@@ -2,7 +2,7 @@
 //! return without panicking, aborting or looping, with an `Err` or a valid result (checked by
 //! `tests/fuzz/valid.rs`). Written once, used
 //! by the time-boxed mutation loop of `tests/fuzz.rs` (stable toolchain, every `cargo test`)
-//! and by the coverage-guided cargo-fuzz targets of `fuzz/` (nightly, `scripts/fuzz`).
+//! and by the coverage-guided cargo-fuzz targets of `fuzz/` (nightly, `scripts/dev/fuzz`).
 
 use tabdiffusion::checkpoint::{self, DiffusersFolder};
 use tabdiffusion::data::{self, Manifest};

@@ -257,7 +257,7 @@ pub fn training_note(objective: &Objective) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Recipe;
+    use crate::spec::RunSpec;
 
     /// Every objective the settings allow: each target × min-SNR off and γ = 5 × each schedule
     /// × zero terminal SNR where the target allows it (not ε: `ScheduleConfig::validate`).
@@ -323,7 +323,7 @@ mod tests {
             assert!(eq.contains(&weight), "{}: {eq}", objective.key());
             assert!(eq.contains("<mfrac><mrow><msub><mi>ᾱ</mi><mi>t</mi></msub></mrow><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></mrow></mfrac>"), "SNR(t) = ᾱ_t/(1 − ᾱ_t)");
         }
-        let five = Objective::new(&Recipe::SMALL_DATA.schedule_config(), Some(5.0));
+        let five = Objective::new(&RunSpec::SMALL_DATA.schedule_config(), Some(5.0));
         assert!(training_equation(&five).contains("<mn>5</mn>"), "γ's value is written");
         let half = Objective { min_snr_gamma: Some(0.5), ..five };
         assert!(training_equation(&half).contains("<mo>,</mo><mn>0.5</mn><mo>)</mo>"));
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_paper_recipe_is_algorithm_1_word_for_word() {
-        let paper = Recipe::PAPER;
+        let paper = RunSpec::PAPER;
         let objective = Objective::new(&paper.schedule_config(), paper.min_snr_gamma);
         let eq = training_equation(&objective);
         assert!(eq.starts_with("<div class=\"equation-line\"><math display=\"block\"><msub><mo>∇</mo><mi>θ</mi></msub><msup><mrow><mo>‖</mo><mi>ε</mi><mo>−</mo><msub><mi>ε</mi><mi>θ</mi></msub>"), "{eq}");
@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_note_names_what_each_run_changes_from_algorithm_1() {
-        let small = Recipe::SMALL_DATA;
+        let small = RunSpec::SMALL_DATA;
         let note = training_note(&Objective::new(&small.schedule_config(), small.min_snr_gamma));
         assert!(note.starts_with("Algorithm 1 of Ho et al. 2020 regresses ε with weight 1 on the linear β schedule"), "{note}");
         assert!(note.contains("this run regresses v instead") && note.contains("min-SNR-5") && note.contains(" and uses Nichol & Dhariwal's cosine"), "{note}");

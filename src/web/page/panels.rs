@@ -18,7 +18,7 @@ use crate::web::page::view::{View, forget_then_load, send};
 use crate::data::{Dataset, Manifest};
 use crate::diffusion::{BetaSchedule, Objective, SamplerName, Schedule, ScheduleConfig, Spacing};
 use crate::model::Preset;
-use crate::train::Recipe;
+use crate::spec::RunSpec;
 
 /// q(x_t | x_0) = N(x_t; √ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = ∏ (1 − β_s), SNR = ᾱ_t / (1 − ᾱ_t)
 /// (Ho et al. 2020, eq. 4; Kingma et al. 2021 for the SNR).
@@ -82,35 +82,50 @@ fn send_files(files: Vec<(String, Vec<u8>)>, command: fn(Vec<String>) -> Command
 /// Dataset, model size, schedule and optimisation settings; applying them starts a new model.
 #[component]
 pub fn SettingsPanel(view: View) -> impl IntoView {
-    // The URL's values as written, or the defaults (the same as the worker's).
-    let defaults = Settings::default();
-    let get = |key: &str, default: String| RwSignal::new(query_param(key).unwrap_or(default));
-    let data = get("data", defaults.data.to_string());
-    let model = get("model", defaults.preset.to_string());
-    let schedule = get("schedule", defaults.schedule.to_string());
-    let batch = get("batch", defaults.batch.to_string());
-    let lr = get("lr", defaults.learning_rate.to_string());
-    let ema = get("ema", defaults.ema_decay.to_string());
-    let classes = RwSignal::new(Settings::from_query(query_param).is_ok_and(|s| s.conditional));
+    // The address's run (its preset's recipe with its overrides) until the worker says what
+    // the run trains with.
+    let shown = Settings::from_query(query_param).unwrap_or_default();
+    let spec = shown.spec;
+    let data = RwSignal::new(spec.dataset.to_string());
+    let model = RwSignal::new(shown.preset.to_string());
+    let schedule = RwSignal::new(spec.schedule.to_string());
+    let batch = RwSignal::new(spec.batch_size.to_string());
+    let lr = RwSignal::new(spec.learning_rate.to_string());
+    let ema = RwSignal::new(spec.ema_decay.to_string());
+    let classes = RwSignal::new(spec.class_conditional);
     // A resumed run trains with its own settings: show those, not the URL's.
     Effect::new(move |_| {
-        if let Some(run) = view.run_settings.get() {
-            if let Some(preset) = run.model {
+        if let Some((preset, run)) = view.run_spec.get() {
+            if let Some(preset) = preset {
                 model.set(preset.to_string());
             }
             schedule.set(run.schedule.to_string());
-            batch.set(run.batch.to_string());
-            lr.set(run.lr.to_string());
-            ema.set(run.ema.to_string());
-            classes.set(run.classes);
+            batch.set(run.batch_size.to_string());
+            lr.set(run.learning_rate.to_string());
+            ema.set(run.ema_decay.to_string());
+            classes.set(run.class_conditional);
         }
     });
+    // The address keeps only what differs from the chosen preset's recipe.
     let apply = move |_| {
         let Ok(params) = UrlSearchParams::new_with_str(&query()) else { return };
-        for (key, value) in [("data", data), ("model", model), ("schedule", schedule), ("batch", batch), ("lr", lr), ("ema", ema)] {
-            params.set(key, &value.get_untracked());
+        let recipe = model.get_untracked().parse().map_or(RunSpec::SMALL_DATA, RunSpec::for_preset);
+        let fields = [
+            ("data", data, recipe.dataset.to_string()),
+            ("schedule", schedule, recipe.schedule.to_string()),
+            ("batch", batch, recipe.batch_size.to_string()),
+            ("lr", lr, recipe.learning_rate.to_string()),
+            ("ema", ema, recipe.ema_decay.to_string()),
+        ];
+        params.set("model", &model.get_untracked());
+        for (key, value, default) in fields {
+            let value = value.get_untracked();
+            if value == default { params.delete(key) } else { params.set(key, &value) }
         }
-        params.set("classes", Settings::classes_param(classes.get_untracked()));
+        match classes.get_untracked() {
+            conditional if conditional == recipe.class_conditional => params.delete("classes"),
+            conditional => params.set("classes", Settings::classes_param(conditional)),
+        }
         forget_then_load(view, String::from(params.to_string()));
     };
     let text = move |signal: RwSignal<String>, id: &'static str| {
@@ -317,7 +332,7 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
 /// 3. Sampling: the sampler, its steps and η, the trajectory, DDPM against DDIM.
 #[component]
 pub fn SamplingPanel(view: View) -> impl IntoView {
-    let recipe = Recipe::SMALL_DATA;
+    let recipe = Settings::from_query(query_param).unwrap_or_default().spec;
     let sampler = RwSignal::new(SamplerName::ALL[0]);
     let steps = RwSignal::new(query_param("steps").and_then(|s| s.parse().ok()).unwrap_or(recipe.sample_steps));
     let eta = RwSignal::new(0.0f64);

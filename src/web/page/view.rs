@@ -9,10 +9,12 @@ use wasm_bindgen::prelude::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use crate::diffusion::Objective;
+use crate::model::Preset;
+use crate::spec::RunSpec;
 use crate::web::kernels::KernelPath;
 
 use crate::web::browser::{adapter_facts, describe, download, query, query_param};
-use crate::web::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, RunSettings, Update, decode, encode};
+use crate::web::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, Update, decode, encode};
 use crate::web::settings::Settings;
 
 /// Everything the page shows, as signals the worker's updates write.
@@ -48,7 +50,8 @@ pub struct View {
     /// with the URL's settings.
     pub objective: RwSignal<Objective>,
     /// The settings of a resumed run, for the Settings panel.
-    pub run_settings: RwSignal<Option<RunSettings>>,
+    /// The run's model preset (if it is one) and run spec, as the worker last said.
+    pub run_spec: RwSignal<Option<(Option<Preset>, RunSpec)>>,
     pub samples: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub sampled: RwSignal<Option<(Picture, Vec<u8>)>>,
     pub trajectory: RwSignal<Option<(Picture, Vec<u8>)>>,
@@ -90,7 +93,7 @@ impl View {
             classes: RwSignal::new(Vec::new()),
             model_card: RwSignal::new(String::new()),
             objective: RwSignal::new(Settings::from_query(query_param).unwrap_or_default().objective()),
-            run_settings: RwSignal::new(None),
+            run_spec: RwSignal::new(None),
             samples: RwSignal::new(None),
             sampled: RwSignal::new(None),
             trajectory: RwSignal::new(None),
@@ -144,7 +147,7 @@ impl View {
                 self.model_card.set(text);
                 self.objective.set(objective);
             }
-            Update::RunSettings(settings) => self.run_settings.set(Some(settings)),
+            Update::RunSpec { preset, spec } => self.run_spec.set(Some((preset, spec))),
             Update::Picture(canvas, picture) => {
                 let target = match canvas {
                     Canvas::Samples => self.samples,

@@ -17,10 +17,10 @@ impl Session {
     pub(super) async fn load_next_tile(&mut self) -> Result<(), String> {
         let k = self.tiles_loaded;
         let split = &self.manifest.train;
-        let url = format!("{}/{}", self.settings.data.folder(), split.tiles[k]);
+        let url = format!("{}/{}", self.settings.spec.dataset.folder(), split.tiles[k]);
         // Byte progress of the first part in the status line (at most once per percent); later
         // parts arrive while it trains, and the images-loaded count shows them.
-        let (out, name, parts) = (&self.out, &self.manifest.name, split.tiles.len().min(self.settings.max_tiles));
+        let (out, name, parts) = (&self.out, &self.manifest.name, split.tiles.len().min(self.settings.max_tiles.unwrap_or(usize::MAX)));
         let mut shown = u64::MAX;
         let bytes = fetch_bytes_with_progress(&url, limits::MAX_TILE_FILE_BYTES, |received, total| {
             let mb = |n: u64| n as f64 / 1e6;
@@ -86,7 +86,7 @@ impl Session {
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         let label = names.join(" + ");
         let source = ModelSource::from_files(&files).map_err(|e| format!("{label}: {e}"))?;
-        let model = source.build(&self.device, self.settings.seed).map_err(|e| format!("{label}: {e}"))?;
+        let model = source.build(&self.device, self.settings.spec.seed).map_err(|e| format!("{label}: {e}"))?;
         let steps = source.steps();
         let train_config = self.trainer.config.clone();
         self.trainer = Trainer::from_model(model, source.config.clone(), train_config, &self.device).with_schedule(source.schedule.clone());
@@ -118,7 +118,7 @@ impl Session {
         .await
         .map_err(|e| format!("The trained example could not be fetched: {e}"))?;
         let source = ModelSource::weights(&bytes).map_err(|e| format!("{}: {e}", example.path))?;
-        let model = source.build(&self.device, self.settings.seed).map_err(|e| format!("{}: {e}", example.path))?;
+        let model = source.build(&self.device, self.settings.spec.seed).map_err(|e| format!("{}: {e}", example.path))?;
         let images = source.checkpoint.as_ref().map_or(0, |c| c.card.images_seen);
         let what = format!("the trained example: {} after {} steps, {images} images of {}", example.preset, source.steps(), example.dataset.label());
         self.example = Some(SampleModel { model, config: source.config, schedule: Schedule::new(source.schedule) });

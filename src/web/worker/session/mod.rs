@@ -3,6 +3,7 @@
 //! [`Update`]s; the page never sees tensors and the worker never touches the page. Its parts:
 //! sampling, files (import, export, your images) and the saved run, each in a file of its own.
 
+mod bench;
 mod files;
 mod progress;
 mod quality;
@@ -22,10 +23,10 @@ use crate::web::settings::Settings;
 use crate::checkpoint::DiffusersFolder;
 use crate::data::{ImageSet, Manifest, encode_npy};
 use crate::diffusion::{Objective, SamplerKind, SamplerName};
-use crate::pipeline::Bench;
-use crate::diffusion::ScheduleConfig;
+use crate::pipeline::{Cadences, TrainLoop};
 use crate::web::kernels::KernelPath;
-use crate::train::{Recipe, Trainer, conditional_classes};
+use crate::spec::RunSpec;
+use crate::train::{Trainer, conditional_classes};
 
 /// What the visitor reads when WebGPU is missing or unusable.
 const BROWSERS: &str = "Chrome and Edge (113 and later), Safari 26 and Firefox 141 on Windows have WebGPU";
@@ -58,9 +59,10 @@ struct Session {
     losses: Vec<f32>,
     /// (step, loss on the fixed batch) at each step it was measured.
     fixed_losses: Vec<(usize, f32)>,
-    /// Training time and images since the last Train press, for images/s.
+    /// The loop of the training steps since the last Train press (its cadences, its images).
+    train_loop: TrainLoop,
+    /// Training time since the last Train press, for images/s.
     train_ms: f64,
-    train_images: usize,
     last_samples: Option<(Vec<usize>, Vec<f32>)>,
     /// The guidance of the last Sample press, which the previews reuse.
     guidance: f64,
@@ -94,7 +96,7 @@ pub async fn run(settings: Settings, out: Outbox) {
                 out.send(Update::Error(notice));
             }
         }
-        if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles) {
+        if session.tiles_loaded < session.manifest.train.tiles.len().min(session.settings.max_tiles.unwrap_or(usize::MAX)) {
             if let Err(message) = session.load_next_tile().await {
                 let images = session.data.len();
                 out.send(Update::Error(Notice::new(
@@ -149,13 +151,13 @@ impl Session {
         out.send(Update::Backend(backend.into()));
         out.send(Update::Kernels(KernelPath::of_this_build()));
 
-        let dir = settings.data.folder();
-        doing(format!("loading {}", settings.data));
-        out.send(Update::Status(format!("Loading {}…", settings.data)));
+        let dir = settings.spec.dataset.folder();
+        doing(format!("loading {}", settings.spec.dataset));
+        out.send(Update::Status(format!("Loading {}…", settings.spec.dataset)));
         let manifest_bytes = fetch_bytes(&format!("{dir}/manifest.json")).await.map_err(|e| {
             format!(
                 "The dataset is missing ({e}). Prepare it with `scripts/setup` or `tabdiffusion data {0} --out www/data/{0}`, or pick another dataset.",
-                settings.data
+                settings.spec.dataset
             )
         })?;
         let manifest: Manifest =
@@ -164,30 +166,33 @@ impl Session {
         manifest.train.check_labels(&labels).map_err(|e| format!("{dir}: {e}"))?;
         let data = ImageSet { height: manifest.height, width: manifest.width, channels: manifest.channels, pixels: Vec::new(), labels };
 
-        let mut model_config = settings.preset.config_for(manifest.height, manifest.channels);
-        if settings.conditional {
-            let classes = conditional_classes(manifest.classes.len(), &data.labels)
-                .map_err(|e| format!("{} has {e}: a class-conditional model cannot train on it.", manifest.name))?;
-            model_config = model_config.conditional_on(classes);
-        }
-        model_config
-            .validate()
-            .map_err(|e| format!("The model {} does not fit {} ({e}); pick another model in Settings.", settings.preset.name(), manifest.name))?;
-        model_config.check_batch(settings.batch).map_err(|e| format!("?batch={}: {e}", settings.batch))?;
-        let train_config = Recipe::SMALL_DATA
-            .train_config(settings.seed)
-            .with_batch_size(settings.batch)
-            .with_learning_rate(settings.learning_rate)
-            .with_adam_beta_2(settings.adam_beta_2)
-            .with_ema_decay(settings.ema_decay)
-            .with_ema_power(settings.ema_power)
-            .with_min_snr_gamma(settings.min_snr_gamma)
-            .with_warmup_steps(settings.warmup_steps)
-            .with_inverse_sqrt_decay_from(settings.inverse_sqrt_decay_from);
-        train_config.validate().map_err(|e| format!("The settings in the address cannot train ({e}): change them in Settings."))?;
-        let schedule = ScheduleConfig { beta_schedule: settings.schedule, prediction_type: settings.prediction, ..Recipe::SMALL_DATA.schedule_config() };
-        let schedule = if settings.zero_terminal_snr { schedule.with_zero_terminal_snr() } else { schedule };
-        let trainer = Trainer::new(model_config, train_config, &device).with_schedule(schedule);
+        let spec = settings.spec.clone();
+        let classes = match spec.class_conditional {
+            true => Some(
+                conditional_classes(manifest.classes.len(), &data.labels)
+                    .map_err(|e| format!("{} has {e}: a class-conditional model cannot train on it.", manifest.name))?,
+            ),
+            false => None,
+        };
+        let model_config =
+            spec.model_config(manifest.height, manifest.channels, classes).map_err(|e| format!("{e}: pick another model in Settings."))?;
+        let spec = match gpu.as_ref().map(|gpu| gpu.limits().max_storage_buffer_binding_size) {
+            Some(buffer) if model_config.largest_batch_in(buffer) < spec.batch_size => {
+                let fits = model_config.largest_batch_in(buffer);
+                out.send(Update::Banner(Notice::new(
+                    format!(
+                        "This GPU takes at most {fits} images per step of {} (its largest buffer is {:.0} MB), so the run trains on batches of {fits}, not {}.",
+                        settings.preset,
+                        buffer as f64 / 1e6,
+                        spec.batch_size
+                    ),
+                    "",
+                )));
+                spec.with_batch_size(fits)
+            }
+            _ => spec,
+        };
+        let trainer = Trainer::new(model_config, spec.clone(), &device).with_schedule(spec.schedule_config());
         let model_name = settings.preset.name().to_string();
         let mut session = Self {
             settings,
@@ -207,10 +212,10 @@ impl Session {
             running: false,
             losses: Vec::new(),
             fixed_losses: Vec::new(),
+            train_loop: TrainLoop::new(Cadences::of(&spec), None),
             train_ms: 0.0,
-            train_images: 0,
             last_samples: None,
-            guidance: Recipe::SMALL_DATA.guidance,
+            guidance: spec.guidance,
             quality: None,
             last_quality: None,
             example: None,
@@ -279,6 +284,14 @@ impl Session {
             self.quality_line()
         );
         self.out.send(Update::ModelCard { text, objective });
+        // The settings panel shows what the run trains with.
+        let spec = RunSpec {
+            schedule: schedule.beta_schedule,
+            prediction: schedule.prediction_type,
+            class_conditional: c.num_classes().is_some(),
+            ..self.trainer.config.clone()
+        };
+        self.out.send(Update::RunSpec { preset: self.model_name.parse().ok(), spec });
     }
 
     fn set_running(&mut self, running: bool) {
@@ -317,7 +330,7 @@ impl Session {
                 self.out.send(Update::Error(Notice::default()));
                 self.measure_fixed_batch().await?;
                 self.train_ms = 0.0;
-                self.train_images = 0;
+                self.train_loop = TrainLoop::new(Cadences::of(&self.settings.spec), None);
                 self.set_running(true);
                 self.out.send(Update::Status(KernelPath::of_this_build().training_status().into()));
             }
@@ -396,8 +409,7 @@ impl Session {
         if self.settings.panic_at == Some(step) {
             panic!("?test_panic_at={step}: a panic injected in training step {step} (the page's test of a crashed worker)");
         }
-        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| Notice::from(e.to_string()))?;
-        let loss = self.trainer.step_batch(batch);
+        let loss = self.train_loop.step(&mut self.trainer, &self.data).map_err(|e| Notice::from(e.to_string()))?;
         let loss = match read_scalar(loss).await {
             Ok(loss) => loss,
             Err(e) => {
@@ -419,76 +431,41 @@ impl Session {
         if gpu_lost() {
             return Err(lost_gpu());
         }
-        if !loss.is_finite() {
-            let step = self.trainer.step;
-            let back = match self.restore().await {
-                Ok(true) => format!("back at the last saved state, step {}", self.trainer.step),
-                _ => "no saved state to go back to".to_string(),
-            };
-            self.show_card();
-            return Err(format!("The loss became {loss} at step {step}: training stopped, {back}. Try a smaller learning rate.").into());
-        }
+        let report = match self.train_loop.record(self.trainer.step, loss) {
+            Ok(report) => report,
+            Err(diverged) => {
+                let back = match self.restore().await {
+                    Ok(true) => format!("back at the last saved state, step {}", self.trainer.step),
+                    _ => "no saved state to go back to".to_string(),
+                };
+                self.show_card();
+                return Err(format!("The {diverged}: training stopped, {back}. Try a smaller learning rate.").into());
+            }
+        };
         self.train_ms += now_ms() - start;
-        self.train_images += self.trainer.config.batch_size;
         self.losses.push(loss);
         self.out.send(Update::Losses { reset: false, values: vec![loss] });
-        let images_per_s = self.train_images as f64 / (self.train_ms / 1000.0).max(1e-9);
-        self.out.send(Update::Step { step: self.trainer.step, images_per_s });
-        if self.trainer.step % self.settings.autosave_every == 0 {
+        let images_per_s = report.images as f64 / (self.train_ms / 1000.0).max(1e-9);
+        self.out.send(Update::Step { step: report.step, images_per_s });
+        if report.save {
             self.save().await?;
         }
-        if self.settings.lose_gpu_at == Some(self.trainer.step)
+        if self.settings.lose_gpu_at == Some(report.step)
             && let Some(gpu) = &self.gpu
         {
             gpu.destroy(); // a real device loss: the lost callback reports it
         }
-        if self.trainer.step % self.settings.preview_every == 0 {
+        if report.preview {
             self.measure_fixed_batch().await?;
             let model = self.sample_model(false)?;
-            let kind = SamplerKind::new(SamplerName::Ddim, self.settings.preview_steps, 0.0, None, &model.schedule.config);
+            let kind = SamplerKind::new(SamplerName::Ddim, self.settings.spec.preview_steps, 0.0, None, &model.schedule.config);
             self.sample(kind, &model, "Preview", false, None).await?;
             self.out.send(Update::Status("Training…".into()));
             self.show_card();
         }
-        self.quality_every_n_steps().await;
+        if report.quality {
+            self.measure_quality_while_training().await;
+        }
         Ok(())
-    }
-
-    /// One training step, its loss read back (the read waits for the GPU).
-    async fn timed_step(&mut self) -> Result<(), String> {
-        let batch = self.trainer.next_labelled_batch(&self.data).map_err(|e| e.to_string())?;
-        let loss = self.trainer.step_batch(batch);
-        read_scalar(loss).await.map(|_| ())
-    }
-
-    /// Training and DDIM-50 throughput, measured as `tabdiffusion bench` does natively.
-    async fn bench(&mut self, steps: usize) -> Result<String, String> {
-        let batch = self.trainer.config.batch_size;
-        self.out.send(Update::Status("Benchmark: warming up…".into()));
-        self.timed_step().await?;
-        let start = now_ms();
-        for i in 0..steps {
-            self.out.send(Update::Status(format!("Benchmark: training step {}/{steps}…", i + 1)));
-            self.timed_step().await?;
-        }
-        let seconds = |start: f64| (now_ms() - start) / 1000.0;
-        let train_seconds = seconds(start);
-
-        let (config, schedule) = (&self.trainer.model_config, &self.trainer.schedule);
-        let mut warm = Bench::sample_run(config, schedule, batch, &self.device);
-        warm.step(&self.trainer.ema);
-        read_values(warm.sample).await?;
-        let start = now_ms();
-        let mut run = Bench::sample_run(config, schedule, batch, &self.device);
-        while run.step(&self.trainer.ema).is_some() {
-            self.out.send(Update::Status(format!("Benchmark: DDIM step {}/{}…", run.index, run.len())));
-            yield_now(0).await;
-        }
-        read_values(run.sample).await?;
-        let sample_seconds = seconds(start);
-        self.out.send(Update::Status("Benchmark done.".into()));
-        let backend = format!("browser-{}", self.backend.to_lowercase());
-        let params = self.trainer.model.num_params();
-        Ok(Bench::report(&self.model_name, &backend, batch, params, steps, train_seconds, sample_seconds).to_json())
     }
 }

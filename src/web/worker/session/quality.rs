@@ -2,7 +2,7 @@
 //! in the dataset's classifier features, against as many test images, beside the floor (as many
 //! training images), measured as `tabdiffusion eval` measures them: the same sampler batches
 //! and seeds, samples rounded to 8-bit pixels, the first test and training images. The
-//! classifiers ship with the site (`www/classifiers/`, written by `scripts/classifiers`).
+//! classifiers ship with the site (`www/classifiers/`, written by `scripts/fixtures/classifiers`).
 
 use super::{Session, read_values};
 use crate::checkpoint::load_classifier;
@@ -12,7 +12,6 @@ use crate::eval::{Features, Scores};
 use crate::features::Classifier;
 use crate::pipeline::{SampleRun, sample_batches};
 use crate::features::{FEATURE_BATCH, features};
-use crate::train::Recipe;
 use crate::web::browser::{fetch_bytes, yield_now};
 use crate::web::protocol::{QualityPoint, Update};
 
@@ -39,7 +38,7 @@ impl Session {
 
     /// Loads the classifier and the reference images once (again if the count changed).
     async fn reference(&mut self) -> Result<(), String> {
-        let count = self.settings.quality_count;
+        let count = self.settings.spec.quality_count;
         if self.quality.as_ref().is_some_and(|q| q.count == count) {
             return Ok(());
         }
@@ -57,7 +56,7 @@ impl Session {
             return Err(format!("{count} training images are needed for the floor; {} have arrived", self.data.len()));
         }
         let test = &self.manifest.test;
-        let tile_url = format!("{}/{}", self.settings.data.folder(), test.tiles.first().ok_or("the dataset has no test images")?);
+        let tile_url = format!("{}/{}", self.settings.spec.dataset.folder(), test.tiles.first().ok_or("the dataset has no test images")?);
         let tile = decode_tile(&fetch_bytes(&tile_url).await?, tile_count(test.count, 0), h, self.manifest.width, c).map_err(|e| format!("{tile_url}: {e}"))?;
         if tile.len() < count {
             return Err(format!("{count} test images are needed; the first test part has {}", tile.len()));
@@ -73,13 +72,13 @@ impl Session {
     /// run's seed, `eval`'s batches) and measures them against the reference.
     pub(super) async fn measure_quality(&mut self) -> Result<(), String> {
         self.reference().await?;
-        let count = self.settings.quality_count;
+        let count = self.settings.spec.quality_count;
         let (config, schedule) = (self.trainer.model_config.clone(), self.trainer.schedule.clone());
-        let kind = SamplerKind::new(SamplerName::Ddim, self.settings.quality_steps, 0.0, None, &schedule.config);
+        let kind = SamplerKind::new(SamplerName::Ddim, self.settings.spec.quality_steps, 0.0, None, &schedule.config);
         let ema = self.trainer.ema.clone();
         let (c, s) = (config.in_channels, config.sample_size);
         let mut pixels = Vec::with_capacity(count * c * s * s);
-        for (first, n, seed) in sample_batches(count, Recipe::SMALL_DATA.sample_batch, self.settings.seed) {
+        for (first, n, seed) in sample_batches(count, self.settings.spec.sample_batch, self.settings.spec.seed) {
             let mut run = SampleRun::new(&config, kind, &schedule, n, seed, &self.device);
             while run.step(&ema).is_some() {
                 self.out.send(Update::QualityNote(format!(
@@ -106,16 +105,13 @@ impl Session {
         Ok(())
     }
 
-    /// Measures every `quality_every` steps while training. Data without a feature network
-    /// (your images, CIFAR-10) trains on; the note says why the chart stays empty.
-    pub(super) async fn quality_every_n_steps(&mut self) {
-        let every = self.settings.quality_every;
-        if every > 0 && self.trainer.step % every == 0 {
-            if let Err(message) = self.measure_quality().await {
-                self.out.send(Update::QualityNote(message));
-            }
-            self.out.send(Update::Status("Training…".into()));
+    /// A measurement the training loop asked for. Data without a feature network (your
+    /// images, CIFAR-10) trains on; the note says why the chart stays empty.
+    pub(super) async fn measure_quality_while_training(&mut self) {
+        if let Err(message) = self.measure_quality().await {
+            self.out.send(Update::QualityNote(message));
         }
+        self.out.send(Update::Status("Training…".into()));
     }
 
     /// The model card's words on the last measurement (empty before the first).

@@ -7,7 +7,6 @@ use crate::data::values_grid;
 use crate::diffusion::{RandomStream, SamplerKind, SamplerName, Schedule, q_sample};
 use crate::model::{UNet, UNetConfig};
 use crate::pipeline::{Guidance, SampleRun};
-use crate::train::Recipe;
 use crate::web::browser::{now_ms, yield_now};
 use crate::web::worker::gpu::read_values;
 use crate::web::protocol::{Canvas, Picture, Update};
@@ -52,7 +51,7 @@ impl Session {
         classes: Option<Vec<usize>>,
     ) -> Result<(), String> {
         let config = &model.config;
-        let (count, c, s) = (self.settings.count, config.in_channels, config.sample_size);
+        let (count, c, s) = (self.settings.spec.count, config.in_channels, config.sample_size);
         let start = now_ms();
         let mut run = self.run(config, kind, &model.schedule, count, classes)?;
         let len = run.len();
@@ -98,7 +97,7 @@ impl Session {
         if schedule.config.thresholding {
             return Err("This model's scheduler config asks for dynamic thresholding (\"thresholding\": true), which the tab cannot run: it sorts each image's values, and the browser's GPU cannot sort in burn 0.22. Sample it with the command line (tabdiffusion sample), which can.".into());
         }
-        let run = SampleRun::new(config, kind, schedule, count, self.settings.seed, &self.device);
+        let run = SampleRun::new(config, kind, schedule, count, self.settings.spec.seed, &self.device);
         let Some(k) = config.num_classes() else { return Ok(run) };
         let classes = classes.unwrap_or_else(|| (0..k).collect());
         run.with_guidance(config, Guidance::cycling(&classes, count, self.guidance)).map_err(|e| e.to_string())
@@ -107,11 +106,11 @@ impl Session {
     /// DDPM (all T steps) beside DDIM-50, both from the same x_T (the sample seed).
     pub(super) async fn compare(&mut self, model: &SampleModel) -> Result<(), String> {
         let config = &model.config;
-        let count = self.settings.count.min(8);
+        let count = self.settings.spec.count.min(8);
         let (c, s) = (config.in_channels, config.sample_size);
         let mut both = Vec::new();
         let mut times = Vec::new();
-        let ddim_steps = Recipe::SMALL_DATA.sample_steps;
+        let ddim_steps = self.settings.spec.sample_steps;
         let schedule = &model.schedule;
         let ddpm = SamplerKind::new(SamplerName::Ddpm, 0, 0.0, None, &schedule.config);
         for kind in [ddpm, SamplerKind::new(SamplerName::Ddim, ddim_steps, 0.0, None, &schedule.config)] {
@@ -144,7 +143,7 @@ impl Session {
         let index = index.min(self.data.len() - 1);
         let t = t.min(self.trainer.schedule.len() - 1);
         let x0 = self.data.batch(&[index], &self.device);
-        let noise = RandomStream::new(self.settings.seed).normal(x0.dims(), &self.device);
+        let noise = RandomStream::new(self.settings.spec.seed).normal(x0.dims(), &self.device);
         let x_t = q_sample(&self.trainer.schedule, x0.clone(), noise.clone(), &[t]);
         let values = read_values(Tensor::cat(vec![x0, noise.clamp(-1.0, 1.0), x_t], 0)).await?;
         let (picture, rgba) = picture(&values, 3, self.data.channels, self.data.height, 3);

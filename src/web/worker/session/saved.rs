@@ -2,12 +2,11 @@
 
 use super::Session;
 use crate::data::upload_from_bytes;
-use crate::model::Preset;
 use crate::train::{Trainer, state_metadata};
 use crate::web::browser::{StoreError, lock, store, stored};
 use crate::web::worker::gpu::{gpu_lost, lost_gpu};
 use crate::web::worker::outbox::doing;
-use crate::web::protocol::{Holder, Notice, RunSettings, Update};
+use crate::web::protocol::{Holder, Notice, Update};
 use crate::web::worker::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN, TabMetadata, YOUR_IMAGES};
 
 impl Session {
@@ -23,7 +22,7 @@ impl Session {
         }
         doing(format!("saving the run at step {}", self.trainer.step));
         let card = self.trainer.card(&self.manifest.name);
-        let dataset = (self.manifest.name != YOUR_IMAGES).then_some(self.settings.data);
+        let dataset = (self.manifest.name != YOUR_IMAGES).then_some(self.settings.spec.dataset);
         let extra = TabMetadata::new(dataset, &self.model_name, &self.losses, &self.fixed_losses).entries();
         let bytes = self.trainer.state_bytes_with(&card, &extra).await.map_err(|e| Notice::new("Saving the run failed.", e.to_string()))?;
         let previous = match self.saved_step {
@@ -101,7 +100,7 @@ impl Session {
             // A run on the user's images continues on them, whatever the URL's dataset.
             let images = stored(SAVED_IMAGES).await?.ok_or("the images it trained on are no longer in this browser")?;
             Some(upload_from_bytes(&images).map_err(|e| e.to_string())?)
-        } else if tab.dataset.parse() == Ok(self.settings.data) {
+        } else if tab.dataset.parse() == Ok(self.settings.spec.dataset) {
             None
         } else {
             return Ok(false); // a run on another dataset: kept for when that one is picked
@@ -112,8 +111,10 @@ impl Session {
         let losses = tab.losses;
         // The fixed batch is the first B images: another batch size measures another batch.
         let mut fixed_losses = tab.fixed_losses;
-        if self.settings.batch_given && self.settings.batch != trainer.config.batch_size {
-            trainer.config.batch_size = self.settings.batch;
+        if let Some(batch) = self.settings.overrides.batch_size
+            && batch != trainer.config.batch_size
+        {
+            trainer.config.batch_size = batch;
             fixed_losses.clear();
         }
         self.trainer = trainer;
@@ -127,20 +128,6 @@ impl Session {
         self.fixed_losses = fixed_losses.clone();
         self.out.send(Update::FixedLosses { reset: true, points: fixed_losses });
         self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
-        self.out.send(Update::RunSettings(self.run_settings()));
         Ok(true)
-    }
-
-    /// The settings the run trains with, in the Settings panel's terms.
-    pub(super) fn run_settings(&self) -> RunSettings {
-        let config = &self.trainer.config;
-        RunSettings {
-            model: self.model_name.parse::<Preset>().ok(),
-            schedule: self.trainer.schedule.config.beta_schedule,
-            batch: config.batch_size,
-            lr: config.learning_rate,
-            ema: config.ema_decay,
-            classes: self.trainer.model_config.num_classes().is_some(),
-        }
     }
 }
