@@ -12,10 +12,10 @@ use super::sample::SamplerArgs;
 use super::pth::read_state_dict;
 use super::{Backend, CliResult, Split, load_split, model_source, read_file};
 use crate::checkpoint::{ClassifierCard, load_classifier};
-use crate::data::{ImageSet, to_pixels};
-use crate::eval::{DEFAULT_K, Features, Scores};
+use crate::data::ImageSet;
+use crate::eval::{DEFAULT_K, Features};
 use crate::features::{Classifier, ClassifierConfig, ClassifierKind, FidInception};
-use crate::pipeline::sample_in_batches;
+use crate::pipeline::{QualityReference, QualitySamples, check_classifier};
 use crate::features::{FEATURE_BATCH, features};
 use crate::spec::RunSpec;
 use crate::train::accuracy;
@@ -67,10 +67,6 @@ pub struct EvalArgs {
 pub enum Against {
     Test,
     Train,
-}
-
-fn scores(real: &Features, other: &Features) -> CliResult<Scores> {
-    Scores::of(real, other).map_err(|e| e.to_string())
 }
 
 /// The network whose features the metrics compare.
@@ -146,13 +142,7 @@ pub fn run(args: EvalArgs) -> CliResult {
     }
     let net = FeatureNet::load(&args, &device)?;
     if let FeatureNet::Classifier { config, card, path, .. } = &net {
-        let path = path.display();
-        if card.dataset != manifest.name {
-            return Err(format!("{path} was trained on {}, not {}: its features would not mean much here", card.dataset, manifest.name));
-        }
-        if (c, s) != (config.in_channels, config.sample_size) {
-            return Err(format!("{path} takes {0}×{0}×{1} images, the model makes {s}×{s}×{c}", config.sample_size, config.in_channels));
-        }
+        check_classifier(card, config, &manifest.name, s, c).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let n = args.count;
     let ((reference, reference_name), (other, other_name)) = match args.against {
@@ -189,16 +179,14 @@ pub fn run(args: EvalArgs) -> CliResult {
 
     // Samples, rounded to 8-bit pixels as an image file would hold them; with guidance, image i
     // (over all batches) is of class i mod K.
-    let mut pixels = Vec::with_capacity(n * c * s * s);
-    let mut intended = Vec::new();
     let guidance = classes.zip(args.guidance);
-    sample_in_batches(&model, &source.config, kind, &schedule, (n, args.batch, args.seed), guidance, &device, |values, classes| {
-        pixels.extend(to_pixels(&values, values.len() / (c * s * s), c, s, s));
-        intended.extend(classes.iter().map(|&class| class as u8));
-        eprintln!("sampled {} / {n}", pixels.len() / (c * s * s));
-    })
-    .map_err(|e| e.to_string())?;
-    let samples = ImageSet::new(s, s, c, pixels, intended).map_err(|e| e.to_string())?;
+    let sampling = QualitySamples::new(&source.config, kind, &schedule, (n, args.batch, args.seed), guidance, &device).map_err(|e| e.to_string())?;
+    let mut sampled = 0;
+    let samples = sampling.finish(&model, |batch| {
+        sampled += batch.dims()[0];
+        eprintln!("sampled {sampled} / {n}");
+        batch.into_data().try_to_vec::<f32>().expect("f32 samples")
+    })?;
     let class_accuracy = match (classes, classifier) {
         (Some(_), Some((classifier, _))) => Some(pollster::block_on(accuracy(classifier, &samples, FEATURE_BATCH, &device))?),
         _ => None,
@@ -212,8 +200,8 @@ pub fn run(args: EvalArgs) -> CliResult {
     let seconds = start.elapsed().as_secs_f64();
     let embedded = 2 * n + floor_count;
     eprintln!("features of {embedded} images in {seconds:.1} s ({:.2} images/s)", embedded as f64 / seconds);
-    let model_scores = scores(&real, &generated)?;
-    let floor = scores(&real, &floor_features)?;
+    let reference = QualityReference::new(real, &floor_features)?;
+    let (model_scores, floor) = (reference.score(&generated)?, reference.floor);
     let features_name = net.short_name();
     let sampler = match args.guidance {
         Some(w) => format!("{}, guided to class i mod K with w = {w}", kind.describe()),

@@ -3,7 +3,7 @@
 use burn::tensor::{Device, Tensor};
 
 use crate::diffusion::{RandomStream, Sampler, SamplerKind, Schedule, StepOutput};
-use crate::model::{Denoiser, UNet, UNetConfig};
+use crate::model::{Denoiser, UNetConfig};
 
 /// Classifier-free guidance toward given classes (Ho & Salimans 2022).
 #[derive(Clone, Debug, PartialEq)]
@@ -137,33 +137,6 @@ impl SampleRun {
     }
 }
 
-/// `n` samples in batches of at most `batch` images, batch k from seed `seed + k`; with
-/// `guidance = Some((K, w))` image i (over all batches) is guided to class i mod K with scale w.
-/// `each` gets every batch's values `[count, C, H, W]` and its classes (empty when unguided) as
-/// it is done, so that a large run never holds all its values at once.
-pub fn sample_in_batches(
-    model: &UNet,
-    config: &UNetConfig,
-    kind: SamplerKind,
-    schedule: &Schedule,
-    (n, batch, seed): (usize, usize, u64),
-    guidance: Option<(usize, f64)>,
-    device: &Device,
-    mut each: impl FnMut(Vec<f32>, &[usize]),
-) -> Result<(), GuidanceError> {
-    for (done, count, seed) in sample_batches(n, batch, seed) {
-        let mut run = SampleRun::new(config, kind, schedule, count, seed, device);
-        let mut classes = Vec::new();
-        if let Some((classes_known, scale)) = guidance {
-            classes = (done..done + count).map(|i| i % classes_known).collect();
-            run = run.with_guidance(config, Guidance { classes: classes.clone(), scale })?;
-        }
-        let values = run.finish(model).into_data().try_to_vec::<f32>().expect("f32 samples");
-        each(values, &classes);
-    }
-    Ok(())
-}
-
 /// The batches of an `n`-image sampling run in batches of at most `batch`: `(first image,
 /// count, seed)`, batch k starting from seed `seed + k` (`eval`, and the tab's quality chart,
 /// so that both sample the same images).
@@ -175,6 +148,7 @@ pub fn sample_batches(n: usize, batch: usize, seed: u64) -> Vec<(usize, usize, u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::UNet;
     use crate::diffusion::Spacing;
     use crate::model::Preset;
     use burn::tensor::Tolerance;

@@ -6,12 +6,10 @@
 
 use super::{Session, read_values};
 use crate::checkpoint::load_classifier;
-use crate::data::{ImageSet, decode_tile, tile_count, to_pixels};
+use crate::data::{decode_tile, tile_count};
 use crate::diffusion::{SamplerKind, SamplerName};
-use crate::eval::{Features, Scores};
-use crate::features::Classifier;
-use crate::pipeline::{SampleRun, sample_batches};
-use crate::features::{FEATURE_BATCH, features};
+use crate::features::{Classifier, FEATURE_BATCH};
+use crate::pipeline::{QualityReference, QualitySamples, QualityStep, check_classifier, embed_first};
 use crate::web::browser::{fetch_bytes, yield_now};
 use crate::web::protocol::{QualityPoint, Update};
 
@@ -19,15 +17,8 @@ use crate::web::protocol::{QualityPoint, Update};
 /// the floor's scores, for `count` images.
 pub(super) struct Reference {
     net: Classifier,
-    real: Features,
-    floor: Scores,
+    reference: QualityReference,
     count: usize,
-}
-
-async fn embed(net: &Classifier, set: &ImageSet, count: usize, device: &burn::tensor::Device) -> Result<Features, String> {
-    let first: Vec<usize> = (0..count).collect();
-    let values = features(set.batch(&first, device), FEATURE_BATCH, |x| net.features(x)).await?;
-    Features::new(values.len() / count.max(1), values).map_err(|e| e.to_string())
 }
 
 impl Session {
@@ -49,9 +40,7 @@ impl Session {
         })?;
         let (net, config, card) = load_classifier(&bytes, &self.device).map_err(|e| format!("{url}: {e}"))?;
         let (h, c) = (self.manifest.height, self.manifest.channels);
-        if card.dataset != name || (config.sample_size, config.in_channels) != (h, c) {
-            return Err(format!("{url} was trained on {} ({}×{}×{}), not on {name}", card.dataset, config.sample_size, config.sample_size, config.in_channels));
-        }
+        check_classifier(&card, &config, &name, h, c).map_err(|e| format!("{url}: {e}"))?;
         if self.data.len() < count {
             return Err(format!("{count} training images are needed for the floor; {} have arrived", self.data.len()));
         }
@@ -62,9 +51,9 @@ impl Session {
             return Err(format!("{count} test images are needed; the first test part has {}", tile.len()));
         }
         self.out.send(Update::QualityNote(format!("Embedding {count} test and {count} training images with {name}'s classifier…")));
-        let real = embed(&net, &tile, count, &self.device).await?;
-        let floor = Scores::of(&real, &embed(&net, &self.data, count, &self.device).await?).map_err(|e| e.to_string())?;
-        self.quality = Some(Reference { net, real, floor, count });
+        let real = embed_first(&tile, count, FEATURE_BATCH, &self.device, |x| net.features(x)).await?;
+        let floor = embed_first(&self.data, count, FEATURE_BATCH, &self.device, |x| net.features(x)).await?;
+        self.quality = Some(Reference { reference: QualityReference::new(real, &floor)?, net, count });
         Ok(())
     }
 
@@ -72,31 +61,32 @@ impl Session {
     /// run's seed, `eval`'s batches) and measures them against the reference.
     pub(super) async fn measure_quality(&mut self) -> Result<(), String> {
         self.reference().await?;
-        let count = self.settings.spec.quality_count;
+        let spec = &self.settings.spec;
+        let count = spec.quality_count;
         let (config, schedule) = (self.trainer.model_config.clone(), self.trainer.schedule.clone());
-        let kind = SamplerKind::new(SamplerName::Ddim, self.settings.spec.quality_steps, 0.0, None, &schedule.config);
+        let kind = SamplerKind::new(SamplerName::Ddim, spec.quality_steps, 0.0, None, &schedule.config);
         let ema = self.trainer.ema.clone();
-        let (c, s) = (config.in_channels, config.sample_size);
-        let mut pixels = Vec::with_capacity(count * c * s * s);
-        for (first, n, seed) in sample_batches(count, self.settings.spec.sample_batch, self.settings.spec.seed) {
-            let mut run = SampleRun::new(&config, kind, &schedule, n, seed, &self.device);
-            while run.step(&ema).is_some() {
-                self.out.send(Update::QualityNote(format!(
-                    "Measuring sample quality: images {}–{} of {count}, {} step {}/{}…",
-                    first + 1,
-                    first + n,
-                    kind.family(),
-                    run.index,
-                    run.len()
-                )));
-                yield_now(0).await;
+        let mut sampling =
+            QualitySamples::new(&config, kind, &schedule, (count, spec.sample_batch, spec.seed), None, &self.device).map_err(|e| e.to_string())?;
+        loop {
+            match sampling.step(&ema).map_err(|e| e.to_string())? {
+                QualityStep::Stepped { first, count: n, index, len } => {
+                    self.out.send(Update::QualityNote(format!(
+                        "Measuring sample quality: images {}–{} of {count}, {} step {index}/{len}…",
+                        first + 1,
+                        first + n,
+                        kind.family(),
+                    )));
+                    yield_now(0).await;
+                }
+                QualityStep::BatchDone(sample) => sampling.add_batch(&read_values(sample).await?),
+                QualityStep::Done => break,
             }
-            pixels.extend(to_pixels(&read_values(run.sample).await?, n, c, s, s));
         }
-        let samples = ImageSet::new(s, s, c, pixels, Vec::new()).map_err(|e| e.to_string())?;
-        let reference = self.quality.as_ref().ok_or("no reference")?;
-        let generated = embed(&reference.net, &samples, count, &self.device).await?;
-        let model = Scores::of(&reference.real, &generated).map_err(|e| e.to_string())?;
+        let samples = sampling.into_images()?;
+        let Reference { net, reference, .. } = self.quality.as_ref().ok_or("no reference")?;
+        let generated = embed_first(&samples, count, FEATURE_BATCH, &self.device, |x| net.features(x)).await?;
+        let model = reference.score(&generated)?;
         let point = QualityPoint { step: self.trainer.step, count, sampler: kind.describe(), model, floor: reference.floor };
         self.out.send(Update::QualityNote(String::new()));
         self.out.send(Update::Quality(Some(point.clone())));
