@@ -15,10 +15,14 @@ const ANYWHERE: &[&str] = &["0", "1", "2", "3", "4", "0.0", "1.0", "100.0", "100
 /// Numbers one file may hold, and why.
 const PER_FILE: &[(&str, &[&str], &str)] = &[
     ("web/page/charts.rs", &["300", "300.0", "95.0", "90.0", "1e-6", "1e-3", "6.0", "4.0", "10.0"], "the charts' 300×100 box and log scales"),
-    ("web/page/panels.rs", &["250", "300.0", "10", "1000"], "the forward slider's first t, the chart box, the loss mean of the last 10, the steps input's range"),
+    ("web/page/panels.rs", &["250", "300.0", "10"], "the forward slider's first t, the chart box, the loss mean of the last 10"),
+    ("web/page/sampling_form.rs", &["1000"], "the steps input's range"),
     ("web/page/view.rs", &["1000"], "T before the dataset says"),
-    ("web/page/playground.rs", &["320", "10.0", "400.0", "1e-3", "1e-9", "2.0", "1.5", "2.5", "0.9", "0.5", "4.0"], "the canvases' side (px), the 10 ms slices and the views' refresh (ms), guards against dividing by zero, dot radii and the arrows' shape (px)"),
-    ("web/worker/session/mod.rs", &["20", "50", "250", "500", "1e-9"], "waits (ms) between tries, idle polls and a lost GPU's report"),
+    ("web/page/plane.rs", &["320", "1e-9", "2.0", "0.9", "0.5", "4.0"], "the canvases' side (px), a guard against dividing by zero, the arrows' shape (px)"),
+    ("web/page/playground_logic.rs", &["10.0", "400.0", "1e-3"], "the 10 ms slices and the views' refresh (ms), a guard against dividing by zero"),
+    ("web/page/playground_canvas.rs", &["2.0", "1.5", "2.5"], "dot radii (px)"),
+    ("web/worker/session/mod.rs", &["20", "50", "250"], "waits (ms) between tries and idle polls"),
+    ("web/worker/session/training.rs", &["500", "1e-9"], "the wait (ms) for a lost GPU's report, a guard against dividing by zero"),
     ("web/worker/session/sampling.rs", &["10", "8"], "the strip's columns, the comparison's images"),
     ("web/worker/session/files.rs", &["100", "20"], "a download's progress in percent, or in MiB (2^20 bytes) where its size is unknown"),
     ("cli/data.rs", &["32", "5", "9", "10", "0x1f", "0x8b"], "the folder command's image size, CIFAR-10's 5 batch files, digit names, gzip's magic bytes"),

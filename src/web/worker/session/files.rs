@@ -47,9 +47,9 @@ impl Session {
         self.out.send(Update::Dataset {
             name: self.manifest.name.clone(),
             images: self.data.len(),
-            timesteps: self.trainer.schedule.len(),
+            timesteps: self.training.trainer.schedule.len(),
         });
-        let classes = self.trainer.model_config.num_classes().map_or(Vec::new(), |k| {
+        let classes = self.training.trainer.model_config.num_classes().map_or(Vec::new(), |k| {
             (0..k).map(|c| self.manifest.classes.get(c).cloned().unwrap_or_else(|| c.to_string())).collect()
         });
         self.out.send(Update::Classes(classes));
@@ -57,28 +57,28 @@ impl Session {
 
     /// The EMA weights as a checkpoint file, with this session's model card.
     pub(super) async fn weights(&self) -> Result<Vec<u8>, String> {
-        let card = self.trainer.card(&self.manifest.name);
-        checkpoint::to_bytes(&self.trainer.ema, &self.trainer.model_config, &self.trainer.schedule.config, &card)
+        let card = self.training.trainer.card(&self.manifest.name);
+        checkpoint::to_bytes(&self.training.trainer.ema, &self.training.trainer.model_config, &self.training.trainer.schedule.config, &card)
             .await
             .map_err(|e| e.to_string())
     }
 
     pub(super) fn export_name(&self) -> String {
         let safe = |s: &str| -> String { s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect() };
-        format!("tabdiffusion-{}-{}-step{}", safe(&self.manifest.name), safe(&self.model_name), self.trainer.step)
+        format!("tabdiffusion-{}-{}-step{}", safe(&self.manifest.name), safe(&self.training.model_name), self.training.trainer.step)
     }
 
     /// Whether the model takes this dataset's images; the reason it cannot train if not.
     pub(super) fn check_trainable(&mut self) {
-        let (m, c) = (&self.manifest, &self.trainer.model_config);
-        self.untrainable = ((c.sample_size, c.in_channels) != (m.height, m.channels)).then(|| {
+        let (m, c) = (&self.manifest, &self.training.trainer.model_config);
+        self.training.untrainable = ((c.sample_size, c.in_channels) != (m.height, m.channels)).then(|| {
             format!(
                 "it takes {}×{}×{} images and {} has {}×{}×{}; it can sample",
                 c.sample_size, c.sample_size, c.in_channels, m.name, m.height, m.width, m.channels
             )
         });
-        if self.untrainable.is_none() && !self.data.is_empty() {
-            self.untrainable = self.trainer.check_labels(&self.data).err().map(|e| format!("{e}; it can sample"));
+        if self.training.untrainable.is_none() && !self.data.is_empty() {
+            self.training.untrainable = self.training.trainer.check_labels(&self.data).err().map(|e| format!("{e}; it can sample"));
         }
     }
 
@@ -88,10 +88,10 @@ impl Session {
         let source = ModelSource::from_files(&files).map_err(|e| format!("{label}: {e}"))?;
         let model = source.build(&self.device, self.settings.spec.seed).map_err(|e| format!("{label}: {e}"))?;
         let steps = source.steps();
-        let train_config = self.trainer.config.clone();
-        self.trainer = Trainer::from_model(model, source.config.clone(), train_config, &self.device).with_schedule(source.schedule.clone());
-        self.trainer.step = steps;
-        self.model_name = label.clone();
+        let train_config = self.training.trainer.config.clone();
+        self.training.trainer = Trainer::from_model(model, source.config.clone(), train_config, &self.device).with_schedule(source.schedule.clone());
+        self.training.trainer.step = steps;
+        self.training.model_name = label.clone();
         self.check_trainable();
         self.reset_progress();
         let fresh = if source.checkpoint.is_none() { " (a config without weights: fresh weights)" } else { "" };
@@ -121,7 +121,7 @@ impl Session {
         let model = source.build(&self.device, self.settings.spec.seed).map_err(|e| format!("{}: {e}", example.path))?;
         let images = source.checkpoint.as_ref().map_or(0, |c| c.card.images_seen);
         let what = format!("the trained example: {} after {} steps, {images} images of {}", example.preset, source.steps(), example.dataset.label());
-        self.example = Some(SampleModel { model, config: source.config, schedule: Schedule::new(source.schedule) });
+        self.sampling.example = Some(SampleModel { model, config: source.config, schedule: Schedule::new(source.schedule) });
         self.out.send(Update::Status(format!("Loaded {what}. 3. Sampling samples it now; your model trains on.")));
         self.out.send(Update::Example(what));
         Ok(())
@@ -129,10 +129,10 @@ impl Session {
 
     /// Trains on the user's own images from now on (the model's size; centre-cropped).
     pub(super) async fn use_images(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-        let c = &self.trainer.model_config;
+        let c = &self.training.trainer.model_config;
         let (set, classes) = images_from_upload(files, c.sample_size, c.in_channels).map_err(|e| e.to_string())?;
         // Kept in browser storage, so that a saved run on them resumes after a reload.
-        let kept = if self.run_lock.is_none() {
+        let kept = if self.saved.lock.is_none() {
             " (not kept in this browser: the run is open in another tab)".to_string()
         } else {
             match store(SAVED_IMAGES, &upload_to_bytes(&set, &classes)).await {

@@ -1,37 +1,39 @@
 //! The browser training session: one async driver, in the page's Web Worker, that owns the
 //! device, the data and the trainer. It takes [`Command`]s between steps and reports
-//! [`Update`]s; the page never sees tensors and the worker never touches the page. Its parts:
-//! sampling, files (import, export, your images) and the saved run, each in a file of its own.
+//! [`Update`]s; the page never sees tensors and the worker never touches the page. Its state is
+//! split by job, each sub-state in a file of its own with its commands: the saved run and its
+//! lock (`saved`), training (`training`, `progress`), sampling (`sampling`), the quality chart
+//! (`quality`); besides, files (import, export, your images) and the benchmark.
 
 mod bench;
 mod files;
 mod progress;
 mod quality;
 mod sampling;
+mod training;
 mod saved;
 
 use burn::module::Module;
 use burn::tensor::Device;
 
-use crate::web::browser::{HeldLock, channel, fetch_bytes, has_webgpu, lock, now_ms, unstore, yield_now};
 use super::channel::{next_command, send};
-use super::gpu::{gpu_lost, lost_gpu, mark_gpu_lost, read_scalar, read_values};
+use super::gpu::{gpu_lost, lost_gpu, mark_gpu_lost, read_values};
 use super::outbox::{Outbox, doing};
-use crate::web::protocol::{Command, Holder, Notice, Update};
 use super::saved_run::{HAND_OVER, RUN_LOCK, SAVED_IMAGES, SAVED_RUN};
-use crate::web::settings::Settings;
 use crate::checkpoint::DiffusersFolder;
 use crate::data::{ImageSet, Manifest, encode_npy};
-use crate::diffusion::{Objective, SamplerKind, SamplerName};
-use crate::pipeline::{Cadences, TrainLoop};
-use crate::web::kernels::KernelPath;
+use crate::diffusion::{Objective, SamplerKind};
 use crate::spec::RunSpec;
 use crate::train::{Trainer, conditional_classes};
+use crate::web::browser::{channel, fetch_bytes, has_webgpu, lock, unstore, yield_now};
+use crate::web::kernels::KernelPath;
+use crate::web::protocol::{Command, Holder, Notice, Update};
+use crate::web::settings::Settings;
 
 /// What the visitor reads when WebGPU is missing or unusable.
 const BROWSERS: &str = "Chrome and Edge (113 and later), Safari 26 and Firefox 141 on Windows have WebGPU";
 
-/// The session: what it trains, on what, and what it has shown.
+/// The session: what it trains, on what, and what it has shown, in a sub-state per job.
 struct Session {
     settings: Settings,
     out: Outbox,
@@ -39,39 +41,19 @@ struct Session {
     /// The WebGPU device under `device` (none on the CPU): for its lost callback, and for the
     /// fault test that destroys it.
     gpu: Option<burn::tensor::wgpu::wgpu::Device>,
-    /// The run's Web Lock while this tab holds it (only the holder trains and saves).
-    run_lock: Option<HeldLock>,
-    /// The channel on which a tab asks the holder to hand the run over.
-    tabs: Option<web_sys::BroadcastChannel>,
-    /// The step of the last save in this browser.
-    saved_step: Option<usize>,
     /// "WebGPU" or "CPU".
     backend: &'static str,
     manifest: Manifest,
     data: ImageSet,
     tiles_loaded: usize,
-    trainer: Trainer,
-    /// What the loaded model is: a preset's name or the imported file's.
-    model_name: String,
-    /// Why the model cannot train on this dataset (its image shape differs), if it cannot.
-    untrainable: Option<String>,
-    running: bool,
-    losses: Vec<f32>,
-    /// (step, loss on the fixed batch) at each step it was measured.
-    fixed_losses: Vec<(usize, f32)>,
-    /// The loop of the training steps since the last Train press (its cadences, its images).
-    train_loop: TrainLoop,
-    /// Training time since the last Train press, for images/s.
-    train_ms: f64,
-    last_samples: Option<(Vec<usize>, Vec<f32>)>,
-    /// The guidance of the last Sample press, which the previews reuse.
-    guidance: f64,
-    /// The quality chart's feature network and reference images, once loaded.
-    quality: Option<quality::Reference>,
-    /// The last quality measurement, for the model card.
-    last_quality: Option<crate::web::protocol::QualityPoint>,
-    /// The trained example, once loaded (the Sampling panel samples it beside the run's model).
-    example: Option<sampling::SampleModel>,
+    /// The run saved in this browser, and its lock.
+    saved: saved::SavedRun,
+    /// The model and its training.
+    training: training::Training,
+    /// What the Sampling panel sampled last, and the trained example.
+    sampling: sampling::Sampling,
+    /// The quality chart's reference and last measurement.
+    quality: quality::Quality,
 }
 
 /// Runs the session until the page closes.
@@ -105,7 +87,7 @@ pub async fn run(settings: Settings, out: Outbox) {
                 )));
                 session.tiles_loaded = usize::MAX; // stop trying; train on what arrived
             }
-        } else if session.running {
+        } else if session.training.running {
             if let Err(notice) = session.train_step().await {
                 session.set_running(false);
                 out.send(Update::Error(notice));
@@ -199,45 +181,33 @@ impl Session {
             out,
             device,
             gpu,
-            run_lock: None,
-            tabs: None,
-            saved_step: None,
             backend,
             manifest,
             data,
             tiles_loaded: 0,
-            trainer,
-            model_name,
-            untrainable: None,
-            running: false,
-            losses: Vec::new(),
-            fixed_losses: Vec::new(),
-            train_loop: TrainLoop::new(Cadences::of(&spec), None),
-            train_ms: 0.0,
-            last_samples: None,
-            guidance: spec.guidance,
-            quality: None,
-            last_quality: None,
-            example: None,
+            saved: saved::SavedRun::default(),
+            training: training::Training::new(trainer, model_name, &spec),
+            sampling: sampling::Sampling { last: None, guidance: spec.guidance, example: None },
+            quality: quality::Quality::default(),
         };
         session.load_next_tile().await?;
         // One tab trains and saves the run; another one opened beside it samples from the
         // last save until it takes the run over.
         // A reload's previous worker may still be letting go of the lock for a moment.
         for _ in 0..20 {
-            session.run_lock = lock(RUN_LOCK, false).await?;
-            if session.run_lock.is_some() {
+            session.saved.lock = lock(RUN_LOCK, false).await?;
+            if session.saved.lock.is_some() {
                 break;
             }
             yield_now(250).await;
         }
-        session.tabs = channel(RUN_LOCK, |message| {
+        session.saved.tabs = channel(RUN_LOCK, |message| {
             if message == HAND_OVER {
                 send(Command::HandOver, Vec::new());
             }
         })
         .ok();
-        out.send(Update::Holder(if session.run_lock.is_some() { Holder::ThisTab } else { Holder::OtherTab }));
+        out.send(Update::Holder(if session.saved.lock.is_some() { Holder::ThisTab } else { Holder::OtherTab }));
         let resumed = match session.restore().await {
             Ok(resumed) => resumed,
             Err(message) => {
@@ -252,7 +222,7 @@ impl Session {
         session.show_dataset();
         out.send(Update::Ready);
         out.send(Update::Status(if resumed {
-            format!("Resumed your saved run at step {}. Press Train to continue, or Reset to start over.", session.trainer.step)
+            format!("Resumed your saved run at step {}. Press Train to continue, or Reset to start over.", session.training.trainer.step)
         } else {
             "Ready. Press Train.".into()
         }));
@@ -260,14 +230,14 @@ impl Session {
     }
 
     fn show_card(&self) {
-        let c = &self.trainer.model_config;
-        let schedule = &self.trainer.schedule.config;
-        let params = self.trainer.model.num_params();
-        let (weights, training) = self.trainer.memory_bytes();
-        let objective = Objective::new(schedule, self.trainer.config.min_snr_gamma);
+        let c = &self.training.trainer.model_config;
+        let schedule = &self.training.trainer.schedule.config;
+        let params = self.training.trainer.model.num_params();
+        let (weights, training) = self.training.trainer.memory_bytes();
+        let objective = Objective::new(schedule, self.training.trainer.config.min_snr_gamma);
         let text = format!(
             "{} · {params} parameters ({:.1} MB of weights; training holds ~{:.0} MB: weights, gradients, Adam's two moments, EMA) · {}×{}×{} · channels {:?} · trains the {} · {} · trained {} steps{}{}",
-            self.model_name,
+            self.training.model_name,
             weights as f64 / 1e6,
             training as f64 / 1e6,
             c.sample_size,
@@ -275,9 +245,9 @@ impl Session {
             c.in_channels,
             c.block_out_channels,
             objective.describe(),
-            self.trainer.config.describe(),
-            self.trainer.step,
-            match &self.untrainable {
+            self.training.trainer.config.describe(),
+            self.training.trainer.step,
+            match &self.training.untrainable {
                 None => format!(" on {}", self.manifest.name),
                 Some(why) => format!(" · {why}"),
             },
@@ -289,13 +259,13 @@ impl Session {
             schedule: schedule.beta_schedule,
             prediction: schedule.prediction_type,
             class_conditional: c.num_classes().is_some(),
-            ..self.trainer.config.clone()
+            ..self.training.trainer.config.clone()
         };
-        self.out.send(Update::RunSpec { preset: self.model_name.parse().ok(), spec });
+        self.out.send(Update::RunSpec { preset: self.training.model_name.parse().ok(), spec });
     }
 
     fn set_running(&mut self, running: bool) {
-        self.running = running;
+        self.training.running = running;
         self.out.send(Update::Running(running));
     }
 
@@ -318,10 +288,10 @@ impl Session {
         });
         match command {
             Command::Train => {
-                if let Some(why) = &self.untrainable {
+                if let Some(why) = &self.training.untrainable {
                     return Err(format!("This model cannot train here: {why}.").into());
                 }
-                if self.run_lock.is_none() {
+                if self.saved.lock.is_none() {
                     return Err("This run is open in another tab, which trains and saves it: press Take over to train it here.".into());
                 }
                 if gpu_lost() {
@@ -329,8 +299,7 @@ impl Session {
                 }
                 self.out.send(Update::Error(Notice::default()));
                 self.measure_fixed_batch().await?;
-                self.train_ms = 0.0;
-                self.train_loop = TrainLoop::new(Cadences::of(&self.settings.spec), None);
+                self.training.restart_loop(&self.settings.spec);
                 self.set_running(true);
                 self.out.send(Update::Status(KernelPath::of_this_build().training_status().into()));
             }
@@ -339,12 +308,12 @@ impl Session {
                 self.measure_fixed_batch().await?;
                 self.show_card();
                 self.save().await?;
-                self.out.send(Update::Status(format!("Paused at step {} (saved in this browser).", self.trainer.step)));
+                self.out.send(Update::Status(format!("Paused at step {} (saved in this browser).", self.training.trainer.step)));
             }
             Command::TakeOver => self.take_over().await?,
             Command::HandOver => self.hand_over().await,
             Command::Forget => {
-                if self.run_lock.is_none() {
+                if self.saved.lock.is_none() {
                     return Err("This run is open in another tab: take it over first, then Reset.".into());
                 }
                 self.set_running(false);
@@ -353,7 +322,7 @@ impl Session {
                 self.out.send(Update::Forgotten);
             }
             Command::Sample(choice) => {
-                self.guidance = choice.guidance;
+                self.sampling.guidance = choice.guidance;
                 let classes = choice.class.map(|c| vec![c]);
                 let mut model = self.sample_model(choice.example)?;
                 model.schedule.config.clip_sample = choice.clip_sample.unwrap_or(model.schedule.config.clip_sample);
@@ -374,7 +343,7 @@ impl Session {
                 self.out.send(Update::Status("Exporting…".into()));
                 let bytes = self.weights().await?;
                 let folder = self.export_name();
-                let zip = DiffusersFolder::zip(&folder, &self.trainer.model_config, &self.trainer.schedule.config, &bytes);
+                let zip = DiffusersFolder::zip(&folder, &self.training.trainer.model_config, &self.training.trainer.schedule.config, &bytes);
                 let name = format!("{folder}.zip");
                 self.out.send(Update::Status(format!(
                     "Exported {name} ({} bytes): unzip it and load the folder with UNet2DModel.from_pretrained(\"{folder}\").",
@@ -391,80 +360,10 @@ impl Session {
                 }
             }
             Command::DownloadSamples => {
-                let (shape, values) = self.last_samples.as_ref().ok_or("Sample first.")?;
+                let (shape, values) = self.sampling.last.as_ref().ok_or("Sample first.")?;
                 let npy = encode_npy(shape, values);
                 self.out.send_with(Update::Download { name: "samples.npy".into(), mime: "application/octet-stream".into() }, vec![npy]);
             }
-        }
-        Ok(())
-    }
-
-    async fn train_step(&mut self) -> Result<(), Notice> {
-        if gpu_lost() {
-            return Err(lost_gpu());
-        }
-        let start = now_ms();
-        let step = self.trainer.step + 1;
-        doing(format!("training step {step}"));
-        if self.settings.panic_at == Some(step) {
-            panic!("?test_panic_at={step}: a panic injected in training step {step} (the page's test of a crashed worker)");
-        }
-        let loss = self.train_loop.step(&mut self.trainer, &self.data).map_err(|e| Notice::from(e.to_string()))?;
-        let loss = match read_scalar(loss).await {
-            Ok(loss) => loss,
-            Err(e) => {
-                // A lost device fails its reads before the browser reports the loss: give the
-                // report a moment, so that the page says what happened.
-                yield_now(500).await;
-                let detail = format!("reading the loss of step {step}: {e}");
-                return Err(if gpu_lost() {
-                    Notice { detail, ..lost_gpu() }
-                } else {
-                    Notice::new(
-                        "The GPU stopped answering while training (it may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it.",
-                        detail,
-                    )
-                    .with_reload()
-                });
-            }
-        };
-        if gpu_lost() {
-            return Err(lost_gpu());
-        }
-        let report = match self.train_loop.record(self.trainer.step, loss) {
-            Ok(report) => report,
-            Err(diverged) => {
-                let back = match self.restore().await {
-                    Ok(true) => format!("back at the last saved state, step {}", self.trainer.step),
-                    _ => "no saved state to go back to".to_string(),
-                };
-                self.show_card();
-                return Err(format!("The {diverged}: training stopped, {back}. Try a smaller learning rate.").into());
-            }
-        };
-        self.train_ms += now_ms() - start;
-        self.losses.push(loss);
-        self.out.send(Update::Losses { reset: false, values: vec![loss] });
-        let images_per_s = report.images as f64 / (self.train_ms / 1000.0).max(1e-9);
-        self.out.send(Update::Step { step: report.step, images_per_s });
-        if report.save {
-            self.save().await?;
-        }
-        if self.settings.lose_gpu_at == Some(report.step)
-            && let Some(gpu) = &self.gpu
-        {
-            gpu.destroy(); // a real device loss: the lost callback reports it
-        }
-        if report.preview {
-            self.measure_fixed_batch().await?;
-            let model = self.sample_model(false)?;
-            let kind = SamplerKind::new(SamplerName::Ddim, self.settings.spec.preview_steps, 0.0, None, &model.schedule.config);
-            self.sample(kind, &model, "Preview", false, None).await?;
-            self.out.send(Update::Status("Training…".into()));
-            self.show_card();
-        }
-        if report.quality {
-            self.measure_quality_while_training().await;
         }
         Ok(())
     }

@@ -10,13 +10,13 @@ impl Session {
     /// Forgets the shown progress of a run (another model, or other images): the losses,
     /// the fixed-batch history, the last quality, and the error.
     pub(super) fn reset_progress(&mut self) {
-        self.losses.clear();
+        self.training.losses.clear();
         self.clear_fixed_losses();
-        self.last_quality = None;
+        self.quality.last = None;
         self.out.send(Update::Quality(None));
         self.out.send(Update::Losses { reset: true, values: Vec::new() });
         self.set_running(false);
-        self.out.send(Update::Step { step: self.trainer.step, images_per_s: 0.0 });
+        self.out.send(Update::Step { step: self.training.trainer.step, images_per_s: 0.0 });
         self.out.send(Update::Error(Notice::default()));
     }
 
@@ -24,22 +24,22 @@ impl Session {
     /// online weights), once a step: when Train starts, with each preview and on Pause. Shown
     /// beside the step's loss, and kept with the run's history.
     pub(super) async fn measure_fixed_batch(&mut self) -> Result<(), Notice> {
-        let step = self.trainer.step;
-        if self.untrainable.is_some() || self.fixed_losses.last().is_some_and(|&(last, _)| last == step) {
+        let step = self.training.trainer.step;
+        if self.training.untrainable.is_some() || self.training.fixed_losses.last().is_some_and(|&(last, _)| last == step) {
             return Ok(());
         }
         if gpu_lost() {
             return Err(lost_gpu());
         }
         doing(format!("measuring the loss on the fixed batch at step {step}"));
-        let loss = self.trainer.fixed_batch_loss(&self.data).map_err(|e| Notice::from(e.to_string()))?;
+        let loss = self.training.trainer.fixed_batch_loss(&self.data).map_err(|e| Notice::from(e.to_string()))?;
         let loss = read_scalar(loss)
             .await
             .map_err(|e| if gpu_lost() { lost_gpu() } else { Notice::new("Measuring the loss on the fixed batch failed.", e) })?;
         // A diverged model's loss is not a point of the history (and JSON has no NaN); the
         // step's own loss stops the run and says so.
         if loss.is_finite() {
-            self.fixed_losses.push((step, loss));
+            self.training.fixed_losses.push((step, loss));
             self.out.send(Update::FixedLosses { reset: false, points: vec![(step, loss)] });
         }
         Ok(())
@@ -47,7 +47,7 @@ impl Session {
 
     /// Forgets the fixed-batch history (another model, or other images: another batch).
     pub(super) fn clear_fixed_losses(&mut self) {
-        self.fixed_losses.clear();
+        self.training.fixed_losses.clear();
         self.out.send(Update::FixedLosses { reset: true, points: Vec::new() });
     }
 }

@@ -13,9 +13,18 @@ use crate::pipeline::{QualityReference, QualitySamples, QualityStep, check_class
 use crate::web::browser::{fetch_bytes, yield_now};
 use crate::web::protocol::{QualityPoint, Update};
 
+/// The quality chart's state: its reference once loaded, and the last measurement.
+#[derive(Default)]
+pub(super) struct Quality {
+    /// The feature network and reference images, once loaded.
+    reference: Option<Reference>,
+    /// The last measurement, for the model card.
+    pub(super) last: Option<QualityPoint>,
+}
+
 /// What every measurement compares with: the feature network, the test images' features and
 /// the floor's scores, for `count` images.
-pub(super) struct Reference {
+struct Reference {
     net: Classifier,
     reference: QualityReference,
     count: usize,
@@ -30,7 +39,7 @@ impl Session {
     /// Loads the classifier and the reference images once (again if the count changed).
     async fn reference(&mut self) -> Result<(), String> {
         let count = self.settings.spec.quality_count;
-        if self.quality.as_ref().is_some_and(|q| q.count == count) {
+        if self.quality.reference.as_ref().is_some_and(|q| q.count == count) {
             return Ok(());
         }
         let name = self.manifest.name.clone();
@@ -53,7 +62,7 @@ impl Session {
         self.out.send(Update::QualityNote(format!("Embedding {count} test and {count} training images with {name}'s classifier…")));
         let real = embed_first(&tile, count, FEATURE_BATCH, &self.device, |x| net.features(x)).await?;
         let floor = embed_first(&self.data, count, FEATURE_BATCH, &self.device, |x| net.features(x)).await?;
-        self.quality = Some(Reference { reference: QualityReference::new(real, &floor)?, net, count });
+        self.quality.reference = Some(Reference { reference: QualityReference::new(real, &floor)?, net, count });
         Ok(())
     }
 
@@ -63,9 +72,9 @@ impl Session {
         self.reference().await?;
         let spec = &self.settings.spec;
         let count = spec.quality_count;
-        let (config, schedule) = (self.trainer.model_config.clone(), self.trainer.schedule.clone());
+        let (config, schedule) = (self.training.trainer.model_config.clone(), self.training.trainer.schedule.clone());
         let kind = SamplerKind::new(SamplerName::Ddim, spec.quality_steps, 0.0, None, &schedule.config);
-        let ema = self.trainer.ema.clone();
+        let ema = self.training.trainer.ema.clone();
         let mut sampling =
             QualitySamples::new(&config, kind, &schedule, (count, spec.sample_batch, spec.seed), None, &self.device).map_err(|e| e.to_string())?;
         loop {
@@ -84,13 +93,13 @@ impl Session {
             }
         }
         let samples = sampling.into_images()?;
-        let Reference { net, reference, .. } = self.quality.as_ref().ok_or("no reference")?;
+        let Reference { net, reference, .. } = self.quality.reference.as_ref().ok_or("no reference")?;
         let generated = embed_first(&samples, count, FEATURE_BATCH, &self.device, |x| net.features(x)).await?;
         let model = reference.score(&generated)?;
-        let point = QualityPoint { step: self.trainer.step, count, sampler: kind.describe(), model, floor: reference.floor };
+        let point = QualityPoint { step: self.training.trainer.step, count, sampler: kind.describe(), model, floor: reference.floor };
         self.out.send(Update::QualityNote(String::new()));
         self.out.send(Update::Quality(Some(point.clone())));
-        self.last_quality = Some(point);
+        self.quality.last = Some(point);
         self.show_card();
         Ok(())
     }
@@ -106,7 +115,7 @@ impl Session {
 
     /// The model card's words on the last measurement (empty before the first).
     pub(super) fn quality_line(&self) -> String {
-        match &self.last_quality {
+        match &self.quality.last {
             None => String::new(),
             Some(q) => format!(
                 " · at step {}: FID {:.2}, precision {:.3}, recall {:.3} ({} samples, {}; floor FID {:.2})",

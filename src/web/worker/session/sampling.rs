@@ -20,6 +20,16 @@ fn picture(values: &[f32], count: usize, channels: usize, size: usize, columns: 
 /// Columns of the sampling strip.
 const STRIP: usize = 10;
 
+/// What the Sampling panel sampled last, and how.
+pub(super) struct Sampling {
+    /// The shape and values of the last samples (for their download).
+    pub last: Option<(Vec<usize>, Vec<f32>)>,
+    /// The guidance of the last Sample press, which the previews reuse.
+    pub guidance: f64,
+    /// The trained example, once loaded (the Sampling panel samples it beside the run's model).
+    pub example: Option<SampleModel>,
+}
+
 /// A model the Sampling panel samples: this run's EMA weights, or the trained example.
 #[derive(Clone)]
 pub(super) struct SampleModel {
@@ -33,9 +43,9 @@ impl Session {
     /// weights (a clone shares their tensors).
     pub(super) fn sample_model(&self, example: bool) -> Result<SampleModel, String> {
         if example {
-            return self.example.clone().ok_or_else(|| "Load the trained example first.".into());
+            return self.sampling.example.clone().ok_or_else(|| "Load the trained example first.".into());
         }
-        let t = &self.trainer;
+        let t = &self.training.trainer;
         Ok(SampleModel { model: t.ema.clone(), config: t.model_config.clone(), schedule: t.schedule.clone() })
     }
 
@@ -78,7 +88,7 @@ impl Session {
         }
         self.out.send(Update::HasSamples);
         self.out.send(Update::Status(format!("{what}: {len} {} steps in {seconds:.1} s.", kind.family())));
-        self.last_samples = Some((vec![count, c, s, s], values));
+        self.sampling.last = Some((vec![count, c, s, s], values));
         Ok(())
     }
 
@@ -100,7 +110,7 @@ impl Session {
         let run = SampleRun::new(config, kind, schedule, count, self.settings.spec.seed, &self.device);
         let Some(k) = config.num_classes() else { return Ok(run) };
         let classes = classes.unwrap_or_else(|| (0..k).collect());
-        run.with_guidance(config, Guidance::cycling(&classes, count, self.guidance)).map_err(|e| e.to_string())
+        run.with_guidance(config, Guidance::cycling(&classes, count, self.sampling.guidance)).map_err(|e| e.to_string())
     }
 
     /// DDPM (all T steps) beside DDIM-50, both from the same x_T (the sample seed).
@@ -141,14 +151,14 @@ impl Session {
             return Err("No training images yet.".into());
         }
         let index = index.min(self.data.len() - 1);
-        let t = t.min(self.trainer.schedule.len() - 1);
+        let t = t.min(self.training.trainer.schedule.len() - 1);
         let x0 = self.data.batch(&[index], &self.device);
         let noise = RandomStream::new(self.settings.spec.seed).normal(x0.dims(), &self.device);
-        let x_t = q_sample(&self.trainer.schedule, x0.clone(), noise.clone(), &[t]);
+        let x_t = q_sample(&self.training.trainer.schedule, x0.clone(), noise.clone(), &[t]);
         let values = read_values(Tensor::cat(vec![x0, noise.clamp(-1.0, 1.0), x_t], 0)).await?;
         let (picture, rgba) = picture(&values, 3, self.data.channels, self.data.height, 3);
         self.out.send_with(Update::Picture(Canvas::Forward, picture), vec![rgba]);
-        let alpha_bar = self.trainer.schedule.alphas_cumprod[t];
+        let alpha_bar = self.training.trainer.schedule.alphas_cumprod[t];
         self.out.send(Update::ForwardNumbers { t, alpha_bar, snr: alpha_bar / (1.0 - alpha_bar) });
         Ok(())
     }
