@@ -355,4 +355,18 @@ mod tests {
         config.check_batch((limits::MAX_ACTIVATION / per_image) as usize).unwrap();
         config.check_batch((limits::MAX_ACTIVATION / per_image) as usize + 1).unwrap_err();
     }
+
+    /// The tab caps a recipe's batch at what the adapter's largest storage buffer holds. The
+    /// paper's U-Net at 32×32: its largest tensor is a 128-channel 32×32 feature map, 131,072
+    /// float32 values (512 KiB) an image (its 16×16 attention's 256² scores are half that), so
+    /// WebGPU's default 128 MiB binding holds 256 images and a 64 MiB one 128, the recipe's.
+    #[test]
+    fn the_largest_batch_a_buffer_holds_is_worked_out_from_the_largest_tensor() {
+        let config = Preset::DdpmCifar10.config();
+        assert_eq!(config.largest_activation(1), 128 * 32 * 32);
+        assert_eq!(config.largest_batch_in(128 << 20), 256);
+        assert_eq!(config.largest_batch_in(64 << 20), 128);
+        assert_eq!(config.largest_batch_in((64 << 20) - 1), 127);
+        assert_eq!(config.largest_batch_in(0), 1, "a batch of one is the floor");
+    }
 }
