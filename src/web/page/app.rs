@@ -3,8 +3,9 @@
 use leptos::prelude::*;
 
 use crate::web::browser::offline_copy_ready;
-use crate::web::page::panels::{ForwardPanel, SamplingPanel, SettingsPanel, TrainingPanel, WeightsPanel};
+use crate::web::page::panels::{ForwardPanel, SettingsPanel, TrainingPanel, WeightsPanel};
 use crate::web::page::playground::PlaygroundPanel;
+use crate::web::page::sampling_panel::SamplingPanel;
 use crate::web::protocol::{Command, Holder, Notice};
 use crate::web::page::view::{View, kernel_choice, send, start_worker};
 use crate::train::TrainedExample;

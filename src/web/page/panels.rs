@@ -1,6 +1,6 @@
-//! The page's panels: settings, the forward process, training, sampling, weights. Each shows
-//! the equation it runs (MathML, which browsers render without a script) in the DDPM paper's
-//! notation.
+//! The page's panels: settings, the forward process, training, weights (sampling has its own
+//! file, `sampling_panel.rs`). Each shows the equation it runs (MathML, which browsers render
+//! without a script) in the DDPM paper's notation.
 
 use leptos::html::Canvas as CanvasElement;
 use leptos::prelude::*;
@@ -11,12 +11,12 @@ use crate::web::browser::{draw_rgba, fetch_bytes, query, query_param, read_file}
 use crate::web::page::charts::{chart_points, fixed_loss_text, schedule_points, snr_points};
 use crate::web::page::mathml::breakable;
 use crate::web::page::objective::{training_equation, training_note};
-use crate::web::protocol::{Command, Holder, Notice, Picture, SamplerChoice};
+use crate::web::protocol::{Command, Holder, Notice, Picture};
 use crate::web::page::quality_chart::QualityView;
 use crate::web::settings::Settings;
 use crate::web::page::view::{View, forget_then_load, send};
 use crate::data::{Dataset, Manifest};
-use crate::diffusion::{BetaSchedule, Objective, SamplerName, Schedule, ScheduleConfig, Spacing};
+use crate::diffusion::{BetaSchedule, Objective, Schedule, ScheduleConfig};
 use crate::model::Preset;
 use crate::spec::RunSpec;
 
@@ -24,13 +24,9 @@ use crate::spec::RunSpec;
 /// (Ho et al. 2020, eq. 4; Kingma et al. 2021 for the SNR).
 const FORWARD_EQUATION: &str = r#"<math display="block"><mi>q</mi><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>|</mo><msub><mi>x</mi><mn>0</mn></msub><mo>)</mo><mo>=</mo><mi class="cal">N</mi><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>;</mo><msqrt><msub><mi>ᾱ</mi><mi>t</mi></msub></msqrt><msub><mi>x</mi><mn>0</mn></msub><mo>,</mo><mo>(</mo><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub><mo>)</mo><mi mathvariant="bold">I</mi><mo>)</mo><mo>,</mo><mspace width="1em"/><msub><mi>ᾱ</mi><mi>t</mi></msub><mo>=</mo><munderover><mo>∏</mo><mrow><mi>s</mi><mo>=</mo><mn>1</mn></mrow><mi>t</mi></munderover><mo>(</mo><mn>1</mn><mo>−</mo><msub><mi>β</mi><mi>s</mi></msub><mo>)</mo><mo>,</mo><mspace width="1em"/><mtext>SNR</mtext><mo>(</mo><mi>t</mi><mo>)</mo><mo>=</mo><mfrac><msub><mi>ᾱ</mi><mi>t</mi></msub><mrow><mn>1</mn><mo>−</mo><msub><mi>ᾱ</mi><mi>t</mi></msub></mrow></mfrac></math>"#;
 
-/// Classifier-free guidance (Ho & Salimans 2022, eq. 6, with w there = w − 1 here, as diffusers
-/// writes it): ε̃ = ε_θ(x_t, ∅) + w (ε_θ(x_t, c) − ε_θ(x_t, ∅)).
-const GUIDANCE_EQUATION: &str = r#"<math display="block"><mtext>guidance:&#xa0;</mtext><msub><mover><mi>ε</mi><mo>~</mo></mover><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>c</mi><mo>)</mo><mo>=</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>∅</mi><mo>)</mo><mo>+</mo><mi>w</mi><mo>(</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>c</mi><mo>)</mo><mo>−</mo><msub><mi>ε</mi><mi>θ</mi></msub><mo>(</mo><msub><mi>x</mi><mi>t</mi></msub><mo>,</mo><mi>∅</mi><mo>)</mo><mo>)</mo><mo>,</mo><mspace width="1em"/><mtext>labels dropped to ∅ with&#xa0;</mtext><mi>p</mi><mo>=</mo><mn>0.1</mn><mtext>&#xa0;in training</mtext></math>"#;
-
 /// A 2D canvas that shows a picture signal.
 #[component]
-fn PictureCanvas(
+pub fn PictureCanvas(
     /// The picture and its RGBA bytes, once there is one.
     picture: RwSignal<Option<(Picture, Vec<u8>)>>,
     /// The `data-testid` and CSS class.
@@ -324,117 +320,6 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                     <figcaption>"samples from the EMA weights, from fixed noise (previews use DDIM)"</figcaption>
                 </figure>
                 <QualityView view=view />
-            </div>
-        </section>
-    }
-}
-
-/// 3. Sampling: the sampler, its steps and η, the trajectory, DDPM against DDIM.
-#[component]
-pub fn SamplingPanel(view: View) -> impl IntoView {
-    let recipe = Settings::from_query(query_param).unwrap_or_default().spec;
-    let sampler = RwSignal::new(SamplerName::ALL[0]);
-    let steps = RwSignal::new(query_param("steps").and_then(|s| s.parse().ok()).unwrap_or(recipe.sample_steps));
-    let eta = RwSignal::new(0.0f64);
-    // "all" or a class index.
-    let class = RwSignal::new("all".to_string());
-    let guidance = RwSignal::new(recipe.guidance);
-    let samplers = SamplerName::ALL.iter().map(|s| view! { <option value=s.name()>{s.label()}</option> }).collect::<Vec<_>>();
-    let equations: String = SamplerName::equations().into_iter().map(breakable).collect();
-    // "" is the model's own setting (its scheduler config), else a name.
-    let spacing = RwSignal::new(String::new());
-    let clip = RwSignal::new(String::new());
-    // Sample the trained example (from the moment it loads) or this run's model.
-    let example = RwSignal::new(false);
-    Effect::new(move |_| example.set(view.example.with(Option::is_some)));
-    let spacings = Spacing::ALL.iter().map(|s| view! { <option value=s.name()>{format!("{s} spacing")}</option> }).collect::<Vec<_>>();
-    let choice = move || SamplerChoice {
-        sampler: sampler.get_untracked(),
-        steps: steps.get_untracked(),
-        eta: eta.get_untracked(),
-        class: class.get_untracked().parse().ok(),
-        guidance: guidance.get_untracked(),
-        spacing: spacing.get_untracked().parse().ok(),
-        clip_sample: match clip.get_untracked().as_str() {
-            "on" => Some(true),
-            "off" => Some(false),
-            _ => None,
-        },
-        example: example.get_untracked(),
-    };
-    let conditional = move || !view.classes.get().is_empty();
-    let class_options = move || {
-        view.classes.get().into_iter().enumerate().map(|(i, name)| view! { <option value=i.to_string()>{name}</option> }).collect::<Vec<_>>()
-    };
-    view! {
-        <section class="panel">
-            <h2>"3. Sampling: from noise back to an image"</h2>
-            <div inner_html=equations></div>
-            <div hidden=move || !conditional() inner_html=breakable(GUIDANCE_EQUATION)></div>
-            <div class="controls">
-                <select data-testid="sample-from" hidden=move || view.example.with(Option::is_none)
-                    prop:value=move || if example.get() { "example" } else { "run" }
-                    on:change=move |ev| example.set(event_target_value(&ev) == "example")>
-                    <option value="run">"your model"</option>
-                    <option value="example">{move || view.example.get().unwrap_or_default()}</option>
-                </select>
-                <select data-testid="sampler" prop:value=move || sampler.get().name()
-                    on:change=move |ev| if let Ok(name) = event_target_value(&ev).parse() { sampler.set(name) }>
-                    {samplers}
-                </select>
-                <label>"steps "
-                    <input type="number" min="1" max="1000" data-testid="sample-steps" prop:value=move || steps.get()
-                        disabled=move || !sampler.get().takes_steps()
-                        on:change=move |ev| steps.set(event_target_value(&ev).parse::<usize>().unwrap_or(recipe.sample_steps).clamp(1, 1000)) />
-                </label>
-                <select data-testid="spacing" title="Which timesteps a few-step sampler visits (diffusers' timestep_spacing)"
-                    disabled=move || !sampler.get().takes_steps()
-                    on:change=move |ev| spacing.set(event_target_value(&ev))>
-                    <option value="">"the model's spacing"</option>
-                    {spacings}
-                </select>
-                <select data-testid="clip" title="Clip x̂₀ to [−1, 1] at each DDPM and DDIM step (diffusers' clip_sample)"
-                    disabled=move || sampler.get() == SamplerName::DpmSolver
-                    on:change=move |ev| clip.set(event_target_value(&ev))>
-                    <option value="">"clip x̂₀ as the model says"</option>
-                    <option value="on">"clip x̂₀ to [−1, 1]"</option>
-                    <option value="off">"do not clip x̂₀"</option>
-                </select>
-                <label>"η = "{move || format!("{:.1}", eta.get())}" "
-                    <input type="range" min="0" max="1" step="0.1" data-testid="eta" prop:value=move || eta.get()
-                        disabled=move || !sampler.get().takes_eta()
-                        on:input=move |ev| eta.set(event_target_value(&ev).parse().unwrap_or(0.0)) />
-                </label>
-                <span class="controls" hidden=move || !conditional()>
-                    <label>"class "
-                        <select data-testid="class" prop:value=move || class.get() on:change=move |ev| class.set(event_target_value(&ev))>
-                            <option value="all">"each class in turn"</option>
-                            {class_options}
-                        </select>
-                    </label>
-                    <label>"guidance w = "{move || format!("{:.1}", guidance.get())}" "
-                        <input type="range" min="0" max="8" step="0.5" data-testid="guidance" prop:value=move || guidance.get()
-                            on:input=move |ev| guidance.set(event_target_value(&ev).parse().unwrap_or(recipe.guidance)) />
-                    </label>
-                </span>
-                <button data-testid="sample" on:click=move |_| send(Command::Sample(choice()), Vec::new())
-                    disabled=move || !view.ready.get()>"Sample"</button>
-                <button data-testid="compare" on:click=move |_| send(Command::Compare { example: example.get_untracked() }, Vec::new())
-                    disabled=move || !view.ready.get()>"DDPM-1000 vs DDIM-50"</button>
-            </div>
-            <div class="row">
-                <figure hidden=move || view.sampled.with(Option::is_none)>
-                    <PictureCanvas picture=view.sampled id="sampled" view=view />
-                    <figcaption>"the samples, from the fixed noise of the seed"</figcaption>
-                </figure>
-                <figure hidden=move || view.trajectory.with(Option::is_none)>
-                    <PictureCanvas picture=view.trajectory id="trajectory" view=view />
-                    <figcaption>"the first image along the way: x"<sub>"t"</sub>" (top) and the network's guess x̂"<sub>"0"</sub>" (bottom), left to right"</figcaption>
-                </figure>
-                <figure hidden=move || view.compare.with(Option::is_none)>
-                    <PictureCanvas picture=view.compare id="compare-grid" view=view />
-                    <figcaption>"DDPM with all T steps (top) and DDIM with 50 (bottom), from the same noise"</figcaption>
-                </figure>
             </div>
         </section>
     }
