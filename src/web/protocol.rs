@@ -50,6 +50,9 @@ pub enum Command {
     Export,
     /// Download the EMA weights as a zipped diffusers folder.
     ExportDiffusers,
+    /// The whole run as a training-state file (weights, EMA, Adam, step, random stream, run
+    /// spec), which `train --resume` and the cluster trainer continue.
+    ExportRun,
     /// Replace the model with these files (bytes follow in order): a weights file of ours, or
     /// a diffusers folder's files. The model is kept unchanged if the files are bad.
     Import(Vec<String>),

@@ -277,6 +277,7 @@ impl Session {
             Command::Compare { .. } => "sampling DDPM-1000 beside DDIM-50",
             Command::Forward { .. } => "drawing the forward process",
             Command::Export | Command::ExportDiffusers => "exporting the weights",
+            Command::ExportRun => "exporting the run",
             Command::Import(_) => "importing weights",
             Command::LoadExample => "loading the trained example",
             Command::UseImages(_) => "reading your images",
@@ -337,6 +338,16 @@ impl Session {
                 let bytes = self.weights().await?;
                 let name = format!("{}.safetensors", self.export_name());
                 self.out.send(Update::Status(format!("Exported {name} ({} bytes).", bytes.len())));
+                self.out.send_with(Update::Download { name, mime: "application/octet-stream".into() }, vec![bytes]);
+            }
+            Command::ExportRun => {
+                self.out.send(Update::Status("Exporting…".into()));
+                let bytes = self.run_bytes().await?;
+                let name = format!("{}-run.safetensors", self.export_name());
+                self.out.send(Update::Status(format!(
+                    "Exported {name} ({} bytes), the whole run: continue it with `tabdiffusion train --resume {name}`, or on a PyTorch cluster (docs/scale.md).",
+                    bytes.len()
+                )));
                 self.out.send_with(Update::Download { name, mime: "application/octet-stream".into() }, vec![bytes]);
             }
             Command::ExportDiffusers => {

@@ -24,6 +24,15 @@ impl Session {
     /// Saves the run (weights, EMA, Adam, step, random stream, settings, loss history) to the
     /// browser's storage, if this tab holds it. A save that fails leaves the previous one
     /// whole, and says so.
+    /// The whole run as a training-state file, with the tab's own metadata (its dataset, model
+    /// name and loss history): what the browser keeps, and what Export the run downloads.
+    pub(super) async fn run_bytes(&self) -> Result<Vec<u8>, String> {
+        let card = self.training.trainer.card(&self.manifest.name);
+        let dataset = (self.manifest.name != YOUR_IMAGES).then_some(self.settings.spec.dataset);
+        let extra = TabMetadata::new(dataset, &self.training.model_name, &self.training.losses, &self.training.fixed_losses).entries();
+        self.training.trainer.state_bytes_with(&card, &extra).await.map_err(|e| e.to_string())
+    }
+
     pub(super) async fn save(&mut self) -> Result<(), Notice> {
         if self.training.untrainable.is_some() || self.training.trainer.step == 0 || self.saved.lock.is_none() {
             return Ok(()); // nothing trained here to lose, or another tab's run
@@ -32,10 +41,7 @@ impl Session {
             return Err(lost_gpu());
         }
         doing(format!("saving the run at step {}", self.training.trainer.step));
-        let card = self.training.trainer.card(&self.manifest.name);
-        let dataset = (self.manifest.name != YOUR_IMAGES).then_some(self.settings.spec.dataset);
-        let extra = TabMetadata::new(dataset, &self.training.model_name, &self.training.losses, &self.training.fixed_losses).entries();
-        let bytes = self.training.trainer.state_bytes_with(&card, &extra).await.map_err(|e| Notice::new("Saving the run failed.", e.to_string()))?;
+        let bytes = self.run_bytes().await.map_err(|e| Notice::new("Saving the run failed.", e))?;
         let previous = match self.saved.step {
             Some(step) => format!("The previous save, at step {step}, is kept whole"),
             None => "Nothing was saved before".into(),
