@@ -337,6 +337,8 @@ pub fn WeightsPanel(view: View) -> impl IntoView {
                     disabled=move || !view.ready.get()>"Export weights (.safetensors)"</button>
                 <button data-testid="export-diffusers" on:click=move |_| send(Command::ExportDiffusers, Vec::new())
                     disabled=move || !view.ready.get()>"Export for diffusers (.zip)"</button>
+                <button data-testid="export-run" on:click=move |_| send(Command::ExportRun, Vec::new())
+                    disabled=move || !view.ready.get()>"Export the whole run (.safetensors)"</button>
                 <label class="file">"Import weights or a diffusers folder's files "
                     <input type="file" multiple accept=".safetensors,.json" data-testid="import"
                         on:change=on_files(view, |files| send_files(files, Command::Import)) disabled=move || !view.ready.get() />

@@ -208,7 +208,7 @@ impl PlaygroundState {
                 self.loss.set(v.first().copied());
             }
             let now = js_sys::Date::now();
-            self.rate.set(logic::steps_per_second(self.step.get_untracked() - start_step, now - start));
+            self.rate.set(logic::steps_per_second(self.step.get_untracked().saturating_sub(start_step), now - start));
             if views.due(now) {
                 self.refresh();
                 views.restart(now);
