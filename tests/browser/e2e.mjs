@@ -225,6 +225,19 @@ await run(async ({ browser, base: origin }) => {
     '--out-npy', path.join(out, 'native.npy')], { stdio: 'inherit' });
   sameValues(path.join(out, 'browser-samples.npy'), path.join(out, 'native.npy'), 'tab vs native, DDIM');
 
+  // 4a. The whole run exported (weights, EMA, Adam, step, random stream, run spec) continues
+  //     natively: `train --resume` takes it at the tab's step and trains two more.
+  const [run] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-run]')]);
+  const runFile = path.join(out, 'exported-run.safetensors');
+  await run.saveAs(runFile);
+  const runStep = Number(/-step(\d+)-run\.safetensors$/.exec(run.suggestedFilename())[1]);
+  log(`exported ${run.suggestedFilename()} (${fs.statSync(runFile).size} bytes)`);
+  const resumed = execFileSync(bin, ['train', '--resume', runFile, '--data', path.join(root, 'www/data/mnist'), '--limit', '256',
+    '--steps', `${runStep + 2}`, '--log-every', '1', '--state', path.join(out, 'resumed.state'),
+    '--out', path.join(out, 'resumed.safetensors'), '--grid', path.join(out, 'resumed.png')]).toString();
+  assert.match(resumed, new RegExp(`resuming at step ${runStep}\\b`), resumed);
+  assert.match(resumed, new RegExp(`"step": ${runStep + 2}, "loss": \\d`), 'two more steps, with finite losses');
+
   // 4b. Sample quality in the tab equals `eval`'s for the same weights, seed, sampler and count:
   //     FID to 1e-3 relative, precision and recall within 1/count (a sample or image more or
   //     less in a k-NN ball, from float rounding on another backend).
