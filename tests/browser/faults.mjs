@@ -9,6 +9,8 @@
 //      doing and offers a reload, which resumes the save.
 //   4. A full storage quota (Chromium's own quota, lowered through the DevTools protocol): the
 //      save fails in words, the previous save stays whole, and a reload resumes it.
+//   5. A batch larger than the adapter's largest storage buffer holds: the tab trains on the
+//      largest batch that fits, and says so.
 //
 //   node tests/browser/faults.mjs [name]   (after `trunk build --release`)
 import assert from 'node:assert/strict';
@@ -161,6 +163,22 @@ try {
     await t.page.goto(url());
     await t.ready();
     await t.waitFor((n) => document.querySelector('[data-testid=status]').innerText.includes(`Resumed your saved run at step ${n}.`), saved);
+  });
+
+  await scenario('a batch larger than the GPU holds', async (context) => {
+    // 20,000 tiny images pass our own check_batch (2^31 values at once), but their 28×28×8
+    // feature maps (25 KB an image) need more than SwiftShader's largest storage buffer: the tab
+    // trains on the largest batch that fits, and says so, before any kernel runs.
+    const t = await tab(context, 'large batch');
+    await t.page.goto(`${origin}/?model=tiny&tiles=1&batch=20000&preview_every=1000`);
+    await t.ready();
+    const banner = await t.text('banner');
+    log(`large batch: ${banner}`);
+    const fits = Number(/takes at most (\d+) images per step of tiny/.exec(banner)?.[1]);
+    assert.ok(fits > 0 && fits < 20000, banner);
+    assert.match(banner, new RegExp(`trains on batches of ${fits}, not 20000`));
+    assert.equal(await t.page.locator('[data-testid=batch]').inputValue(), `${fits}`, 'the settings panel shows the batch the run trains with');
+    assert.match(await t.text('model-card'), new RegExp(`batch ${fits},`), 'and so does the model card');
   });
 } finally {
   await browser.close();
