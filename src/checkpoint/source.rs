@@ -4,9 +4,13 @@
 
 use burn::tensor::Device;
 
-use super::{Checkpoint, CheckpointError, DiffusersFolder, decode};
+use super::{Checkpoint, CheckpointError, DiffusersFolder, decode, parse_safetensors};
 use crate::diffusion::ScheduleConfig;
 use crate::model::{Preset, UNet, UNetConfig, init_seeded};
+
+/// The `format` of a training-state file, up to its version (`train::STATE_FORMAT`, a layer
+/// above this one; tests/ddp.rs samples a state through here, which fails if they part).
+const TRAINING_STATE: &str = "tabdiffusion-train-state/";
 
 /// A model's config and schedule, and its weights if it has any.
 #[derive(Clone, Debug)]
@@ -34,9 +38,16 @@ impl ModelSource {
         Self { config: preset.config(), schedule: ScheduleConfig::default(), checkpoint: None }
     }
 
-    /// A weights file of ours (`.safetensors` with our metadata).
+    /// A weights file of ours (`.safetensors` with our metadata), or a whole run's training
+    /// state (`train --state`, the tab's whole-run export, `scripts/cluster/train.py`), whose
+    /// EMA weights (`ema.*`) are the model, as a run's samples and exports use them.
     pub fn weights(bytes: &[u8]) -> Result<Self, CheckpointError> {
-        let checkpoint = decode(bytes)?;
+        let mut checkpoint = decode(bytes)?;
+        let (_, info) = parse_safetensors(bytes)?;
+        if info.get("format").is_some_and(|f| f.starts_with(TRAINING_STATE)) {
+            checkpoint.tensors =
+                checkpoint.tensors.into_iter().filter_map(|(name, t)| Some((name.strip_prefix("ema.")?.to_string(), t))).collect();
+        }
         Ok(Self { config: checkpoint.config.clone(), schedule: checkpoint.schedule.clone(), checkpoint: Some(checkpoint) })
     }
 
