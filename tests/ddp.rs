@@ -17,17 +17,21 @@
 //! from files, as tests/lockstep.rs does; the tolerances are those of float32 sums in another
 //! order, measured (printed by each test) and bounded with a margin.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::digits::{CONFIDENT, Judge, samples};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use tabdiffusion::checkpoint::{ModelSource, Tensors, named_tensors};
 use tabdiffusion::data::{ImageSet, Manifest, decode_tile, encode_npy, tile_count};
-use tabdiffusion::diffusion::RandomStream;
+use tabdiffusion::diffusion::{RandomStream, Schedule};
 use tabdiffusion::model::UNetConfig;
 use tabdiffusion::spec::RunSpec;
-use tabdiffusion::train::{SavedState, Trainer, state_metadata};
+use tabdiffusion::train::{SavedState, TrainedExample, Trainer, state_metadata};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -445,4 +449,45 @@ fn with_train_field(bytes: &[u8], field: &str, value: &str) -> Vec<u8> {
     metadata.insert("train".into(), format!("{train},\"{field}\":{value}}}"));
     let tensors: Vec<(String, safetensors::tensor::TensorView)> = file.tensors();
     safetensors::serialize(tensors, Some(metadata)).unwrap()
+}
+
+/// Samples the digits check draws: enough that a share moves by 1% per image (tests/example.rs).
+const DIGITS: usize = 100;
+
+/// The round trip on real data: a tab run (the shipped example, `mnist-small` trained
+/// 3,200 steps by the default recipe, as the tab's run stands when exported whole), continued for
+/// 20 steps on MNIST by two DDP processes, comes back and samples digits in the CLI. The digits
+/// are judged by the LeNet-5 of tests/example.rs, whose threshold (30% named with probability
+/// ≥ 0.99; the example itself reaches 47%, an untrained network 0%) this test keeps.
+#[test]
+#[ignore = "needs the DDP venv (scripts/cluster/venv) and MNIST (scripts/setup); scripts/test runs it"]
+fn a_tab_run_continued_by_two_ddp_processes_samples_digits_in_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let data = common::prepared_data("mnist");
+    let device = Device::flex();
+    let example = TrainedExample::MNIST;
+    let source = ModelSource::weights(&std::fs::read(repo().join("www").join(example.path)).unwrap()).unwrap();
+    let card = source.checkpoint.as_ref().unwrap().card.clone();
+    let spec = card.run.clone().unwrap_or(RunSpec::SMALL_DATA);
+    let model = source.build(&device, 0).unwrap();
+    let mut trainer = Trainer::from_model(model, source.config.clone(), spec, &device).with_schedule(source.schedule.clone());
+    trainer.step = example.steps; // where the run stood: its rate and EMA decay
+    // One step of ours on MNIST's first tile, so that the run has Adam's moments to export.
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
+    let first = decode_tile(&std::fs::read(data.join(&manifest.train.tiles[0])).unwrap(), tile_count(manifest.train.count, 0), 28, 28, 1).unwrap();
+    train(&mut trainer, &first, 1);
+    std::fs::write(path("tab-run"), state(&trainer, &card.dataset)).unwrap();
+    let end = (example.steps + 21).to_string();
+    cluster_ok(2, &["--state", s(&path("tab-run")), "--out", s(&path("cluster")), "--steps", &end, "--data", s(&data)]);
+    let back = read_state(&path("cluster"));
+    assert_eq!(back.step, example.steps + 21);
+    // The CLI samples it; the judge looks at the same loader's samples.
+    cli(&["sample", "--model", s(&path("cluster")), "--steps", "20", "--count", "16", "--out", s(&path("digits.png"))]);
+    let source = ModelSource::weights(&std::fs::read(path("cluster")).unwrap()).unwrap();
+    let schedule = Schedule::new(source.schedule.clone());
+    let images = samples(&source.build(&device, 0).unwrap(), &source.config, &schedule, DIGITS, 20, &device);
+    let verdict = Judge::new(&device).judge(&images, DIGITS);
+    println!("after 20 DDP steps: {:.0}% named with probability ≥ {CONFIDENT}, {:?}", 100.0 * verdict.confident, verdict.scores);
+    assert!(verdict.confident >= 0.3, "the classifier names {} of its samples", verdict.confident);
 }
