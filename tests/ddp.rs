@@ -102,6 +102,11 @@ fn model_config() -> UNetConfig {
 /// dataset by `tabdiffusion data folder` (which keeps some as its test split); returns the
 /// folder, its name and its training images as our trainer reads them.
 fn dataset(dir: &Path) -> (PathBuf, String, ImageSet) {
+    dataset_of(dir, false)
+}
+
+/// [`dataset`], its images in two class folders (`a`, `b`: labels 0 and 1) when `classes`.
+fn dataset_of(dir: &Path, classes: bool) -> (PathBuf, String, ImageSet) {
     let images = dir.join("images");
     std::fs::create_dir_all(&images).unwrap();
     for i in 0..32usize {
@@ -111,7 +116,9 @@ fn dataset(dir: &Path) -> (PathBuf, String, ImageSet) {
                 if (x * (i % 5 + 1) + y * 3 + i) % 17 < 4 { 40 + (i * 7 % 200) as u8 } else { 0 }
             })
             .collect();
-        image::GrayImage::from_raw(28, 28, pixels).unwrap().save(images.join(format!("{i:02}.png"))).unwrap();
+        let folder = if classes { images.join(["a", "b"][i % 2]) } else { images.clone() };
+        std::fs::create_dir_all(&folder).unwrap();
+        image::GrayImage::from_raw(28, 28, pixels).unwrap().save(folder.join(format!("{i:02}.png"))).unwrap();
     }
     let data = dir.join("data");
     cli(&["data", "folder", "--from", s(&images), "--size", "28", "--channels", "1", "--out", s(&data)]);
@@ -127,8 +134,12 @@ fn dataset(dir: &Path) -> (PathBuf, String, ImageSet) {
 
 /// A fresh run of `spec` on our trainer, its schedule the spec's (as `train` makes one).
 fn fresh(spec: &RunSpec) -> Trainer {
+    fresh_of(spec, model_config())
+}
+
+fn fresh_of(spec: &RunSpec, config: UNetConfig) -> Trainer {
     let device = Device::flex();
-    Trainer::new(model_config(), spec.clone(), &device).with_schedule(spec.schedule_config())
+    Trainer::new(config, spec.clone(), &device).with_schedule(spec.schedule_config())
 }
 
 fn train(trainer: &mut Trainer, set: &ImageSet, steps: usize) -> Vec<f64> {
@@ -220,11 +231,23 @@ fn a_training_state_is_a_model_of_its_ema_weights() {
 #[test]
 #[ignore = "needs the DDP venv (scripts/cluster/venv); scripts/test runs it"]
 fn two_processes_at_half_the_batch_each_are_one_process_at_the_whole_batch() {
+    one_process_is_two(default_recipe(), model_config(), false);
+}
+
+/// (a) for a class-conditional model (2 classes and the null one) with random flips and class
+/// dropout: the draws of labels, flips and dropped labels are shared out as the images are.
+#[test]
+#[ignore = "needs the DDP venv (scripts/cluster/venv); scripts/test runs it"]
+fn two_processes_are_one_with_class_labels_flips_and_class_dropout() {
+    let spec = default_recipe().with_random_flip(true).with_class_dropout(0.5);
+    one_process_is_two(spec, model_config().with_num_class_embeds(Some(3)), true);
+}
+
+fn one_process_is_two(spec: RunSpec, config: UNetConfig, classes: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let (data, name, set) = dataset(dir.path());
-    let spec = default_recipe();
-    let mut trainer = fresh(&spec);
+    let (data, name, set) = dataset_of(dir.path(), classes);
+    let mut trainer = fresh_of(&spec, config);
     train(&mut trainer, &set, 2);
     std::fs::write(path("start"), state(&trainer, &name)).unwrap();
     let steps = "26";
@@ -235,7 +258,7 @@ fn two_processes_at_half_the_batch_each_are_one_process_at_the_whole_batch() {
     let (one, two) = (logged_losses(&path("one.jsonl")), logged_losses(&path("two.jsonl")));
     assert_eq!(one.len(), 24);
     let worst = worst_relative(&one, &two);
-    println!("24 steps, 1 process at batch 8 against 2 at 4 each: losses differ by {worst:e} at most (relative)");
+    println!("{}: 24 steps, 1 process at batch 8 against 2 at 4 each: losses differ by {worst:e} at most (relative)", spec.describe());
     // float32 sums in another order (DDP's all-reduce, the convolutions' blocking at another
     // batch): measured 1e-7.
     assert!(worst < 1e-5, "{one:?}\n{two:?}");
