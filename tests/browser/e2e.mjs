@@ -273,6 +273,11 @@ await run(async ({ browser, base: origin }) => {
   await page.setInputFiles('[data-testid=import]', exported);
   await waitFor(() => /Loaded/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
   log(await text('status'));
+  // ... and the exported whole run comes back whole: the tab continues it at its step.
+  await page.setInputFiles('[data-testid=import]', runFile);
+  await waitFor(() => /Loaded the whole run/.test(document.querySelector('[data-testid=status]').innerText), null, 60_000);
+  log(await text('status'));
+  assert.equal(Number(await text('step')), runStep, 'the imported run is at the step it was exported at');
   await panel(3).screenshot({ path: path.join(out, 'panel-weights.png') });
 
   // 6. Export for diffusers: a zip holding the model folder (its contents are checked natively,

@@ -7,7 +7,7 @@ use crate::diffusion::Schedule;
 use crate::checkpoint::{self, ModelSource};
 use crate::data::{ImageSet, Manifest, decode_tile, images_from_upload, tile_count, upload_to_bytes};
 use crate::limits;
-use crate::train::{TrainedExample, Trainer};
+use crate::train::{STATE_FORMAT, TrainedExample, Trainer, state_metadata};
 use crate::web::browser::{fetch_bytes_with_progress, store};
 use crate::web::protocol::{Notice, Update};
 use crate::web::worker::saved_run::{SAVED_IMAGES, YOUR_IMAGES};
@@ -85,6 +85,11 @@ impl Session {
     pub(super) fn import(&mut self, files: Vec<(String, Vec<u8>)>) -> Result<(), String> {
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         let label = names.join(" + ");
+        if let [(_, bytes)] = files.as_slice()
+            && state_metadata(bytes).is_ok_and(|meta| meta.get("format").map(String::as_str) == Some(STATE_FORMAT))
+        {
+            return self.import_run(&label, bytes);
+        }
         let source = ModelSource::from_files(&files).map_err(|e| format!("{label}: {e}"))?;
         let model = source.build(&self.device, self.settings.spec.seed).map_err(|e| format!("{label}: {e}"))?;
         let steps = source.steps();
@@ -96,6 +101,25 @@ impl Session {
         self.reset_progress();
         let fresh = if source.checkpoint.is_none() { " (a config without weights: fresh weights)" } else { "" };
         self.out.send(Update::Status(format!("Loaded {label}{fresh}.")));
+        self.show_card();
+        self.show_dataset();
+        Ok(())
+    }
+
+    /// Continues a whole run from its training state (exported by this tab or `train --state`,
+    /// or written by the PyTorch cluster trainer): its weights, EMA, optimizer, step, random
+    /// stream and settings, exactly as `train --resume` would.
+    fn import_run(&mut self, label: &str, bytes: &[u8]) -> Result<(), String> {
+        let (trainer, card) = Trainer::from_state_bytes(bytes, &self.device).map_err(|e| format!("{label}: {e}"))?;
+        self.training.trainer = trainer;
+        self.training.model_name = label.to_string();
+        self.check_trainable();
+        self.reset_progress();
+        let step = self.training.trainer.step;
+        self.out.send(Update::Status(format!(
+            "Loaded the whole run {label}: step {step}, trained on {}. Train continues it with its own settings, optimizer and random stream.",
+            card.dataset
+        )));
         self.show_card();
         self.show_dataset();
         Ok(())
