@@ -3,7 +3,7 @@
 
 use super::Session;
 use crate::diffusion::{SamplerKind, SamplerName};
-use crate::pipeline::{Cadences, TrainLoop};
+use crate::pipeline::{Cadences, StepError, TrainLoop};
 use crate::spec::RunSpec;
 use crate::train::Trainer;
 use crate::web::browser::{now_ms, yield_now};
@@ -86,14 +86,15 @@ impl Session {
         }
         let report = match self.training.train_loop.record(self.training.trainer.step, loss) {
             Ok(report) => report,
-            Err(diverged) => {
+            Err(StepError::Diverged { step, loss }) => {
                 let back = match self.restore().await {
                     Ok(true) => format!("back at the last saved state, step {}", self.training.trainer.step),
                     _ => "no saved state to go back to".to_string(),
                 };
                 self.show_card();
-                return Err(format!("The {diverged}: training stopped, {back}. Try a smaller learning rate.").into());
+                return Err(format!("The loss became {loss} at step {step}: training stopped, {back}. Try a smaller learning rate.").into());
             }
+            Err(other) => return Err(Notice::from(other.to_string())),
         };
         self.training.train_ms += now_ms() - start;
         self.training.losses.push(loss);
