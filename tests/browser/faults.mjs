@@ -166,9 +166,10 @@ try {
   });
 
   await scenario('a batch larger than the GPU holds', async (context) => {
-    // 20,000 tiny images pass our own check_batch (2^31 values at once), but their 28×28×8
-    // feature maps (25 KB an image) need more than SwiftShader's largest storage buffer: the tab
-    // trains on the largest batch that fits, and says so, before any kernel runs.
+    // 20,000 tiny images pass our own check_batch (2^31 values at once), but their 14×14
+    // attention's 196² scores (154 KB an image) need more than SwiftShader's largest storage
+    // buffer (1 GiB: 6,987 images fit): the tab trains on the largest batch that fits, and says
+    // so, before any kernel runs.
     const t = await tab(context, 'large batch');
     await t.page.goto(`${origin}/?model=tiny&tiles=1&batch=20000&preview_every=1000`);
     await t.ready();
