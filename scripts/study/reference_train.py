@@ -30,27 +30,18 @@ from PIL import Image
 # The same presets as the benchmark, from scripts/bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from reference_bench import PRESETS  # noqa: E402
+# The tile reader, from the cluster trainer.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+import train as cluster_train  # noqa: E402
 
 
 def load_train_split(folder: Path) -> np.ndarray:
-    """The training images of a tiled dataset (`tabdiffusion data`'s layout: manifest.json and
-    PNG sprite sheets of up to 100 × 100 images, row-major) as uint8 [N, C, H, W]."""
-    manifest = json.loads((folder / "manifest.json").read_text())
-    h, w, c = manifest["height"], manifest["width"], manifest["channels"]
-    count = manifest["train"]["count"]
-    images = []
-    for name in manifest["train"]["tiles"]:
-        sheet = np.asarray(Image.open(folder / name).convert("L" if c == 1 else "RGB"))
-        sheet = sheet.reshape(sheet.shape[0], sheet.shape[1], c)
-        columns = sheet.shape[1] // w
-        for k in range(columns * (sheet.shape[0] // h)):
-            if len(images) == count:
-                break
-            y, x = (k // columns) * h, (k % columns) * w
-            images.append(sheet[y:y + h, x:x + w].transpose(2, 0, 1))
-    if len(images) != count:
-        raise SystemExit(f"{folder}: the manifest promises {count} training images, the tiles hold {len(images)}")
-    return np.stack(images)
+    """The training images of a tiled dataset as uint8 [N, C, H, W]: the cluster trainer's
+    reader (scripts/cluster/train.py), one copy of the tile layout in Python."""
+    try:
+        return cluster_train.load_train_split(folder)[1]
+    except cluster_train.Refusal as e:
+        raise SystemExit(str(e))
 
 
 def training_step(model, scheduler, optimizer, ema, x0, noise, t):
