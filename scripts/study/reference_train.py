@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
-from PIL import Image
 
 # The same presets as the benchmark, from scripts/bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))

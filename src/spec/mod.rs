@@ -296,8 +296,6 @@ macro_rules! setters {
 }
 
 setters!(
-    dataset: Dataset => with_dataset,
-    preset: Preset => with_preset,
     steps: usize => with_steps,
     batch_size: usize => with_batch_size,
     learning_rate: f64 => with_learning_rate,

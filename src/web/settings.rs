@@ -104,11 +104,6 @@ impl Settings {
         Objective::new(&self.schedule_config(), self.spec.min_snr_gamma)
     }
 
-    /// `?classes=1` (class-conditional) or `0`.
-    pub fn parse_classes(value: &str) -> Result<bool, String> {
-        flag("classes", value)
-    }
-
     /// The value of `?classes=` for a model that is class-conditional or not.
     pub fn classes_param(conditional: bool) -> &'static str {
         if conditional { "1" } else { "0" }
