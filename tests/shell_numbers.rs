@@ -14,6 +14,7 @@ const ANYWHERE: &[&str] = &["0", "1", "2", "3", "4", "0.0", "1.0", "100.0", "100
 
 /// Numbers one file may hold, and why.
 const PER_FILE: &[(&str, &[&str], &str)] = &[
+    ("web/kernels.rs", &["180", "10"], "the tuned build's first-step limit (s) and its first steps, in which a crash is its kernels'"),
     ("web/page/charts.rs", &["300", "300.0", "95.0", "90.0", "1e-6", "1e-3", "6.0", "4.0", "10.0"], "the charts' 300×100 box and log scales"),
     ("web/page/panels.rs", &["250", "300.0", "10"], "the forward slider's first t, the chart box, the loss mean of the last 10"),
     ("web/page/sampling_form.rs", &["1000"], "the steps input's range"),

@@ -161,6 +161,12 @@ pub enum Update {
     Backend(String),
     /// The kernels of the build the worker runs (web::kernels).
     Kernels(KernelPath),
+    /// The tuned build's tuning in this visit so far: operations tuned, kernels compiled
+    /// (sent as each tune finishes, also in the middle of a step).
+    Tuned { tuned: usize, compiled: usize },
+    /// The loss was not finite at this step (the session also sends the error that says so):
+    /// for the page's kernel watch, which asks whether the kernels or the learning rate did it.
+    Diverged { step: usize },
     /// The session can take commands.
     Ready,
     Running(bool),

@@ -29,6 +29,10 @@ pub struct Settings {
     pub lose_gpu_at: Option<usize>,
     /// For the page's fault tests only: panic in this training step (`?test_panic_at=2`).
     pub panic_at: Option<usize>,
+    /// For the page's fault tests only: the tuned build alone panics as this training step starts
+    /// (Train pressed with the run one step before it; `?test_tuned_panic_at=3`), a fault of its
+    /// kernels that the page must fall back from.
+    pub tuned_panic_at: Option<usize>,
 }
 
 impl Default for Settings {
@@ -91,6 +95,7 @@ impl Settings {
             bench: parse(&get, "bench")?,
             lose_gpu_at: parse(&get, "test_lose_gpu_at")?,
             panic_at: parse(&get, "test_panic_at")?,
+            tuned_panic_at: parse(&get, "test_tuned_panic_at")?,
         })
     }
 

@@ -84,22 +84,7 @@ await run(async ({ browser, base: origin }) => {
     }
   };
 
-  // The tuned build (dist/tuned/, made by scripts/dev/finish-site) runs where the address asks for
-  // it: the worker reports burn's autotuned kernels. It does not train here: autotuning on a
-  // software adapter would time every candidate kernel on the CPU.
-  {
-    const other = await launch();
-    try {
-      const tuned = await other.newPage();
-      await tuned.goto(`${origin}/?model=tiny&tiles=1&kernels=tuned`);
-      await tuned.waitForFunction(() => document.querySelector('[data-testid=train]')?.disabled === false, null, { polling: 250, timeout: 180_000 });
-      const kernels = await tuned.locator('[data-testid=kernels]').innerText();
-      log(`?kernels=tuned: ${kernels}`);
-      assert.match(kernels, /^autotuned .*: \?kernels= in the address$/, 'the tuned build loads in the worker');
-    } finally {
-      await other.close();
-    }
-  }
+  // The tuned build (dist/tuned/) trains, tunes once and falls back in tests/browser/tuned.mjs.
 
   // A tiny model, small batches, one data tile: software WebGPU is slow.
   const SEED = 7, STEPS = 10, COUNT = 4, QUALITY = 32;

@@ -7,7 +7,8 @@ use crate::web::page::panels::{ForwardPanel, SettingsPanel, TrainingPanel, Weigh
 use crate::web::page::playground::PlaygroundPanel;
 use crate::web::page::sampling_panel::SamplingPanel;
 use crate::web::protocol::{Command, Holder, Notice};
-use crate::web::page::view::{View, kernel_choice, send, start_worker};
+use crate::web::page::kernel_watch::{FallbackView, kernel_choice, start_worker};
+use crate::web::page::view::{View, send};
 use crate::train::TrainedExample;
 
 /// A notice in words; its technical detail behind a "Details" toggle; a Reload button when
@@ -63,7 +64,7 @@ pub fn App() -> impl IntoView {
     // Under the offline copy's control, so that the worker and its data are kept for offline.
     leptos::task::spawn_local(async move {
         offline_copy_ready().await;
-        if let Err(message) = start_worker(view, kernel_choice().await) {
+        if let Err(message) = start_worker(view, kernel_choice(view).await) {
             view.error.set(Notice::new("This browser could not start the page's training worker (a module Web Worker): try a current Chrome, Edge, Safari or Firefox.", message));
         }
     });
@@ -83,6 +84,7 @@ pub fn App() -> impl IntoView {
                 )}
             </p>
             <NoticeView notice=view.banner class="banner" testid="banner" saved_step=view.saved_step />
+            <FallbackView view=view />
             <p class="status" data-testid="status">{move || view.status.get()}</p>
             <NoticeView notice=view.error class="error" testid="error" saved_step=view.saved_step />
             <HolderView view=view />

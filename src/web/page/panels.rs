@@ -14,11 +14,13 @@ use crate::web::page::objective::{training_equation, training_note};
 use crate::web::protocol::{Command, Holder, Notice, Picture};
 use crate::web::page::quality_chart::QualityView;
 use crate::web::settings::Settings;
+use crate::web::page::kernel_watch;
 use crate::web::page::view::{View, forget_then_load, send};
 use crate::data::{Dataset, Manifest};
 use crate::diffusion::{BetaSchedule, Objective, Schedule, ScheduleConfig};
 use crate::model::Preset;
 use crate::spec::RunSpec;
+use crate::web::kernels::KernelPath;
 
 /// q(x_t | x_0) = N(x_t; √ᾱ_t x_0, (1 − ᾱ_t) I), ᾱ_t = ∏ (1 − β_s), SNR = ᾱ_t / (1 − ᾱ_t)
 /// (Ho et al. 2020, eq. 4; Kingma et al. 2021 for the SNR).
@@ -280,7 +282,7 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                 inner_html=move || view.objective.with(training_equation)></div>
             <p class="note" data-testid="training-note">{move || view.objective.with(training_note)}</p>
             <div class="controls">
-                <button data-testid="train" on:click=move |_| send(Command::Train, Vec::new())
+                <button data-testid="train" on:click=move |_| kernel_watch::train(view)
                     disabled=move || !view.ready.get() || view.running.get() || view.holder.get() != Holder::ThisTab>"Train"</button>
                 <button data-testid="pause" on:click=move |_| send(Command::Pause, Vec::new())
                     disabled=move || !view.running.get()>"Pause"</button>
@@ -293,6 +295,14 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                 <table class="stats">
                     <tr><th>"backend"</th><td data-testid="backend">{move || view.backend.get()}</td></tr>
                     <tr><th>"kernels"</th><td data-testid="kernels">{move || view.kernels.get()}</td></tr>
+                    <tr title="The tuned build times the candidate kernels of each new operation and shape once per GPU, and this browser keeps the results: a second visit tunes nothing."
+                        hidden=move || view.kernels_asked.get().0 != KernelPath::Tuned>
+                        <th>"tuned this visit"</th>
+                        <td data-testid="tuned" data-tuned=move || view.tuning.get().0>{move || {
+                            let (tuned, compiled) = view.tuning.get();
+                            format!("{tuned} operations tuned, {compiled} kernels compiled")
+                        }}</td>
+                    </tr>
                     <tr><th>"dataset"</th><td data-testid="dataset">{move || view.dataset.get().0}</td></tr>
                     <tr><th>"step"</th><td data-testid="step">{move || view.step.get()}</td></tr>
                     <tr><th>"images/s"</th><td data-testid="images-per-s">{move || format!("{:.1}", view.images_per_s.get())}</td></tr>
@@ -306,7 +316,7 @@ pub fn TrainingPanel(view: View) -> impl IntoView {
                     <tr><th>"training images loaded"</th><td data-testid="images-loaded">{move || view.images_loaded.get()}</td></tr>
                 </table>
                 <figure>
-                    <svg data-testid="loss-chart" viewBox="0 0 300 114" width="300" height="114">
+                    <svg data-testid="loss-chart" data-recent=move || view.losses.with(|l| serde_json::to_string(&l[l.len().saturating_sub(10)..]).unwrap_or_default()) viewBox="0 0 300 114" width="300" height="114">
                         <polyline fill="none" stroke="currentColor" stroke-width="1.5" points=move || view.losses.with(|l| chart_points(l)) />
                         <line x1="0" x2="300" y1="100" y2="100" stroke="#ddd" />
                         <text data-testid="loss-axis" x="150" y="110" text-anchor="middle" font-size="10" fill="#555">

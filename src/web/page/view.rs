@@ -4,17 +4,15 @@ use std::cell::RefCell;
 
 use leptos::prelude::*;
 use leptos::prelude::Update as _;
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::Closure;
-use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::Worker;
 
 use crate::diffusion::Objective;
 use crate::model::Preset;
 use crate::spec::RunSpec;
-use crate::web::kernels::KernelPath;
+use crate::web::kernels::{KernelPath, KernelWatch};
 
-use crate::web::browser::{adapter_facts, describe, download, query, query_param};
-use crate::web::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, Update, decode, encode};
+use crate::web::browser::{download, query, query_param};
+use crate::web::protocol::{Canvas, Command, Holder, Notice, Picture, QualityPoint, Update, encode};
 use crate::web::settings::Settings;
 
 /// Everything the page shows, as signals the worker's updates write.
@@ -32,6 +30,21 @@ pub struct View {
     pub kernels_asked: RwSignal<(KernelPath, String)>,
     /// The kernels the worker runs on, in words.
     pub kernels: RwSignal<String>,
+    /// The tuned build's tuning in this visit: operations tuned, kernels compiled.
+    pub tuning: RwSignal<(usize, usize)>,
+    /// The watch over the worker's tuned kernels ([`kernel_watch`]).
+    pub watch: RwSignal<KernelWatch>,
+    /// Where this browser remembers a failure of the tuned kernels on this adapter and build
+    /// (`kernels::memory_key`); none without a hardware adapter.
+    pub memory: RwSignal<Option<String>>,
+    /// Why the page runs the plain kernels after the tuned ones failed (empty: they did not).
+    pub fallback: RwSignal<String>,
+    /// Press Train once the (replacement) worker is ready.
+    pub resume_on_ready: RwSignal<bool>,
+    /// Train was pressed, and training has not stopped since.
+    pub wants_training: RwSignal<bool>,
+    /// Counts the workers started: a timer or an event of a replaced worker is stale.
+    pub worker_generation: RwSignal<u32>,
     pub ready: RwSignal<bool>,
     pub running: RwSignal<bool>,
     pub step: RwSignal<usize>,
@@ -82,6 +95,13 @@ impl View {
             backend: RwSignal::new(String::new()),
             kernels_asked: RwSignal::new((KernelPath::Plain, String::new())),
             kernels: RwSignal::new(String::new()),
+            tuning: RwSignal::new((0, 0)),
+            watch: RwSignal::new(KernelWatch::Off),
+            memory: RwSignal::new(None),
+            fallback: RwSignal::new(String::new()),
+            resume_on_ready: RwSignal::new(false),
+            wants_training: RwSignal::new(false),
+            worker_generation: RwSignal::new(0),
             ready: RwSignal::new(false),
             running: RwSignal::new(false),
             step: RwSignal::new(0),
@@ -110,7 +130,7 @@ impl View {
     }
 
     /// Applies one update from the worker.
-    fn apply(&self, update: Update, mut bytes: Vec<Vec<u8>>) {
+    pub fn apply(&self, update: Update, mut bytes: Vec<Vec<u8>>) {
         match update {
             Update::Status(s) => self.status.set(s),
             Update::Error(notice) => self.error.set(notice),
@@ -122,6 +142,14 @@ impl View {
                 (asked, why) if asked == path => format!("{}: {why}", path.describe()),
                 (asked, _) => format!("{}: the {} build did not load (the browser's console says why)", path.describe(), asked.name()),
             }),
+            Update::Tuned { tuned, compiled } => {
+                self.tuning.set((tuned, compiled));
+                if self.running.get_untracked() {
+                    self.status.set(format!("Training… tuning kernels: {tuned} operations tuned"));
+                }
+            }
+            // For the kernel watch, which saw it before this.
+            Update::Diverged { .. } => {}
             Update::Ready => self.ready.set(true),
             Update::Running(r) => self.running.set(r),
             Update::Step { step, images_per_s } => {
@@ -208,60 +236,15 @@ pub fn send(command: Command, bytes: Vec<Vec<u8>>) {
     });
 }
 
-/// The kernels the training worker runs on: `?kernels=` where the address names them, else
-/// the core's rule for this browser's adapter ([`KernelPath::for_adapter`]), with why.
-pub async fn kernel_choice() -> (KernelPath, String) {
-    let asked = query_param("kernels").map(|name| name.parse::<KernelPath>());
-    if let Some(Ok(path)) = asked {
-        return (path, "?kernels= in the address".into());
-    }
-    let adapter = adapter_facts().await;
-    let why = match &adapter {
-        None => "no WebGPU adapter".into(),
-        Some(facts) if facts.is_software() => format!("a software adapter ({facts})"),
-        Some(facts) => format!("a hardware adapter ({facts})"),
-    };
-    let why = match asked {
-        Some(Err(e)) => format!("{why}; ?kernels= ignored: {e}"),
-        _ => why,
-    };
-    (KernelPath::for_adapter(adapter.as_ref()), why)
-}
-
-/// Starts `worker.js` (this same wasm module, or its tuned build: `kernels`, as a module
-/// worker) with the page's query as its name (see [`query`]), `kernels=` set to the choice.
-pub fn start_worker(view: View, kernels: (KernelPath, String)) -> Result<(), String> {
-    let options = WorkerOptions::new();
-    options.set_type(WorkerType::Module);
-    let name = web_sys::UrlSearchParams::new_with_str(&query()).map_err(describe)?;
-    name.set("kernels", kernels.0.name());
-    options.set_name(&String::from(name.to_string()));
-    view.kernels_asked.set(kernels);
-    let worker = Worker::new_with_options("./worker.js", &options).map_err(describe)?;
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match decode::<Update>(&event.data()) {
-        Ok((update, bytes)) => view.apply(update, bytes),
-        Err(message) => view.error.set(Notice::new("The page and its training worker misunderstood each other.", message)),
-    });
-    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    on_message.forget();
-    // The worker died (a panic ends a wasm module). A panic has already said what it was doing
-    // (worker::report_panics); anything else gets this message.
-    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
-        view.running.set(false);
-        view.ready.set(false);
-        if !view.error.get_untracked().reload {
-            view.error.set(
-                Notice::new(
-                    "The training worker stopped (the GPU may have been lost or run out of memory). Your run is saved in this browser as of its last save; reload the page to resume it, with a smaller batch (Settings) if memory ran out.",
-                    event.message(),
-                )
-                .with_reload(),
-            );
-        }
-    });
-    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    on_error.forget();
+/// The page's training worker from now on (`kernel_watch::start_worker` starts it).
+pub fn set_worker(worker: Worker) {
     WORKER.with(|w| *w.borrow_mut() = Some(worker));
-    Ok(())
 }
 
+/// Ends the training worker (the kernel watch replaces it); its late events are ignored.
+pub fn stop_worker(view: View) {
+    view.worker_generation.update(|g| *g += 1);
+    if let Some(worker) = WORKER.with(|w| w.borrow_mut().take()) {
+        worker.terminate();
+    }
+}

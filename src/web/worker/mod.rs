@@ -6,6 +6,7 @@ mod gpu;
 mod outbox;
 mod saved_run;
 mod session;
+mod tuning;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;

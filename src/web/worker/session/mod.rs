@@ -104,6 +104,8 @@ impl Session {
         doing("looking for a GPU");
         out.send(Update::Status("Looking for WebGPU…".into()));
         let (device, gpu, backend) = if has_webgpu() {
+            // Before the device: the tuned build's tune store opens (the page names it).
+            super::tuning::prepare(&crate::web::browser::query_param("tunes").unwrap_or_default()).await;
             match Device::wgpu_options().init_with_setup_async().await {
                 Ok((device, setup)) => {
                     setup.device.set_device_lost_callback(|reason, message| {
@@ -297,6 +299,10 @@ impl Session {
                 }
                 if gpu_lost() {
                     return Err(lost_gpu());
+                }
+                let step = self.training.trainer.step + 1;
+                if self.settings.tuned_panic_at == Some(step) && KernelPath::of_this_build() == KernelPath::Tuned {
+                    panic!("?test_tuned_panic_at={step}: a panic injected in the tuned build as training step {step} starts (the page's test of its fallback)");
                 }
                 self.out.send(Update::Error(Notice::default()));
                 self.measure_fixed_batch().await?;

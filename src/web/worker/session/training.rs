@@ -9,7 +9,9 @@ use crate::train::Trainer;
 use crate::web::browser::{now_ms, yield_now};
 use crate::web::protocol::{Notice, Update};
 use crate::web::worker::gpu::{gpu_lost, lost_gpu, read_scalar};
+use crate::web::kernels::KernelPath;
 use crate::web::worker::outbox::doing;
+use crate::web::worker::tuning;
 
 /// The model the session trains, and what its training has shown.
 pub(super) struct Training {
@@ -62,6 +64,7 @@ impl Session {
         if self.settings.panic_at == Some(step) {
             panic!("?test_panic_at={step}: a panic injected in training step {step} (the page's test of a crashed worker)");
         }
+        let tuned_before = tuning::counts();
         let loss = self.training.train_loop.step(&mut self.training.trainer, &self.data).map_err(|e| Notice::from(e.to_string()))?;
         let loss = match read_scalar(loss).await {
             Ok(loss) => loss,
@@ -84,9 +87,14 @@ impl Session {
         if gpu_lost() {
             return Err(lost_gpu());
         }
+        if tuning::counts() != tuned_before {
+            // The status said "tuning kernels: n operations tuned" during the step.
+            self.out.send(Update::Status(KernelPath::of_this_build().training_status().into()));
+        }
         let report = match self.training.train_loop.record(self.training.trainer.step, loss) {
             Ok(report) => report,
             Err(StepError::Diverged { step, loss }) => {
+                self.out.send(Update::Diverged { step });
                 let back = match self.restore().await {
                     Ok(true) => format!("back at the last saved state, step {}", self.training.trainer.step),
                     _ => "no saved state to go back to".to_string(),
