@@ -8,8 +8,8 @@
 //      store on the origin's private file system, web/worker/tuning.rs).
 //   Both wait on CubeCL: with burn 0.22.1 / CubeCL 0.11.3 the tuned build loses its device at its
 //   first matrix product here, because a matmul candidate asks for WGSL's `subgroups`, which
-//   Chromium on SwiftShader refuses ("extension 'subgroups' is not allowed in the current
-//   environment"). Until then this checks that it is exactly that failure (any other fails the
+//   the device (wgpu 30 never asks the browser for that feature) refuses ("extension 'subgroups'
+//   is not allowed in the current environment"; docs/architecture.md#gpu-kernels). Until then this checks that it is exactly that failure (any other fails the
 //   test), and 1 and 2 run as soon as the tuned build trains.
 //   3. Never stuck: with the page made to believe its adapter is a hardware GPU, a fault of the
 //      tuned build (the test-only `test_tuned_panic_at`) makes the page restart the run on the
