@@ -205,6 +205,19 @@ impl KernelWatch {
         }
     }
 
+    /// The worker reported the kernels of the build it runs: the plain ones where the tuned were
+    /// asked for means the tuned build's wasm did not load (`worker.js` then runs the plain one
+    /// in the same worker): nothing to restart, but remembered as a failure to start.
+    pub fn on_build(&mut self, path: KernelPath) -> Verdict {
+        match (&*self, path) {
+            (Self::Tuned { .. }, KernelPath::Plain) => {
+                *self = Self::Off;
+                Verdict::Confirmed(Fallback::DidNotStart("its wasm did not load; the browser's console says why".into()))
+            }
+            _ => Verdict::Keep,
+        }
+    }
+
     /// The first step has run for [`FIRST_STEP_LIMIT`] (the page's timer, armed when training
     /// starts on a tuned worker that has finished no step).
     pub fn on_first_step_timer(&mut self) -> Verdict {
@@ -307,6 +320,12 @@ mod tests {
         assert_eq!(watch.on_crash(false, 0, "no adapter"), Verdict::FallBack(Fallback::DidNotStart("no adapter".into())));
         assert_eq!(watch, KernelWatch::Off, "one fallback per worker");
 
+        // worker.js ran the plain build because the tuned one did not load: remembered, no restart.
+        let mut watch = KernelWatch::new(KernelPath::Tuned, false);
+        assert_eq!(watch.on_build(KernelPath::Tuned), Verdict::Keep);
+        assert!(matches!(watch.on_build(KernelPath::Plain), Verdict::Confirmed(Fallback::DidNotStart(_))));
+        assert_eq!(watch, KernelWatch::Off);
+
         let mut watch = KernelWatch::new(KernelPath::Tuned, false);
         assert_eq!(watch.on_first_step_timer(), Verdict::FallBack(Fallback::Stalled { seconds: FIRST_STEP_LIMIT.as_secs() }));
 
@@ -326,6 +345,7 @@ mod tests {
             assert_eq!(watch.on_crash(false, 0, "x"), Verdict::Keep);
             assert_eq!(watch.on_first_step_timer(), Verdict::Keep);
             assert_eq!(watch.on_diverged(3), Verdict::Keep);
+            assert_eq!(watch.on_build(KernelPath::Plain), Verdict::Keep);
         }
     }
 

@@ -129,6 +129,7 @@ pub fn start_worker(view: View, start: WorkerStart) -> Result<(), String> {
 /// is dropped (the worker it came from is being replaced).
 pub fn watch(view: View, update: &Update) -> bool {
     let verdict = match update {
+        Update::Kernels(path) => view.watch.try_update(|w| w.on_build(*path)),
         Update::Step { step, .. } => view.watch.try_update(|w| w.on_step(*step)),
         Update::Diverged { step } => view.watch.try_update(|w| w.on_diverged(*step)),
         Update::Error(notice) if notice.reload => {
